@@ -1,0 +1,92 @@
+// The node's REST API as the sweeper needs it: the current height and a paged, filtered scan
+// of payments. PaymentSource is the seam the run loop is tested through; NodeClient is the
+// real thing (libcurl).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "lsp_sweeper/domain.hpp"
+#include "lsp_sweeper/node/decode.hpp"
+
+namespace lsp_sweeper::node {
+
+// Why a request to the node failed, after any retries. Unauthorized and Locked are final
+// answers from the node; the others are transport or protocol failures.
+enum class NodeErrorKind {
+  Unauthorized,    // 401: the token was refused
+  Locked,          // 403: node locked or not initialised
+  Transport,       // connection, timeout, TLS, 5xx after retries
+  Protocol,        // a body we cannot use: bad JSON, too large, wrong content type
+  CursorRegressed  // the pagination cursor did not strictly decrease
+};
+
+struct NodeError : std::runtime_error {
+  NodeError(NodeErrorKind kind, const std::string& message)
+      : std::runtime_error(message), kind(kind) {}
+  NodeErrorKind kind;
+};
+
+// One filtered listing. Each filter is sent as a query parameter in the paginated dialect;
+// the legacy dialect ignores them all and returns every payment at once.
+struct PaymentQuery {
+  std::optional<NodeStatus> status;
+  std::optional<Direction> direction;
+  std::optional<std::int64_t> created_after;  // unix seconds, inclusive
+};
+
+struct ScanStats {
+  Dialect dialect = Dialect::Paginated;
+  int pages = 0;
+  // True when the scan stopped at a page whose last_index_offset was 0 (payments stored
+  // before the node had an index) while the page was full: older payments may exist that the
+  // cursor cannot reach.
+  bool stopped_at_unindexed = false;
+};
+
+using PageSink = std::function<void(PaymentPage&)>;
+
+class PaymentSource {
+ public:
+  virtual ~PaymentSource() = default;
+  virtual std::int64_t current_height() = 0;
+  // Calls on_page once per page, newest first, and follows the cursor only while it strictly
+  // decreases. Throws NodeError when a request fails for good.
+  virtual ScanStats scan(const PaymentQuery& query, std::uint32_t page_size,
+                         const PageSink& on_page) = 0;
+};
+
+struct NodeClientOptions {
+  std::string base_url;  // e.g. http://127.0.0.1:3001 (no trailing slash needed)
+  std::string token;     // bearer token; never logged
+  std::chrono::milliseconds timeout{30000};
+  int max_attempts = 4;  // per GET, including the first
+  std::chrono::milliseconds first_backoff{200};
+  std::uint64_t max_response_bytes = 64ull * 1024 * 1024;
+};
+
+class NodeClient final : public PaymentSource {
+ public:
+  explicit NodeClient(NodeClientOptions options);
+  ~NodeClient() override;
+  NodeClient(const NodeClient&) = delete;
+  NodeClient& operator=(const NodeClient&) = delete;
+
+  std::int64_t current_height() override;
+  ScanStats scan(const PaymentQuery& query, std::uint32_t page_size,
+                 const PageSink& on_page) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The URL with any user:password@ part removed, for logs and reports.
+std::string redact_url(const std::string& url);
+
+}  // namespace lsp_sweeper::node

@@ -1,0 +1,99 @@
+// The planner: a pure function from what the node says and what the LSP records say to the
+// repairs to apply and the divergences to report. No I/O, no clock, no globals; the
+// transition table of DOMAIN.md lives here once, as data.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lsp_sweeper/domain.hpp"
+
+namespace lsp_sweeper::plan {
+
+enum class RepairKind { MissedClaimable, MissedPaymentSent, MissingOutboxJob };
+std::string_view to_string(RepairKind k);
+
+// One row of the transition table: a record of `flow` in one of `from` moves to `to`, and
+// the outbox gets a job `outbox_action`. For MissingOutboxJob, from == {to}: only the job
+// is added, and only while the record is still in that state.
+struct Transition {
+  RepairKind kind;
+  Flow flow;
+  std::vector<std::string_view> from;
+  std::string_view to;
+  std::string_view outbox_action;
+};
+
+struct Repair {
+  RepairKind kind = RepairKind::MissedClaimable;
+  Flow flow = Flow::Apay;
+  std::string payment_hash;
+  std::string observed_status;  // the record's status when planned (reported as "from")
+  std::vector<std::string> from;  // the conditional UPDATE's `status IN (...)`
+  std::string to;
+  std::string outbox_action;
+  std::optional<std::int64_t> claim_deadline_height;  // MissedClaimable
+  std::optional<std::string> preimage;                // MissedPaymentSent, already verified
+  bool applied = false;  // set by the apply step, never by the planner
+};
+
+enum class DivergenceKind {
+  PreimageMismatch,        // sha256(preimage) != payment_hash
+  PreimageMissing,         // outbound succeeded but the node reports no preimage
+  AmountMismatch,          // node amt_msat differs from (or is missing for) the record's amount
+  ClaimDeadlineUnknown,    // claimable, but neither the node nor the record knows the deadline
+  ClaimDeadlinePassed,     // the deadline is at or below the current height
+  NodeLegFailed,           // node says Failed/Cancelled while the LSP thinks the leg is in flight
+  OutboundSucceededEarly,  // outbound leg succeeded before the LSP recorded outbound_paid
+  UnexplainedState,        // the record is in a state the transition table cannot explain
+  MalformedPayment,        // the node sent a payment the decoder rejected
+};
+std::string_view to_string(DivergenceKind k);
+
+struct Divergence {
+  DivergenceKind kind = DivergenceKind::UnexplainedState;
+  std::optional<Flow> flow;  // none for MalformedPayment
+  std::string payment_hash;
+  std::string detail;
+  // False for a divergence that is expected to heal by itself (the LSP's own job is
+  // behind, still inside the grace period): it is reported but does not need a person.
+  bool needs_person = true;
+};
+
+struct PlanContext {
+  std::int64_t now = 0;             // unix seconds
+  std::int64_t current_height = 0;  // the node's block height
+  std::int64_t min_age = 30;        // seconds since the node's updated_at before acting
+  std::int64_t waiting_grace = 900;  // seconds an OutboundSucceededEarly may last unalerted
+};
+
+struct Plan {
+  std::vector<Repair> repairs;
+  std::vector<Divergence> divergences;
+  int orphans = 0;   // node payments no LSP record knows: other traffic of the node
+  int deferred = 0;  // payments updated less than min_age ago: left to the next sweep
+};
+
+// The transition table of DOMAIN.md, the four rows plus the two missing-outbox-job rows per
+// flow.
+const std::vector<Transition>& transition_table();
+
+// Plans the repairs for node payments against the LSP records with the same hashes (records
+// may hold both flows, in any order). Payments are expected de-duplicated by
+// (hash, direction).
+Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<LspRecord>& records,
+                   const PlanContext& context);
+
+// Plans the outbox jobs missing for records already in a state that needs one.
+Plan plan_missing_outbox_jobs(const std::vector<LspRecord>& records);
+
+// The states in which a record of `flow` must have an outbox job, for the store's lookup.
+std::vector<std::string> states_needing_outbox_job(Flow flow);
+
+// A divergence for each payment the decoder rejected.
+std::vector<Divergence> divergences_for_rejected(const std::vector<RejectedPayment>& rejected);
+
+}  // namespace lsp_sweeper::plan

@@ -1,0 +1,86 @@
+// The LSP's order records in PostgreSQL, and the sweeper's own audit schema. RecordStore is
+// the seam the run loop is tested through; PgStore is the real thing (libpqxx). Nothing past
+// this header knows a table name, and every SQL value is a parameter.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "lsp_sweeper/domain.hpp"
+#include "lsp_sweeper/plan/plan.hpp"
+
+namespace lsp_sweeper::store {
+
+// A database failure, with the statement or step it happened in. The connection string is
+// never part of the message.
+struct StoreError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// What the sweeper writes about a finished run (lsp_sweeper.runs).
+struct RunRecord {
+  std::string run_id;
+  std::string status;  // "ok", "divergences", "failed"
+  int exit_code = 0;
+  std::string report_json;
+};
+
+class RecordStore {
+ public:
+  virtual ~RecordStore() = default;
+
+  // The APay and relay records whose payment_hash is in `hashes` (lowercase hex), in one
+  // round trip per table. outbox_actions is left empty.
+  virtual std::vector<LspRecord> records_for(const std::vector<std::string>& hashes) = 0;
+
+  // Records of either flow whose status is one of plan::states_needing_outbox_job(flow),
+  // with outbox_actions filled.
+  virtual std::vector<LspRecord> records_needing_outbox_job() = 0;
+
+  // Applies one repair as one transaction: the conditional UPDATE (skipped for
+  // MissingOutboxJob), the outbox INSERT ... ON CONFLICT DO NOTHING only when the UPDATE
+  // changed a row (for MissingOutboxJob: only while the record is still in that state),
+  // and the audit row in lsp_sweeper.actions. Returns whether the record was changed (or,
+  // for MissingOutboxJob, the job inserted). false is the normal answer to a callback that
+  // landed meanwhile.
+  virtual bool apply(const plan::Repair& repair, const std::string& run_id) = 0;
+
+  // lsp_sweeper.runs: a row when the run starts, completed when it ends.
+  virtual void begin_run(const std::string& run_id, bool dry_run) = 0;
+  virtual void finish_run(const RunRecord& run) = 0;
+};
+
+class PgStore final : public RecordStore {
+ public:
+  // Connects with any libpq connection string (URI or key=value).
+  explicit PgStore(const std::string& connection_string);
+  ~PgStore() override;
+  PgStore(const PgStore&) = delete;
+  PgStore& operator=(const PgStore&) = delete;
+
+  std::vector<LspRecord> records_for(const std::vector<std::string>& hashes) override;
+  std::vector<LspRecord> records_needing_outbox_job() override;
+  bool apply(const plan::Repair& repair, const std::string& run_id) override;
+  void begin_run(const std::string& run_id, bool dry_run) override;
+  void finish_run(const RunRecord& run) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The version of the sweeper's own schema this build expects.
+int expected_schema_version();
+
+// Creates or upgrades the lsp_sweeper schema (idempotent, under an advisory lock, in one
+// transaction), and with `with_lsp_schema` the LSP's own tables too (for development, tests
+// and the demo). Returns the schema version now in place.
+int migrate(const std::string& connection_string, bool with_lsp_schema);
+
+// A libpq connection string with any password removed, for logs and error messages.
+std::string redact_connection_string(const std::string& connection_string);
+
+}  // namespace lsp_sweeper::store
