@@ -1,0 +1,67 @@
+#include "lsp_sweeper/util/hex.hpp"
+
+#include <openssl/sha.h>
+
+#include <array>
+
+namespace lsp_sweeper::util {
+
+namespace {
+constexpr char kDigits[] = "0123456789abcdef";
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+}  // namespace
+
+std::optional<std::string> normalize_hex32(std::string_view text) {
+  if (text.size() != 64) return std::nullopt;
+  std::string out(64, '0');
+  for (std::size_t i = 0; i < 64; ++i) {
+    const int v = hex_value(text[i]);
+    if (v < 0) return std::nullopt;
+    out[i] = kDigits[v];
+  }
+  return out;
+}
+
+std::string sha256_hex(std::string_view data) {
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data());
+  std::string out;
+  out.reserve(digest.size() * 2);
+  for (unsigned char b : digest) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 0x0f]);
+  }
+  return out;
+}
+
+bool preimage_matches(std::string_view preimage_hex, std::string_view payment_hash_hex) {
+  if (preimage_hex.size() != 64 || payment_hash_hex.size() != 64) return false;
+  std::string bytes(32, '\0');
+  for (std::size_t i = 0; i < 32; ++i) {
+    const int hi = hex_value(preimage_hex[2 * i]);
+    const int lo = hex_value(preimage_hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    bytes[i] = static_cast<char>((hi << 4) | lo);
+  }
+  return sha256_hex(bytes) == payment_hash_hex;
+}
+
+std::string printable(std::string_view text, std::size_t max_chars) {
+  std::string out;
+  const std::size_t n = text.size() < max_chars ? text.size() : max_chars;
+  out.reserve(n + 3);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    out.push_back(c >= 0x20 && c < 0x7f ? static_cast<char>(c) : '?');
+  }
+  if (text.size() > max_chars) out += "...";
+  return out;
+}
+
+}  // namespace lsp_sweeper::util
