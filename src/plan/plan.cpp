@@ -1,1 +1,296 @@
-// placeholder: being written
+#include "lsp_sweeper/plan/plan.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "lsp_sweeper/util/hex.hpp"
+
+namespace lsp_sweeper::plan {
+
+namespace {
+
+// Each flow's states in the order an order moves through them, and the terminal states
+// that end it early. An "at or beyond" test is a comparison of positions, as in utexo-lsp.
+struct StateLadder {
+  std::vector<std::string_view> ordered;
+  std::vector<std::string_view> terminal;
+};
+
+const StateLadder& ladder(Flow flow) {
+  static const StateLadder apay{{"reserved", "active", "claimable", "outbound_requested",
+                                 "outbound_pending", "outbound_paid", "outbound_claimed",
+                                 "inbound_claimed"},
+                                {"inbound_cancelled", "outbound_cancelled", "failed"}};
+  static const StateLadder relay{
+      {"quoted", "claimable", "outbound_pending", "outbound_paid", "outbound_claimed", "settled"},
+      {"cancelled", "failed"}};
+  return flow == Flow::Apay ? apay : relay;
+}
+
+bool contains(const std::vector<std::string_view>& states, std::string_view status) {
+  return std::find(states.begin(), states.end(), status) != states.end();
+}
+
+// Position of `status` in the flow's ordered states; nothing for terminal or unknown ones.
+std::optional<std::size_t> rank(Flow flow, std::string_view status) {
+  const auto& ordered = ladder(flow).ordered;
+  const auto it = std::find(ordered.begin(), ordered.end(), status);
+  if (it == ordered.end()) return std::nullopt;
+  return static_cast<std::size_t>(it - ordered.begin());
+}
+
+bool at_or_beyond(Flow flow, std::string_view status, std::string_view threshold) {
+  const auto a = rank(flow, status);
+  const auto b = rank(flow, threshold);
+  return a && b && *a >= *b;
+}
+
+// The states in which the LSP still counts on a leg the node may report as Failed or
+// Cancelled: the inbound HTLC is held from `claimable` until the LSP claims it; the outbound
+// payment is in flight while the LSP has sent it but not seen it settle.
+const std::vector<std::string_view>& in_flight_states(Flow flow, Direction leg) {
+  static const std::vector<std::string_view> apay_inbound{
+      "claimable", "outbound_requested", "outbound_pending", "outbound_paid", "outbound_claimed"};
+  static const std::vector<std::string_view> relay_inbound{"claimable", "outbound_pending",
+                                                           "outbound_paid", "outbound_claimed"};
+  static const std::vector<std::string_view> outbound{"outbound_pending", "outbound_paid"};
+  if (leg == Direction::Outbound) return outbound;
+  return flow == Flow::Apay ? apay_inbound : relay_inbound;
+}
+
+std::vector<Transition> build_table() {
+  std::vector<Transition> table{
+      {RepairKind::MissedClaimable, Flow::Apay, {"active"}, "claimable",
+       "request_outbound_invoice"},
+      {RepairKind::MissedClaimable, Flow::Relay, {"quoted"}, "claimable",
+       "lightning_send_pay_outbound"},
+      {RepairKind::MissedPaymentSent, Flow::Apay, {"outbound_paid"}, "outbound_claimed",
+       "claim_inbound_invoice"},
+      {RepairKind::MissedPaymentSent, Flow::Relay, {"outbound_pending", "outbound_paid"},
+       "outbound_claimed", "lightning_send_claim_inbound"},
+  };
+  // A record that reached a callback's target state must have that callback's job: derive
+  // the missing-job rows from the callback rows so the pairing is written once.
+  const std::size_t callback_rows = table.size();
+  for (std::size_t i = 0; i < callback_rows; ++i) {
+    const Transition& t = table[i];
+    table.push_back({RepairKind::MissingOutboxJob, t.flow, {t.to}, t.to, t.outbox_action});
+  }
+  return table;
+}
+
+const Transition& transition_for(RepairKind kind, Flow flow) {
+  for (const auto& t : transition_table()) {
+    if (t.kind == kind && t.flow == flow) return t;
+  }
+  // The table above has a row for every (callback kind, flow); reaching here is a bug.
+  throw std::logic_error("no transition for this kind and flow");
+}
+
+Repair make_repair(const Transition& t, const LspRecord& record) {
+  Repair r;
+  r.kind = t.kind;
+  r.flow = t.flow;
+  r.payment_hash = record.payment_hash;
+  r.observed_status = record.status;
+  r.from.assign(t.from.begin(), t.from.end());
+  r.to = std::string(t.to);
+  r.outbox_action = std::string(t.outbox_action);
+  return r;
+}
+
+class Planner {
+ public:
+  Planner(const PlanContext& context, Plan& plan) : ctx_(context), plan_(plan) {}
+
+  void payment(const NodePayment& p, const LspRecord& record) {
+    const bool failed = p.status == NodeStatus::Failed || p.status == NodeStatus::Cancelled;
+    if (p.type == PaymentType::InboundHodl && p.status == NodeStatus::Claimable) {
+      claimable(p, record);
+    } else if (p.type == PaymentType::Outbound && p.status == NodeStatus::Succeeded) {
+      payment_sent(p, record);
+    } else if (failed && contains(in_flight_states(record.flow, p.direction()), record.status)) {
+      diverge(DivergenceKind::NodeLegFailed, record,
+              "node reports the " + std::string(to_string(p.direction())) + " leg " +
+                  std::string(to_string(p.status)) + " while the record is " + record.status);
+    }
+  }
+
+ private:
+  void claimable(const NodePayment& p, const LspRecord& record) {
+    const Transition& t = transition_for(RepairKind::MissedClaimable, record.flow);
+    if (!contains(t.from, record.status)) {
+      if (!at_or_beyond(record.flow, record.status, t.to)) {
+        unexplained(record, "node holds the inbound HTLC (Claimable)");
+      }
+      return;
+    }
+    bool guarded = false;
+    if (!p.amt_msat || !record.amount_msat ||
+        *p.amt_msat != static_cast<std::uint64_t>(*record.amount_msat)) {
+      diverge(DivergenceKind::AmountMismatch, record,
+              "node amt_msat " + (p.amt_msat ? std::to_string(*p.amt_msat) : "null") +
+                  ", record expects " +
+                  (record.amount_msat ? std::to_string(*record.amount_msat) : "null"));
+      guarded = true;
+    }
+    // APay keeps a deadline the LSP already recorded; relay takes the node's when it has one.
+    const auto deadline = record.flow == Flow::Apay
+                              ? (record.claim_deadline_height ? record.claim_deadline_height
+                                                              : p.claim_deadline_height)
+                              : (p.claim_deadline_height ? p.claim_deadline_height
+                                                         : record.claim_deadline_height);
+    if (!deadline) {
+      diverge(DivergenceKind::ClaimDeadlineUnknown, record,
+              "no claim_deadline_height from the node or the record; not guessing one");
+      guarded = true;
+    } else if (*deadline <= ctx_.current_height) {
+      diverge(DivergenceKind::ClaimDeadlinePassed, record,
+              "claim deadline " + std::to_string(*deadline) + " is at or below height " +
+                  std::to_string(ctx_.current_height));
+      guarded = true;
+    }
+    if (guarded) return;
+    Repair r = make_repair(t, record);
+    r.claim_deadline_height = deadline;
+    plan_.repairs.push_back(std::move(r));
+  }
+
+  void payment_sent(const NodePayment& p, const LspRecord& record) {
+    const Transition& t = transition_for(RepairKind::MissedPaymentSent, record.flow);
+    if (contains(t.from, record.status)) {
+      if (!p.preimage) {
+        diverge(DivergenceKind::PreimageMissing, record,
+                "outbound payment succeeded but the node reports no preimage");
+      } else if (!util::preimage_matches(*p.preimage, p.payment_hash)) {
+        diverge(DivergenceKind::PreimageMismatch, record,
+                "sha256(preimage) does not equal the payment hash; not applied");
+      } else {
+        Repair r = make_repair(t, record);
+        r.preimage = p.preimage;
+        plan_.repairs.push_back(std::move(r));
+      }
+      return;
+    }
+    if (at_or_beyond(record.flow, record.status, t.to)) return;
+    if (at_or_beyond(record.flow, record.status, "claimable")) {
+      // The LSP's own outbound job has not recorded its payment yet; it will move the record.
+      // Only one that stays behind past the grace period needs a person.
+      const std::int64_t waited = ctx_.now - p.updated_at;
+      diverge(DivergenceKind::OutboundSucceededEarly, record,
+              "outbound leg succeeded " + std::to_string(waited) + " s ago; record still " +
+                  record.status,
+              waited > ctx_.waiting_grace);
+      return;
+    }
+    unexplained(record, "node reports the outbound leg Succeeded");
+  }
+
+  void unexplained(const LspRecord& record, const std::string& node_says) {
+    diverge(DivergenceKind::UnexplainedState, record,
+            node_says + " but the " + std::string(to_string(record.flow)) + " record is '" +
+                util::printable(record.status, 40) + "'");
+  }
+
+  void diverge(DivergenceKind kind, const LspRecord& record, std::string detail,
+               bool needs_person = true) {
+    plan_.divergences.push_back(
+        {kind, record.flow, record.payment_hash, std::move(detail), needs_person});
+  }
+
+  const PlanContext& ctx_;
+  Plan& plan_;
+};
+
+}  // namespace
+
+std::string_view to_string(RepairKind k) {
+  switch (k) {
+    case RepairKind::MissedClaimable: return "missed_claimable";
+    case RepairKind::MissedPaymentSent: return "missed_payment_sent";
+    case RepairKind::MissingOutboxJob: return "missing_outbox_job";
+  }
+  return "?";
+}
+
+std::string_view to_string(DivergenceKind k) {
+  switch (k) {
+    case DivergenceKind::PreimageMismatch: return "preimage_mismatch";
+    case DivergenceKind::PreimageMissing: return "preimage_missing";
+    case DivergenceKind::AmountMismatch: return "amount_mismatch";
+    case DivergenceKind::ClaimDeadlineUnknown: return "claim_deadline_unknown";
+    case DivergenceKind::ClaimDeadlinePassed: return "claim_deadline_passed";
+    case DivergenceKind::NodeLegFailed: return "node_leg_failed";
+    case DivergenceKind::OutboundSucceededEarly: return "outbound_succeeded_early";
+    case DivergenceKind::UnexplainedState: return "unexplained_state";
+    case DivergenceKind::MalformedPayment: return "malformed_payment";
+  }
+  return "?";
+}
+
+const std::vector<Transition>& transition_table() {
+  static const std::vector<Transition> table = build_table();
+  return table;
+}
+
+Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<LspRecord>& records,
+                   const PlanContext& context) {
+  std::unordered_multimap<std::string_view, const LspRecord*> by_hash;
+  by_hash.reserve(records.size());
+  for (const auto& r : records) by_hash.emplace(r.payment_hash, &r);
+
+  Plan plan;
+  Planner planner(context, plan);
+  for (const auto& p : payments) {
+    const auto [first, last] = by_hash.equal_range(p.payment_hash);
+    if (first == last) {
+      ++plan.orphans;
+      continue;
+    }
+    // A payment the node changed moments ago may still have its live callback in flight:
+    // leave it to the next sweep rather than race it.
+    if (context.now - p.updated_at < context.min_age) {
+      ++plan.deferred;
+      continue;
+    }
+    for (auto it = first; it != last; ++it) planner.payment(p, *it->second);
+  }
+  return plan;
+}
+
+Plan plan_missing_outbox_jobs(const std::vector<LspRecord>& records) {
+  Plan plan;
+  for (const auto& record : records) {
+    for (const auto& t : transition_table()) {
+      if (t.kind != RepairKind::MissingOutboxJob || t.flow != record.flow ||
+          !contains(t.from, record.status)) {
+        continue;
+      }
+      const auto& actions = record.outbox_actions;
+      if (std::find(actions.begin(), actions.end(), t.outbox_action) == actions.end()) {
+        plan.repairs.push_back(make_repair(t, record));
+      }
+    }
+  }
+  return plan;
+}
+
+std::vector<std::string> states_needing_outbox_job(Flow flow) {
+  std::vector<std::string> states;
+  for (const auto& t : transition_table()) {
+    if (t.kind == RepairKind::MissingOutboxJob && t.flow == flow) states.emplace_back(t.to);
+  }
+  return states;
+}
+
+std::vector<Divergence> divergences_for_rejected(const std::vector<RejectedPayment>& rejected) {
+  std::vector<Divergence> out;
+  out.reserve(rejected.size());
+  for (const auto& r : rejected) {
+    out.push_back({DivergenceKind::MalformedPayment, std::nullopt, r.payment_hash,
+                   "node payment rejected: " + r.reason, true});
+  }
+  return out;
+}
+
+}  // namespace lsp_sweeper::plan
