@@ -1,6 +1,7 @@
 #include "lsp_sweeper/plan/plan.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "lsp_sweeper/util/hex.hpp"
