@@ -1,1 +1,110 @@
-// placeholder: being written
+#include "lsp_sweeper/report/report.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+
+namespace lsp_sweeper::report {
+
+namespace {
+
+bool needs_person(const plan::Divergence& d) { return d.needs_person; }
+
+std::int64_t applied_count(const RunResult& r) {
+  return std::count_if(r.repairs.begin(), r.repairs.end(),
+                       [](const plan::Repair& repair) { return repair.applied; });
+}
+
+std::int64_t needing_person_count(const RunResult& r) {
+  return std::count_if(r.divergences.begin(), r.divergences.end(), needs_person);
+}
+
+}  // namespace
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  const auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[40];
+  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  char frac[8];
+  std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(ms % 1000));
+  return std::string(buf, n) + frac;
+}
+
+int exit_code(const RunResult& r) {
+  if (!r.complete) return kExitIncomplete;
+  if (r.dry_run && !r.repairs.empty()) return kExitNeedsAttention;
+  if (needing_person_count(r) > 0) return kExitNeedsAttention;
+  return kExitClean;
+}
+
+nlohmann::json to_json(const RunResult& r) {
+  using nlohmann::json;
+  json node{{"url", r.node.url},
+            {"dialect", r.node.dialect ? json(node::to_string(*r.node.dialect)) : json(nullptr)},
+            {"pages", r.node.pages},
+            {"payments_scanned", r.node.payments_scanned},
+            {"payments_rejected", r.node.payments_rejected},
+            {"height", r.node.height ? json(*r.node.height) : json(nullptr)}};
+
+  json repairs = json::array();
+  for (const auto& repair : r.repairs) {
+    repairs.push_back({{"kind", plan::to_string(repair.kind)},
+                       {"flow", to_string(repair.flow)},
+                       {"payment_hash", repair.payment_hash},
+                       {"from", repair.observed_status},
+                       {"to", repair.to},
+                       {"outbox_action", repair.outbox_action},
+                       {"applied", repair.applied}});
+  }
+
+  json divergences = json::array();
+  for (const auto& d : r.divergences) {
+    divergences.push_back({{"kind", plan::to_string(d.kind)},
+                           {"flow", d.flow ? json(to_string(*d.flow)) : json(nullptr)},
+                           {"payment_hash", d.payment_hash},
+                           {"detail", d.detail},
+                           {"needs_person", d.needs_person}});
+  }
+
+  json out{{"run_id", r.run_id},
+           {"dry_run", r.dry_run},
+           {"complete", r.complete},
+           {"started_at", rfc3339(r.started_at)},
+           {"finished_at", rfc3339(r.finished_at)},
+           {"exit_code", exit_code(r)},
+           {"node", std::move(node)},
+           {"repairs", std::move(repairs)},
+           {"divergences", std::move(divergences)},
+           {"summary",
+            {{"repairs_planned", r.repairs.size()},
+             {"repairs_applied", applied_count(r)},
+             {"divergences", r.divergences.size()},
+             {"divergences_needing_person", needing_person_count(r)},
+             {"orphans", r.orphans},
+             {"deferred", r.deferred}}},
+           {"notes", r.notes}};
+  if (r.error) out["error"] = *r.error;
+  return out;
+}
+
+std::string summary_line(const RunResult& r) {
+  std::string line = "sweep ";
+  line += r.complete ? "complete" : "INCOMPLETE";
+  if (r.dry_run) line += " (dry run)";
+  line += ": scanned=" + std::to_string(r.node.payments_scanned) +
+          " rejected=" + std::to_string(r.node.payments_rejected) +
+          " repairs_planned=" + std::to_string(r.repairs.size()) +
+          " repairs_applied=" + std::to_string(applied_count(r)) +
+          " divergences=" + std::to_string(r.divergences.size()) +
+          " needing_person=" + std::to_string(needing_person_count(r)) +
+          " orphans=" + std::to_string(r.orphans) + " deferred=" + std::to_string(r.deferred) +
+          " exit=" + std::to_string(exit_code(r));
+  if (r.error) line += " error=\"" + *r.error + "\"";
+  return line;
+}
+
+}  // namespace lsp_sweeper::report

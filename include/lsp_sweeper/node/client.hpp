@@ -27,8 +27,8 @@ enum class NodeErrorKind {
 };
 
 struct NodeError : std::runtime_error {
-  NodeError(NodeErrorKind kind, const std::string& message)
-      : std::runtime_error(message), kind(kind) {}
+  NodeError(NodeErrorKind error_kind, const std::string& message)
+      : std::runtime_error(message), kind(error_kind) {}
   NodeErrorKind kind;
 };
 
