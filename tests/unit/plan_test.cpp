@@ -1,0 +1,488 @@
+// The planner is pure, so every row and guard of DOMAIN.md's transition table is tested here
+// directly, for both flows.
+#include "lsp_sweeper/plan/plan.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "lsp_sweeper/util/hex.hpp"
+
+namespace lsp_sweeper::plan {
+namespace {
+
+constexpr std::int64_t kNow = 1'800'000'000;
+constexpr std::int64_t kHeight = 800'000;
+
+std::string to_hex(const std::string& bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
+  }
+  return out;
+}
+
+// A real preimage and its payment hash.
+struct Secret {
+  std::string preimage;
+  std::string hash;
+};
+Secret secret(char seed) {
+  const std::string bytes(32, seed);
+  return {to_hex(bytes), util::sha256_hex(bytes)};
+}
+
+PlanContext context() {
+  PlanContext c;
+  c.now = kNow;
+  c.current_height = kHeight;
+  c.min_age = 30;
+  c.waiting_grace = 900;
+  return c;
+}
+
+NodePayment claimable_payment(const std::string& hash, std::uint64_t amt,
+                              std::optional<std::int64_t> deadline) {
+  NodePayment p;
+  p.payment_hash = hash;
+  p.type = PaymentType::InboundHodl;
+  p.status = NodeStatus::Claimable;
+  p.amt_msat = amt;
+  p.claim_deadline_height = deadline;
+  p.created_at = kNow - 600;
+  p.updated_at = kNow - 300;
+  return p;
+}
+
+NodePayment sent_payment(const Secret& s) {
+  NodePayment p;
+  p.payment_hash = s.hash;
+  p.type = PaymentType::Outbound;
+  p.status = NodeStatus::Succeeded;
+  p.amt_msat = 1000;
+  p.preimage = s.preimage;
+  p.created_at = kNow - 600;
+  p.updated_at = kNow - 300;
+  return p;
+}
+
+LspRecord record(Flow flow, const std::string& hash, const std::string& status,
+                 std::optional<std::int64_t> amount = 3'000'000,
+                 std::optional<std::int64_t> deadline = std::nullopt) {
+  LspRecord r;
+  r.flow = flow;
+  r.payment_hash = hash;
+  r.status = status;
+  r.amount_msat = amount;
+  r.claim_deadline_height = deadline;
+  return r;
+}
+
+std::vector<DivergenceKind> kinds(const Plan& plan) {
+  std::vector<DivergenceKind> out;
+  for (const auto& d : plan.divergences) out.push_back(d.kind);
+  return out;
+}
+
+// --- the four callback rows -------------------------------------------------------------
+
+struct CallbackRow {
+  RepairKind kind;
+  Flow flow;
+  std::string from;
+  std::string to;
+  std::string action;
+};
+
+class CallbackRows : public ::testing::TestWithParam<CallbackRow> {};
+
+TEST_P(CallbackRows, MissedCallbackBecomesOneRepair) {
+  const CallbackRow& row = GetParam();
+  const Secret s = secret('a');
+  const NodePayment p = row.kind == RepairKind::MissedClaimable
+                            ? claimable_payment(s.hash, 3'000'000, kHeight + 144)
+                            : sent_payment(s);
+  const Plan plan = plan_payments({p}, {record(row.flow, s.hash, row.from)}, context());
+
+  ASSERT_EQ(plan.repairs.size(), 1u);
+  EXPECT_TRUE(plan.divergences.empty());
+  const Repair& r = plan.repairs[0];
+  EXPECT_EQ(r.kind, row.kind);
+  EXPECT_EQ(r.flow, row.flow);
+  EXPECT_EQ(r.payment_hash, s.hash);
+  EXPECT_EQ(r.observed_status, row.from);
+  EXPECT_EQ(r.to, row.to);
+  EXPECT_EQ(r.outbox_action, row.action);
+  EXPECT_FALSE(r.applied);
+  if (row.kind == RepairKind::MissedClaimable) {
+    EXPECT_EQ(r.claim_deadline_height, kHeight + 144);
+    EXPECT_FALSE(r.preimage);
+  } else {
+    EXPECT_EQ(r.preimage, s.preimage);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TransitionTable, CallbackRows,
+    ::testing::Values(
+        CallbackRow{RepairKind::MissedClaimable, Flow::Apay, "active", "claimable",
+                    "request_outbound_invoice"},
+        CallbackRow{RepairKind::MissedClaimable, Flow::Relay, "quoted", "claimable",
+                    "lightning_send_pay_outbound"},
+        CallbackRow{RepairKind::MissedPaymentSent, Flow::Apay, "outbound_paid",
+                    "outbound_claimed", "claim_inbound_invoice"},
+        CallbackRow{RepairKind::MissedPaymentSent, Flow::Relay, "outbound_pending",
+                    "outbound_claimed", "lightning_send_claim_inbound"},
+        CallbackRow{RepairKind::MissedPaymentSent, Flow::Relay, "outbound_paid",
+                    "outbound_claimed", "lightning_send_claim_inbound"}));
+
+TEST(Plan, RelayPaymentSentMayStartFromEitherOutboundState) {
+  const Secret s = secret('b');
+  const Plan plan = plan_payments({sent_payment(s)}, {record(Flow::Relay, s.hash, "outbound_paid")},
+                                  context());
+  ASSERT_EQ(plan.repairs.size(), 1u);
+  EXPECT_EQ(plan.repairs[0].from, (std::vector<std::string>{"outbound_pending", "outbound_paid"}));
+}
+
+// --- records already at or beyond the target: the callback landed, nothing to do ---------
+
+struct AlreadyDone {
+  Flow flow;
+  bool claimable;  // else payment_sent
+  std::string status;
+};
+
+class AlreadyDoneRows : public ::testing::TestWithParam<AlreadyDone> {};
+
+TEST_P(AlreadyDoneRows, NothingPlanned) {
+  const AlreadyDone& row = GetParam();
+  const Secret s = secret('c');
+  const NodePayment p =
+      row.claimable ? claimable_payment(s.hash, 3'000'000, kHeight + 10) : sent_payment(s);
+  const Plan plan = plan_payments({p}, {record(row.flow, s.hash, row.status)}, context());
+  EXPECT_TRUE(plan.repairs.empty());
+  EXPECT_TRUE(plan.divergences.empty()) << to_string(plan.divergences[0].kind);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TransitionTable, AlreadyDoneRows,
+    ::testing::Values(AlreadyDone{Flow::Apay, true, "claimable"},
+                      AlreadyDone{Flow::Apay, true, "outbound_requested"},
+                      AlreadyDone{Flow::Apay, true, "inbound_claimed"},
+                      AlreadyDone{Flow::Relay, true, "claimable"},
+                      AlreadyDone{Flow::Relay, true, "settled"},
+                      AlreadyDone{Flow::Apay, false, "outbound_claimed"},
+                      AlreadyDone{Flow::Apay, false, "inbound_claimed"},
+                      AlreadyDone{Flow::Relay, false, "outbound_claimed"},
+                      AlreadyDone{Flow::Relay, false, "settled"}));
+
+// --- states the table cannot explain ---------------------------------------------------
+
+struct Unexplained {
+  Flow flow;
+  bool claimable;
+  std::string status;
+};
+
+class UnexplainedRows : public ::testing::TestWithParam<Unexplained> {};
+
+TEST_P(UnexplainedRows, ReportedNeverApplied) {
+  const Unexplained& row = GetParam();
+  const Secret s = secret('d');
+  const NodePayment p =
+      row.claimable ? claimable_payment(s.hash, 3'000'000, kHeight + 10) : sent_payment(s);
+  const Plan plan = plan_payments({p}, {record(row.flow, s.hash, row.status)}, context());
+  EXPECT_TRUE(plan.repairs.empty());
+  ASSERT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::UnexplainedState});
+  EXPECT_TRUE(plan.divergences[0].needs_person);
+  EXPECT_EQ(plan.divergences[0].flow, row.flow);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TransitionTable, UnexplainedRows,
+    ::testing::Values(Unexplained{Flow::Apay, true, "reserved"},
+                      Unexplained{Flow::Apay, true, "inbound_cancelled"},
+                      Unexplained{Flow::Apay, true, "failed"},
+                      Unexplained{Flow::Apay, true, "no_such_state"},
+                      Unexplained{Flow::Relay, true, "cancelled"},
+                      Unexplained{Flow::Relay, true, "ACTIVE"},
+                      Unexplained{Flow::Apay, false, "active"},
+                      Unexplained{Flow::Apay, false, "outbound_cancelled"},
+                      Unexplained{Flow::Relay, false, "quoted"},
+                      Unexplained{Flow::Relay, false, "failed"}));
+
+// --- guards ------------------------------------------------------------------------------
+
+TEST(Guards, ForgedPreimageIsNeverApplied) {
+  const Secret s = secret('e');
+  NodePayment p = sent_payment(s);
+  p.preimage = secret('f').preimage;  // a valid preimage, of another hash
+  for (Flow flow : {Flow::Apay, Flow::Relay}) {
+    const std::string from = flow == Flow::Apay ? "outbound_paid" : "outbound_pending";
+    const Plan plan = plan_payments({p}, {record(flow, s.hash, from)}, context());
+    EXPECT_TRUE(plan.repairs.empty());
+    EXPECT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::PreimageMismatch});
+  }
+}
+
+TEST(Guards, MissingPreimageIsReported) {
+  const Secret s = secret('g');
+  NodePayment p = sent_payment(s);
+  p.preimage.reset();
+  const Plan plan = plan_payments({p}, {record(Flow::Apay, s.hash, "outbound_paid")}, context());
+  EXPECT_TRUE(plan.repairs.empty());
+  EXPECT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::PreimageMissing});
+}
+
+TEST(Guards, AmountMismatchBothFlows) {
+  const Secret s = secret('h');
+  for (Flow flow : {Flow::Apay, Flow::Relay}) {
+    const std::string from = flow == Flow::Apay ? "active" : "quoted";
+    const Plan plan = plan_payments({claimable_payment(s.hash, 9'999, kHeight + 50)},
+                                    {record(flow, s.hash, from, 4'000'000)}, context());
+    EXPECT_TRUE(plan.repairs.empty());
+    ASSERT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::AmountMismatch});
+    EXPECT_NE(plan.divergences[0].detail.find("9999"), std::string::npos);
+    EXPECT_NE(plan.divergences[0].detail.find("4000000"), std::string::npos);
+  }
+}
+
+TEST(Guards, NodeWithoutAmountIsNotTrusted) {
+  const Secret s = secret('i');
+  NodePayment p = claimable_payment(s.hash, 0, kHeight + 50);
+  p.amt_msat.reset();
+  const Plan plan = plan_payments({p}, {record(Flow::Apay, s.hash, "active")}, context());
+  EXPECT_TRUE(plan.repairs.empty());
+  EXPECT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::AmountMismatch});
+}
+
+TEST(Guards, UnknownDeadlineIsNeverGuessed) {
+  const Secret s = secret('j');
+  for (Flow flow : {Flow::Apay, Flow::Relay}) {
+    const std::string from = flow == Flow::Apay ? "active" : "quoted";
+    const Plan plan = plan_payments({claimable_payment(s.hash, 3'000'000, std::nullopt)},
+                                    {record(flow, s.hash, from)}, context());
+    EXPECT_TRUE(plan.repairs.empty());
+    EXPECT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::ClaimDeadlineUnknown});
+  }
+}
+
+TEST(Guards, DeadlineAtOrBelowHeightIsReported) {
+  const Secret s = secret('k');
+  for (std::int64_t deadline : {kHeight, kHeight - 1}) {
+    const Plan plan = plan_payments({claimable_payment(s.hash, 3'000'000, deadline)},
+                                    {record(Flow::Relay, s.hash, "quoted")}, context());
+    EXPECT_TRUE(plan.repairs.empty());
+    EXPECT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::ClaimDeadlinePassed});
+  }
+  const Plan one_above = plan_payments({claimable_payment(s.hash, 3'000'000, kHeight + 1)},
+                                       {record(Flow::Relay, s.hash, "quoted")}, context());
+  EXPECT_EQ(one_above.repairs.size(), 1u);
+}
+
+TEST(Guards, ApayKeepsTheDeadlineItAlreadyRecorded) {
+  const Secret s = secret('l');
+  const Plan plan = plan_payments({claimable_payment(s.hash, 3'000'000, kHeight + 500)},
+                                  {record(Flow::Apay, s.hash, "active", 3'000'000, kHeight + 40)},
+                                  context());
+  ASSERT_EQ(plan.repairs.size(), 1u);
+  EXPECT_EQ(plan.repairs[0].claim_deadline_height, kHeight + 40);
+  // ...and a recorded deadline is known, even when the node reports none.
+  const Plan no_node_deadline =
+      plan_payments({claimable_payment(s.hash, 3'000'000, std::nullopt)},
+                    {record(Flow::Apay, s.hash, "active", 3'000'000, kHeight + 40)}, context());
+  ASSERT_EQ(no_node_deadline.repairs.size(), 1u);
+}
+
+TEST(Guards, RelayTakesTheNodesDeadline) {
+  const Secret s = secret('m');
+  const Plan plan = plan_payments({claimable_payment(s.hash, 3'000'000, kHeight + 500)},
+                                  {record(Flow::Relay, s.hash, "quoted", 3'000'000, kHeight + 40)},
+                                  context());
+  ASSERT_EQ(plan.repairs.size(), 1u);
+  EXPECT_EQ(plan.repairs[0].claim_deadline_height, kHeight + 500);
+}
+
+TEST(Guards, SeveralFailingGuardsAreAllReported) {
+  const Secret s = secret('n');
+  const Plan plan = plan_payments({claimable_payment(s.hash, 1, std::nullopt)},
+                                  {record(Flow::Apay, s.hash, "active")}, context());
+  EXPECT_TRUE(plan.repairs.empty());
+  EXPECT_EQ(kinds(plan), (std::vector<DivergenceKind>{DivergenceKind::AmountMismatch,
+                                                      DivergenceKind::ClaimDeadlineUnknown}));
+}
+
+struct FailedLeg {
+  Flow flow;
+  PaymentType type;
+  NodeStatus status;
+  std::string record_status;
+  bool diverges;
+};
+
+class FailedLegRows : public ::testing::TestWithParam<FailedLeg> {};
+
+TEST_P(FailedLegRows, FailedOrCancelledLegWhileInFlight) {
+  const FailedLeg& row = GetParam();
+  const Secret s = secret('o');
+  NodePayment p = sent_payment(s);
+  p.type = row.type;
+  p.status = row.status;
+  const Plan plan = plan_payments({p}, {record(row.flow, s.hash, row.record_status)}, context());
+  EXPECT_TRUE(plan.repairs.empty());
+  if (row.diverges) {
+    EXPECT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::NodeLegFailed});
+  } else {
+    EXPECT_TRUE(plan.divergences.empty());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Guards, FailedLegRows,
+    ::testing::Values(
+        FailedLeg{Flow::Apay, PaymentType::InboundHodl, NodeStatus::Cancelled, "claimable", true},
+        FailedLeg{Flow::Apay, PaymentType::InboundHodl, NodeStatus::Failed, "outbound_claimed",
+                  true},
+        FailedLeg{Flow::Apay, PaymentType::Outbound, NodeStatus::Failed, "outbound_paid", true},
+        FailedLeg{Flow::Apay, PaymentType::Outbound, NodeStatus::Failed, "outbound_pending", true},
+        FailedLeg{Flow::Relay, PaymentType::InboundHodl, NodeStatus::Failed, "outbound_paid",
+                  true},
+        FailedLeg{Flow::Relay, PaymentType::Outbound, NodeStatus::Cancelled, "outbound_pending",
+                  true},
+        FailedLeg{Flow::Relay, PaymentType::InboundUnknown, NodeStatus::Failed, "claimable", true},
+        // Not in flight: the LSP already gave up, or never got that far.
+        FailedLeg{Flow::Apay, PaymentType::InboundHodl, NodeStatus::Cancelled, "inbound_cancelled",
+                  false},
+        FailedLeg{Flow::Apay, PaymentType::InboundHodl, NodeStatus::Failed, "inbound_claimed",
+                  false},
+        FailedLeg{Flow::Apay, PaymentType::Outbound, NodeStatus::Failed, "claimable", false},
+        FailedLeg{Flow::Relay, PaymentType::Outbound, NodeStatus::Failed, "failed", false},
+        FailedLeg{Flow::Relay, PaymentType::InboundHodl, NodeStatus::Cancelled, "quoted",
+                  false}));
+
+TEST(Guards, OutboundAheadOfTheLspWaitsThenNeedsAPerson) {
+  const Secret s = secret('p');
+  for (Flow flow : {Flow::Apay, Flow::Relay}) {
+    NodePayment p = sent_payment(s);
+    p.updated_at = kNow - 60;  // inside the grace period
+    Plan plan = plan_payments({p}, {record(flow, s.hash, "claimable")}, context());
+    EXPECT_TRUE(plan.repairs.empty());
+    ASSERT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::OutboundSucceededEarly});
+    EXPECT_FALSE(plan.divergences[0].needs_person);
+
+    p.updated_at = kNow - 901;  // past it
+    plan = plan_payments({p}, {record(flow, s.hash, "claimable")}, context());
+    ASSERT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::OutboundSucceededEarly});
+    EXPECT_TRUE(plan.divergences[0].needs_person);
+  }
+  const Plan apay_pending = plan_payments(
+      {sent_payment(s)}, {record(Flow::Apay, s.hash, "outbound_pending")}, context());
+  EXPECT_EQ(kinds(apay_pending),
+            std::vector<DivergenceKind>{DivergenceKind::OutboundSucceededEarly});
+}
+
+// --- timing, orphans, duplicated hashes --------------------------------------------------
+
+TEST(Plan, RecentPaymentsAreLeftToTheNextSweep) {
+  const Secret s = secret('q');
+  NodePayment p = claimable_payment(s.hash, 3'000'000, kHeight + 10);
+  p.updated_at = kNow - 29;
+  Plan plan = plan_payments({p}, {record(Flow::Apay, s.hash, "active")}, context());
+  EXPECT_TRUE(plan.repairs.empty());
+  EXPECT_EQ(plan.deferred, 1);
+  p.updated_at = kNow - 30;
+  plan = plan_payments({p}, {record(Flow::Apay, s.hash, "active")}, context());
+  EXPECT_EQ(plan.repairs.size(), 1u);
+  EXPECT_EQ(plan.deferred, 0);
+}
+
+TEST(Plan, PaymentsWithoutRecordsAreCountedAsOrphans) {
+  const Plan plan = plan_payments({sent_payment(secret('r')), sent_payment(secret('s'))},
+                                  {record(Flow::Apay, secret('t').hash, "outbound_paid")},
+                                  context());
+  EXPECT_EQ(plan.orphans, 2);
+  EXPECT_TRUE(plan.repairs.empty());
+  EXPECT_TRUE(plan.divergences.empty());
+}
+
+TEST(Plan, BothLegsOfOneHashAreJudgedSeparately) {
+  // An APay order: the payer's held HTLC and the LSP's outbound leg share the hash.
+  const Secret s = secret('u');
+  const NodePayment inbound = claimable_payment(s.hash, 3'000'000, kHeight + 10);
+  const Plan plan = plan_payments({inbound, sent_payment(s)},
+                                  {record(Flow::Apay, s.hash, "outbound_paid")}, context());
+  ASSERT_EQ(plan.repairs.size(), 1u);
+  EXPECT_EQ(plan.repairs[0].kind, RepairKind::MissedPaymentSent);
+  EXPECT_TRUE(plan.divergences.empty());
+}
+
+TEST(Plan, IrrelevantStatusesPlanNothing) {
+  const Secret s = secret('v');
+  NodePayment p = claimable_payment(s.hash, 3'000'000, kHeight + 10);
+  for (NodeStatus status : {NodeStatus::Pending, NodeStatus::Claiming, NodeStatus::Succeeded}) {
+    p.status = status;
+    const Plan plan = plan_payments({p}, {record(Flow::Apay, s.hash, "active")}, context());
+    EXPECT_TRUE(plan.repairs.empty());
+    EXPECT_TRUE(plan.divergences.empty());
+  }
+  // An auto-claimed or legacy inbound payment is never a HODL claimable.
+  for (PaymentType type : {PaymentType::InboundAutoClaim, PaymentType::InboundUnknown}) {
+    p.status = NodeStatus::Claimable;
+    p.type = type;
+    const Plan plan = plan_payments({p}, {record(Flow::Apay, s.hash, "active")}, context());
+    EXPECT_TRUE(plan.repairs.empty());
+  }
+}
+
+// --- missing outbox jobs -----------------------------------------------------------------
+
+TEST(MissingOutbox, EachStateGetsItsMatchingJob) {
+  struct Row {
+    Flow flow;
+    std::string status;
+    std::string action;
+  };
+  const std::vector<Row> rows{{Flow::Apay, "claimable", "request_outbound_invoice"},
+                              {Flow::Apay, "outbound_claimed", "claim_inbound_invoice"},
+                              {Flow::Relay, "claimable", "lightning_send_pay_outbound"},
+                              {Flow::Relay, "outbound_claimed", "lightning_send_claim_inbound"}};
+  for (const Row& row : rows) {
+    LspRecord r = record(row.flow, secret('w').hash, row.status);
+    Plan plan = plan_missing_outbox_jobs({r});
+    ASSERT_EQ(plan.repairs.size(), 1u) << row.status;
+    EXPECT_EQ(plan.repairs[0].kind, RepairKind::MissingOutboxJob);
+    EXPECT_EQ(plan.repairs[0].outbox_action, row.action);
+    EXPECT_EQ(plan.repairs[0].from, std::vector<std::string>{row.status});
+    EXPECT_EQ(plan.repairs[0].to, row.status);
+
+    r.outbox_actions = {"some_other_action", row.action};
+    EXPECT_TRUE(plan_missing_outbox_jobs({r}).repairs.empty());
+  }
+}
+
+TEST(MissingOutbox, OtherStatesNeedNoJob) {
+  EXPECT_TRUE(plan_missing_outbox_jobs({record(Flow::Apay, secret('x').hash, "active"),
+                                        record(Flow::Relay, secret('x').hash, "settled")})
+                  .repairs.empty());
+}
+
+TEST(MissingOutbox, StatesForTheStoreComeFromTheTable) {
+  const std::vector<std::string> expected{"claimable", "outbound_claimed"};
+  EXPECT_EQ(states_needing_outbox_job(Flow::Apay), expected);
+  EXPECT_EQ(states_needing_outbox_job(Flow::Relay), expected);
+}
+
+TEST(Rejected, EachRejectedPaymentIsADivergence) {
+  const auto ds = divergences_for_rejected({{"zz", "payment_hash is not 64 hex digits"}});
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0].kind, DivergenceKind::MalformedPayment);
+  EXPECT_FALSE(ds[0].flow);
+  EXPECT_EQ(ds[0].payment_hash, "zz");
+  EXPECT_TRUE(ds[0].needs_person);
+}
+
+}  // namespace
+}  // namespace lsp_sweeper::plan
