@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The main job on an embedded default, on a fresh machine: installs the missing Debian
+# packages, builds, starts a throwaway PostgreSQL and the node simulator serving a scenario
+# of lost callbacks (tests/scenarios/lost_callbacks.json, LSP records from
+# lost_callbacks.sql), then runs lsp-sweeper three times: a dry run, a real run, and a
+# second real run that finds nothing left to repair. Everything it started is stopped on
+# exit; nothing outside .demo/ and a temporary directory is touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+build=${LSP_SWEEPER_BUILD_DIR:-build/release}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" -j"$(nproc)" --target lsp-sweeper node-simulator
+
+work=$(mktemp -d /tmp/lsp-sweeper-demo.XXXXXX)
+sim_pid=""
+cleanup() {
+  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+  scripts/pg.sh stop "$work/pg" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+db=$(scripts/pg.sh start "$work/pg")
+sweeper="$build/lsp-sweeper"
+
+section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show_rows() {
+  psql -X -q "$db" -c "
+    SELECT 'apay' AS flow, left(payment_hash, 12) AS hash, status, claim_deadline_height AS deadline,
+           payment_preimage IS NOT NULL AS has_preimage
+      FROM async_rotating_invoices
+    UNION ALL
+    SELECT 'relay', left(payment_hash, 12), status, claim_deadline_height, payment_preimage IS NOT NULL
+      FROM lightning_send_mappings
+    ORDER BY 1, 2;" -c "
+    SELECT left(payment_hash, 12) AS hash, action, status FROM async_rotating_invoice_outbox ORDER BY 1, 2;"
+}
+
+section "migrate: the sweeper's schema and, for this demo, the LSP's tables"
+"$sweeper" migrate --db "$db" --with-lsp-schema
+psql -X -q -v ON_ERROR_STOP=1 "$db" -f tests/scenarios/lost_callbacks.sql
+
+# The token reaches both programs through the environment, never argv.
+LSP_SWEEPER_NODE_TOKEN=$(head -c 24 /dev/urandom | base64)
+export LSP_SWEEPER_NODE_TOKEN
+NODE_SIMULATOR_TOKEN=$LSP_SWEEPER_NODE_TOKEN "$build/node-simulator" \
+  --scenario tests/scenarios/lost_callbacks.json >"$work/sim.out" 2>"$work/sim.err" &
+sim_pid=$!
+for _ in $(seq 100); do grep -q '^listening on ' "$work/sim.out" && break; sleep 0.1; done
+node_url=$(sed -n 's/^listening on //p' "$work/sim.out")
+[ -n "$node_url" ] || { echo "node simulator did not start:" >&2; cat "$work/sim.err" >&2; exit 2; }
+export LSP_SWEEPER_NODE_URL=$node_url LSP_SWEEPER_DB_URL=$db
+
+section "the LSP's records before the sweep"
+show_rows
+
+run() {
+  local code=0
+  "$sweeper" run "$@" || code=$?
+  echo "exit code: $code"
+}
+
+section "lsp-sweeper run --dry-run --report -   (plans, writes nothing)"
+run --dry-run --report -
+
+section "lsp-sweeper run --report -"
+run --report -
+
+section "the LSP's records after the sweep"
+show_rows
+psql -X -q "$db" -c "SELECT kind, flow, left(payment_hash, 12) AS hash, from_status, to_status, applied
+                     FROM lsp_sweeper.actions ORDER BY id;"
+
+section "lsp-sweeper run again: every lost callback is repaired, only divergences remain"
+run --report "$work/second.json"
+jq '{summary, divergences: [.divergences[] | {kind, flow, payment_hash: .payment_hash[0:12], detail}]}' "$work/second.json"

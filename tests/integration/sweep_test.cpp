@@ -1,0 +1,468 @@
+// The real lsp-sweeper binary, end to end: a real PostgreSQL database per test and the node
+// simulator over real HTTP. Each test seeds the LSP's records, serves the node's payments,
+// runs the binary as cron would, and checks the rows, the outbox and the JSON report.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "integration/process.hpp"
+#include "integration/test_db.hpp"
+#include "lsp_sweeper/run/sweep.hpp"
+#include "lsp_sweeper/store/store.hpp"
+#include "lsp_sweeper/util/hex.hpp"
+#include "sim/simulator.hpp"
+
+namespace lsp_sweeper {
+namespace {
+
+using nlohmann::json;
+using testing::ProcessResult;
+using testing::run_process;
+using testing::TestDatabase;
+
+constexpr const char* kToken = "integration-test-token-b7Qx";
+constexpr std::int64_t kHeight = 800000;
+
+struct Secret {
+  std::string preimage;
+  std::string hash;
+};
+
+Secret secret(char seed) {
+  const std::string bytes(32, seed);
+  std::string hex;
+  for (unsigned char c : bytes) {
+    hex.push_back("0123456789abcdef"[c >> 4]);
+    hex.push_back("0123456789abcdef"[c & 15]);
+  }
+  return {hex, util::sha256_hex(bytes)};
+}
+
+json hodl_claimable(const std::string& hash, std::int64_t amt,
+                    std::optional<std::int64_t> deadline = kHeight + 144) {
+  json p{{"payment_hash", hash}, {"payment_type", "InboundHodl"}, {"status", "Claimable"},
+         {"amt_msat", amt},      {"created_ago", 600},            {"updated_ago", 300},
+         {"payee_pubkey", "03" + std::string(64, 'b')}};
+  if (deadline) p["claim_deadline_height"] = *deadline;
+  return p;
+}
+
+json outbound_succeeded(const std::string& hash, const std::string& preimage) {
+  return {{"payment_hash", hash},
+          {"payment_type", "Outbound"},
+          {"status", "Succeeded"},
+          {"amt_msat", 1000000},
+          {"preimage", preimage},
+          {"created_ago", 600},
+          {"updated_ago", 300},
+          {"payee_pubkey", "03" + std::string(64, 'c')}};
+}
+
+class Sweep : public ::testing::Test {
+ protected:
+  void serve(json payments, const std::string& dialect = "paginated") {
+    json doc{{"dialect", dialect}, {"height", kHeight}, {"payments", std::move(payments)}};
+    node_ = std::make_unique<sim::NodeSimulator>(sim::parse_scenario(doc, sim::unix_now()),
+                                                 kToken);
+    node_->start();
+  }
+
+  void seed_apay(const std::string& hash, const std::string& status, std::int64_t amount,
+                 std::optional<std::int64_t> deadline = std::nullopt) {
+    db_.exec(
+        "INSERT INTO async_orders (peer_pubkey, status) VALUES ($1, 'active') "
+        "ON CONFLICT (peer_pubkey) DO NOTHING",
+        std::string("peer"));
+    db_.exec(
+        "INSERT INTO async_rotating_invoices (order_id, invoice_slot, payment_hash, amount_msat, "
+        "claim_deadline_height, expires_at, status) "
+        "SELECT order_id, (SELECT count(*) FROM async_rotating_invoices), $1, $2, $3, "
+        "now() + interval '1 day', $4 FROM async_orders WHERE peer_pubkey = 'peer'",
+        hash, amount, deadline, status);
+  }
+
+  void seed_relay(const std::string& hash, const std::string& status, std::int64_t amount) {
+    db_.exec(
+        "INSERT INTO lightning_send_mappings (payment_hash, inbound_amount_msat, status) "
+        "VALUES ($1, $2, $3)",
+        hash, amount, status);
+  }
+
+  std::string apay_status(const std::string& hash) {
+    return db_.query_value<std::string>(
+        "SELECT status FROM async_rotating_invoices WHERE payment_hash = $1", hash);
+  }
+  std::string relay_status(const std::string& hash) {
+    return db_.query_value<std::string>(
+        "SELECT status FROM lightning_send_mappings WHERE payment_hash = $1", hash);
+  }
+  int jobs(const std::string& hash, const std::string& action) {
+    return db_.query_value<int>(
+        "SELECT count(*) FROM async_rotating_invoice_outbox WHERE payment_hash = $1 AND "
+        "action = $2 AND status = 'pending'",
+        hash, action);
+  }
+  int count(const std::string& table) {
+    return db_.query_value<int>("SELECT count(*) FROM " + table);
+  }
+
+  // Runs `lsp-sweeper run` with the token in the environment and the report on stdout.
+  ProcessResult sweep(std::vector<std::string> args = {}, const std::string& token = kToken) {
+    std::vector<std::string> argv{LSP_SWEEPER_BINARY, "run", "--report", "-"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, {{"LSP_SWEEPER_NODE_URL", node_->url()},
+                              {"LSP_SWEEPER_DB_URL", db_.uri()},
+                              {"LSP_SWEEPER_NODE_TOKEN", token}});
+  }
+
+  static json report(const ProcessResult& r) {
+    EXPECT_FALSE(r.out.empty()) << r.err;
+    return json::parse(r.out);
+  }
+
+  static std::vector<std::string> repair_kinds(const json& report) {
+    std::vector<std::string> out;
+    for (const auto& r : report["repairs"]) out.push_back(r["kind"].get<std::string>());
+    return out;
+  }
+
+  static const json* find_by_hash(const json& list, const std::string& hash) {
+    for (const auto& item : list) {
+      if (item["payment_hash"] == hash) return &item;
+    }
+    return nullptr;
+  }
+
+  TestDatabase db_;
+  std::unique_ptr<sim::NodeSimulator> node_;
+};
+
+TEST_F(Sweep, RepairsEveryMissedTransitionOnceAndOnlyOnce) {
+  const Secret apay_claim = secret('1'), relay_claim = secret('2'), apay_sent = secret('3'),
+               relay_sent = secret('4');
+  seed_apay(apay_claim.hash, "active", 3000000);
+  seed_relay(relay_claim.hash, "quoted", 5000000);
+  seed_apay(apay_sent.hash, "outbound_paid", 2000000);
+  seed_relay(relay_sent.hash, "outbound_pending", 7000000);
+  serve(json::array({hodl_claimable(apay_claim.hash, 3000000),
+                     hodl_claimable(relay_claim.hash, 5000000),
+                     outbound_succeeded(apay_sent.hash, apay_sent.preimage),
+                     outbound_succeeded(relay_sent.hash, relay_sent.preimage)}));
+
+  const ProcessResult first = sweep();
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const json r = report(first);
+  EXPECT_TRUE(r["complete"]);
+  EXPECT_EQ(r["node"]["dialect"], "paginated");
+  EXPECT_EQ(r["summary"]["repairs_planned"], 4);
+  EXPECT_EQ(r["summary"]["repairs_applied"], 4);
+  EXPECT_EQ(r["summary"]["divergences"], 0);
+
+  EXPECT_EQ(apay_status(apay_claim.hash), "claimable");
+  EXPECT_EQ(jobs(apay_claim.hash, "request_outbound_invoice"), 1);
+  EXPECT_EQ(db_.query_value<std::int64_t>(
+                "SELECT claim_deadline_height FROM async_rotating_invoices WHERE payment_hash=$1",
+                apay_claim.hash),
+            kHeight + 144);
+  EXPECT_TRUE(db_.query_value<bool>(
+      "SELECT claimable_at IS NOT NULL FROM async_rotating_invoices WHERE payment_hash=$1",
+      apay_claim.hash));
+  EXPECT_EQ(relay_status(relay_claim.hash), "claimable");
+  EXPECT_EQ(jobs(relay_claim.hash, "lightning_send_pay_outbound"), 1);
+  EXPECT_EQ(apay_status(apay_sent.hash), "outbound_claimed");
+  EXPECT_EQ(jobs(apay_sent.hash, "claim_inbound_invoice"), 1);
+  EXPECT_EQ(db_.query_value<std::string>(
+                "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1",
+                apay_sent.hash),
+            apay_sent.preimage);
+  EXPECT_EQ(relay_status(relay_sent.hash), "outbound_claimed");
+  EXPECT_EQ(jobs(relay_sent.hash, "lightning_send_claim_inbound"), 1);
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 4);
+  EXPECT_EQ(count("lsp_sweeper.actions"), 4);
+  EXPECT_EQ(db_.query_value<std::string>("SELECT status FROM lsp_sweeper.runs"), "ok");
+
+  const ProcessResult second = sweep();
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_EQ(report(second)["summary"]["repairs_planned"], 0);
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 4);
+  EXPECT_EQ(count("lsp_sweeper.runs"), 2);
+}
+
+TEST_F(Sweep, DryRunReportsTheSamePlanAndWritesNothing) {
+  const Secret s = secret('5');
+  seed_apay(s.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(s.hash, s.preimage)}));
+
+  const ProcessResult dry = sweep({"--dry-run"});
+  EXPECT_EQ(dry.exit_code, 1) << "a dry run that finds repairs exits 1\n" << dry.err;
+  const json r = report(dry);
+  EXPECT_TRUE(r["dry_run"]);
+  ASSERT_EQ(r["repairs"].size(), 1u);
+  EXPECT_EQ(r["repairs"][0]["kind"], "missed_payment_sent");
+  EXPECT_EQ(r["repairs"][0]["applied"], false);
+  EXPECT_EQ(apay_status(s.hash), "outbound_paid");
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 0);
+  EXPECT_EQ(count("lsp_sweeper.runs"), 0);
+  EXPECT_EQ(count("lsp_sweeper.actions"), 0);
+
+  // The real run applies exactly what the dry run planned.
+  const ProcessResult real = sweep();
+  EXPECT_EQ(real.exit_code, 0) << real.err;
+  json applied = r["repairs"];
+  applied[0]["applied"] = true;
+  EXPECT_EQ(report(real)["repairs"], applied);
+  EXPECT_EQ(apay_status(s.hash), "outbound_claimed");
+}
+
+TEST_F(Sweep, ForgedPreimageIsNeverApplied) {
+  const Secret s = secret('6');
+  seed_apay(s.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(s.hash, secret('7').preimage)}));
+
+  const ProcessResult run = sweep();
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  const json r = report(run);
+  EXPECT_EQ(r["summary"]["repairs_planned"], 0);
+  ASSERT_EQ(r["divergences"].size(), 1u);
+  EXPECT_EQ(r["divergences"][0]["kind"], "preimage_mismatch");
+  EXPECT_EQ(r["divergences"][0]["payment_hash"], s.hash);
+  EXPECT_EQ(apay_status(s.hash), "outbound_paid");
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 0);
+  EXPECT_EQ(db_.query_value<std::string>("SELECT status FROM lsp_sweeper.runs"), "divergences");
+}
+
+TEST_F(Sweep, GuardsAreReportedAndNothingIsGuessed) {
+  const Secret no_deadline = secret('8'), wrong_amount = secret('9'), passed = secret('a');
+  seed_apay(no_deadline.hash, "active", 3000000);
+  seed_apay(wrong_amount.hash, "active", 4000000);
+  seed_relay(passed.hash, "quoted", 3000000);
+  serve(json::array({hodl_claimable(no_deadline.hash, 3000000, std::nullopt),
+                     hodl_claimable(wrong_amount.hash, 9999),
+                     hodl_claimable(passed.hash, 3000000, kHeight)}));
+
+  const ProcessResult run = sweep();
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  const json r = report(run);
+  EXPECT_EQ(r["summary"]["repairs_planned"], 0);
+  EXPECT_EQ((*find_by_hash(r["divergences"], no_deadline.hash))["kind"], "claim_deadline_unknown");
+  EXPECT_EQ((*find_by_hash(r["divergences"], wrong_amount.hash))["kind"], "amount_mismatch");
+  EXPECT_EQ((*find_by_hash(r["divergences"], passed.hash))["kind"], "claim_deadline_passed");
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 0);
+  EXPECT_EQ(db_.query_value<int>("SELECT count(*) FROM async_rotating_invoices WHERE status <> "
+                                 "'active'"),
+            0);
+}
+
+TEST_F(Sweep, MissingOutboxJobIsAddedOnce) {
+  const Secret s = secret('b');
+  seed_relay(s.hash, "outbound_claimed", 1000);
+  serve(json::array());
+
+  const ProcessResult run = sweep();
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(repair_kinds(report(run)), std::vector<std::string>{"missing_outbox_job"});
+  EXPECT_EQ(jobs(s.hash, "lightning_send_claim_inbound"), 1);
+  EXPECT_EQ(report(sweep())["summary"]["repairs_planned"], 0);
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 1);
+}
+
+TEST_F(Sweep, RecentPaymentsAreLeftForTheirLiveCallback) {
+  const Secret s = secret('c');
+  seed_apay(s.hash, "active", 3000000);
+  json p = hodl_claimable(s.hash, 3000000);
+  p["updated_ago"] = 5;
+  serve(json::array({p}));
+
+  const json r = report(sweep());
+  EXPECT_EQ(r["summary"]["repairs_planned"], 0);
+  EXPECT_EQ(r["summary"]["deferred"], 1);
+  EXPECT_EQ(apay_status(s.hash), "active");
+  EXPECT_EQ(report(sweep({"--min-age", "0"}))["summary"]["repairs_applied"], 1);
+}
+
+TEST_F(Sweep, UppercaseHexFromTheNodeMatchesLowercaseRecords) {
+  const Secret s = secret('d');
+  seed_apay(s.hash, "outbound_paid", 2000000);
+  std::string upper_hash = s.hash, upper_preimage = s.preimage;
+  for (auto& c : upper_hash) c = static_cast<char>(std::toupper(c));
+  for (auto& c : upper_preimage) c = static_cast<char>(std::toupper(c));
+  serve(json::array({outbound_succeeded(upper_hash, upper_preimage)}));
+
+  EXPECT_EQ(sweep().exit_code, 0);
+  EXPECT_EQ(apay_status(s.hash), "outbound_claimed");
+  EXPECT_EQ(db_.query_value<std::string>(
+                "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1",
+                s.hash),
+            s.preimage);
+}
+
+TEST_F(Sweep, MalformedPaymentsAreRejectedOneByOne) {
+  const Secret good = secret('e');
+  seed_apay(good.hash, "outbound_paid", 2000000);
+  json bad_hash = outbound_succeeded("'; DROP TABLE async_rotating_invoices; --", good.preimage);
+  json bad_amount = outbound_succeeded(secret('f').hash, secret('f').preimage);
+  bad_amount["amt_msat"] = "lots";
+  serve(json::array({bad_hash, outbound_succeeded(good.hash, good.preimage), bad_amount}));
+
+  const ProcessResult run = sweep();
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  const json r = report(run);
+  EXPECT_TRUE(r["complete"]);
+  EXPECT_EQ(r["node"]["payments_rejected"], 2);
+  EXPECT_EQ(r["summary"]["repairs_applied"], 1);
+  EXPECT_EQ(apay_status(good.hash), "outbound_claimed");
+  int malformed = 0;
+  for (const auto& d : r["divergences"]) malformed += d["kind"] == "malformed_payment";
+  EXPECT_EQ(malformed, 2);
+}
+
+TEST_F(Sweep, IndexZeroCursorTerminates) {
+  // 7 payments, the oldest three stored before the node had an index: with pages of 2, the
+  // third page ends on index 0, which the node answers as last_index_offset 0.
+  json payments = json::array();
+  for (int i = 0; i < 7; ++i) {
+    json p = hodl_claimable(secret(static_cast<char>('g' + i)).hash, 1000);
+    p["index"] = i < 3 ? 0 : i;
+    payments.push_back(p);
+  }
+  serve(payments);
+
+  const ProcessResult run = sweep({"--page-size", "2"});
+  ASSERT_FALSE(run.timed_out);
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  const json r = report(run);
+  EXPECT_TRUE(r["complete"]);
+  EXPECT_LE(node_->request_count("/listpayments"), 10u);
+  EXPECT_EQ(r["summary"]["orphans"], r["node"]["payments_scanned"]);
+}
+
+TEST_F(Sweep, LegacyNodeRepairsPaymentSentAndSaysClaimableCannotBeChecked) {
+  const Secret sent = secret('p'), held = secret('q');
+  seed_apay(sent.hash, "outbound_paid", 2000000);
+  seed_apay(held.hash, "active", 3000000);
+  serve(json::array({outbound_succeeded(sent.hash, sent.preimage),
+                     hodl_claimable(held.hash, 3000000)}),
+        "legacy");
+
+  const ProcessResult run = sweep();
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  const json r = report(run);
+  EXPECT_EQ(r["node"]["dialect"], "legacy");
+  EXPECT_EQ(repair_kinds(r), std::vector<std::string>{"missed_payment_sent"});
+  EXPECT_EQ(apay_status(sent.hash), "outbound_claimed");
+  EXPECT_EQ(apay_status(held.hash), "active");
+  ASSERT_EQ(r["notes"].size(), 1u);
+  EXPECT_NE(r["notes"][0].get<std::string>().find("claimable"), std::string::npos);
+  EXPECT_EQ(node_->request_count("/listpayments"), 1u);
+}
+
+TEST_F(Sweep, RefusedTokenEndsTheRunWithoutLeakingIt) {
+  serve(json::array());
+  const std::string wrong = "wrong-token-Zq81";
+  const ProcessResult run = sweep({}, wrong);
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("401"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find(wrong), std::string::npos);
+  EXPECT_EQ(run.out.find(wrong), std::string::npos);
+  EXPECT_FALSE(report(run)["complete"]);
+  EXPECT_EQ(db_.query_value<std::string>("SELECT status FROM lsp_sweeper.runs"), "failed");
+}
+
+TEST_F(Sweep, LockedNodeEndsTheRunWithAClearMessage) {
+  serve(json::array());
+  node_->set_locked(true);
+  const ProcessResult run = sweep();
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.err.find("locked"), std::string::npos) << run.err;
+}
+
+TEST_F(Sweep, ConfigurationAndUsageErrorsHaveTheirOwnExitCodes) {
+  serve(json::array());
+  const ProcessResult no_token = sweep({}, "");
+  EXPECT_EQ(no_token.exit_code, 2);
+  EXPECT_NE(no_token.err.find("LSP_SWEEPER_NODE_TOKEN"), std::string::npos) << no_token.err;
+
+  const ProcessResult bad_flag = sweep({"--page-size", "zero"});
+  EXPECT_EQ(bad_flag.exit_code, 64);
+
+  const ProcessResult no_db = run_process({LSP_SWEEPER_BINARY, "run"},
+                                          {{"LSP_SWEEPER_NODE_URL", node_->url()},
+                                           {"LSP_SWEEPER_DB_URL", ""},
+                                           {"LSP_SWEEPER_NODE_TOKEN", kToken}});
+  EXPECT_EQ(no_db.exit_code, 64) << no_db.err;
+}
+
+TEST_F(Sweep, UnreachableDatabaseEndsTheRunWithoutItsPassword) {
+  serve(json::array());
+  const ProcessResult run = run_process(
+      {LSP_SWEEPER_BINARY, "run"},
+      {{"LSP_SWEEPER_NODE_URL", node_->url()},
+       {"LSP_SWEEPER_DB_URL", "postgresql://sweeper:s3cret-pw@127.0.0.1:1/lsp?connect_timeout=2"},
+       {"LSP_SWEEPER_NODE_TOKEN", kToken}});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_EQ(run.err.find("s3cret-pw"), std::string::npos) << run.err;
+}
+
+// The LSP's own live callback lands after the sweeper read the records but before it applies
+// its repair: the conditional UPDATE then changes nothing and no second job appears.
+class CallbackLandsMidSweep : public store::RecordStore {
+ public:
+  CallbackLandsMidSweep(store::RecordStore& inner, TestDatabase& db) : inner_(inner), db_(db) {}
+
+  std::vector<LspRecord> records_for(const std::vector<std::string>& hashes) override {
+    auto records = inner_.records_for(hashes);
+    for (const auto& hash : hashes) {
+      db_.exec(
+          "WITH moved AS (UPDATE async_rotating_invoices SET status = 'outbound_claimed', "
+          "payment_preimage = 'from-callback' WHERE payment_hash = $1 AND status = "
+          "'outbound_paid' RETURNING payment_hash) "
+          "INSERT INTO async_rotating_invoice_outbox (payment_hash, action, status) "
+          "SELECT payment_hash, 'claim_inbound_invoice', 'pending' FROM moved "
+          "ON CONFLICT (payment_hash, action) DO NOTHING",
+          hash);
+    }
+    return records;
+  }
+  std::vector<LspRecord> records_needing_outbox_job() override {
+    return inner_.records_needing_outbox_job();
+  }
+  bool apply(const plan::Repair& repair, const std::string& run_id) override {
+    return inner_.apply(repair, run_id);
+  }
+  void begin_run(const std::string& run_id, bool dry_run) override {
+    inner_.begin_run(run_id, dry_run);
+  }
+  void finish_run(const store::RunRecord& run) override { inner_.finish_run(run); }
+
+ private:
+  store::RecordStore& inner_;
+  TestDatabase& db_;
+};
+
+TEST_F(Sweep, CallbackLandingBetweenPlanAndApplyLeavesExactlyOneJob) {
+  const Secret s = secret('r');
+  seed_apay(s.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(s.hash, s.preimage)}));
+
+  node::NodeClient client({node_->url(), kToken});
+  store::PgStore pg(db_.uri());
+  CallbackLandsMidSweep racing(pg, db_);
+  run::SweepOptions options;
+  options.node_url = node_->url();
+  const report::RunResult result = run::run_sweep(client, racing, options);
+
+  ASSERT_TRUE(result.complete) << result.error.value_or("");
+  ASSERT_EQ(result.repairs.size(), 1u);
+  EXPECT_FALSE(result.repairs[0].applied);
+  EXPECT_EQ(report::exit_code(result), 0);
+  EXPECT_EQ(jobs(s.hash, "claim_inbound_invoice"), 1);
+  // The callback's write stands; the sweeper did not overwrite it.
+  EXPECT_EQ(db_.query_value<std::string>(
+                "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1",
+                s.hash),
+            "from-callback");
+  EXPECT_EQ(db_.query_value<bool>("SELECT applied FROM lsp_sweeper.actions"), false);
+}
+
+}  // namespace
+}  // namespace lsp_sweeper
