@@ -1,1 +1,347 @@
-// placeholder: being written
+#include "lsp_sweeper/node/client.hpp"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <limits>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+#include "lsp_sweeper/util/hex.hpp"
+
+namespace lsp_sweeper::node {
+
+namespace {
+
+// Doubling from first_backoff must not let a generous max_attempts stall a cron run for hours.
+constexpr std::chrono::milliseconds kMaxBackoff{60000};
+// A node that accepts no connection within this long is down; the whole-request timeout is
+// for slow pages, not for waiting on a dead host.
+constexpr std::chrono::milliseconds kMaxConnectTimeout{10000};
+// How much of the node's own error text a message may quote.
+constexpr std::size_t kNodeErrorChars = 200;
+
+void init_curl_once() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      throw NodeError(NodeErrorKind::Transport, "libcurl failed to initialise");
+    }
+  });
+}
+
+// The response body, capped while it arrives so a hostile or broken node cannot exhaust memory.
+struct BodySink {
+  std::string body;
+  std::uint64_t limit = 0;
+  bool too_large = false;
+};
+
+std::size_t write_body(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* sink = static_cast<BodySink*>(user);
+  const std::size_t n = size * count;
+  if (n > sink->limit - sink->body.size()) {
+    sink->too_large = true;
+    return 0;  // anything short of n makes curl abort the transfer
+  }
+  sink->body.append(data, n);
+  return n;
+}
+
+// Transport failures worth another attempt: the node or the path to it may recover. Anything
+// else (a malformed URL, a certificate that does not verify) fails the same way every time.
+bool retryable(CURLcode rc) {
+  switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM: return true;
+    default: return false;
+  }
+}
+
+bool retryable_status(long status) {
+  return status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+// " (node said: '...')" when the body is the node's JSON error {"code", "error", "name"}.
+std::string node_said(const std::string& body) {
+  const auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) return {};
+  const auto it = doc.find("error");
+  if (it == doc.end() || !it->is_string()) return {};
+  return " (node said: '" + util::printable(it->get_ref<const std::string&>(), kNodeErrorChars) +
+         "')";
+}
+
+bool is_json_content_type(std::string_view content_type) {
+  std::string lower(content_type);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return lower.find("json") != std::string::npos;
+}
+
+std::string list_path(const PaymentQuery& query, std::uint32_t page_size,
+                      std::optional<std::uint64_t> index_offset) {
+  std::string path = "/listpayments?max_payments=" + std::to_string(page_size);
+  if (index_offset) path += "&index_offset=" + std::to_string(*index_offset);
+  if (query.status) path += "&status=" + std::string(to_string(*query.status));
+  if (query.direction) path += "&direction=" + std::string(to_string(*query.direction));
+  // The node takes created_after as unsigned; a negative bound filters nothing, like none.
+  if (query.created_after && *query.created_after >= 0) {
+    path += "&created_after=" + std::to_string(*query.created_after);
+  }
+  return path;
+}
+
+std::string page_context(int number, std::optional<std::uint64_t> index_offset) {
+  std::string what = "GET /listpayments page " + std::to_string(number);
+  if (index_offset) what += " (index_offset=" + std::to_string(*index_offset) + ")";
+  return what;
+}
+
+// The legacy node ignores created_after and returns every payment it has.
+void drop_created_before(PaymentPage& page, std::optional<std::int64_t> created_after) {
+  if (!created_after) return;
+  std::erase_if(page.payments, [&](const NodePayment& p) { return p.created_at < *created_after; });
+}
+
+}  // namespace
+
+struct NodeClient::Impl {
+  struct Outcome {
+    bool ok = false;
+    NodeErrorKind kind = NodeErrorKind::Transport;
+    bool retry = false;
+    std::string message;
+  };
+
+  NodeClientOptions options;
+  std::string base;  // base_url without trailing '/'
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl{nullptr, curl_easy_cleanup};
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headers{nullptr, curl_slist_free_all};
+  BodySink sink;
+  char curl_error[CURL_ERROR_SIZE] = {};
+
+  explicit Impl(NodeClientOptions opts) : options(std::move(opts)) {
+    base = options.base_url;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    if (base.empty()) throw std::invalid_argument("node base URL is empty");
+    // A CR or LF would let the token smuggle extra header lines into every request.
+    if (std::any_of(options.token.begin(), options.token.end(),
+                    [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
+      throw std::invalid_argument("node token contains a control character");
+    }
+    sink.limit = options.max_response_bytes;
+
+    init_curl_once();
+    curl.reset(curl_easy_init());
+    if (!curl) throw NodeError(NodeErrorKind::Transport, "libcurl could not create a handle");
+
+    append_header("Accept: application/json");
+    if (!options.token.empty()) append_header("Authorization: Bearer " + options.token);
+
+    const auto timeout = options.timeout.count();
+    const auto connect_timeout = std::min(options.timeout, kMaxConnectTimeout).count();
+    const auto max_file = static_cast<curl_off_t>(std::min<std::uint64_t>(
+        options.max_response_bytes,
+        static_cast<std::uint64_t>(std::numeric_limits<curl_off_t>::max())));
+    set(CURLOPT_VERBOSE, 0L);  // verbose output would print the Authorization header
+    set(CURLOPT_NOSIGNAL, 1L);
+    set(CURLOPT_HTTPGET, 1L);
+    set(CURLOPT_PROTOCOLS_STR, "http,https");
+    set(CURLOPT_HTTPHEADER, headers.get());
+    set(CURLOPT_USERAGENT, "lsp-sweeper");
+    set(CURLOPT_TIMEOUT_MS, static_cast<long>(timeout));
+    set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout));
+    // Refuses a declared Content-Length over the limit before any of the body is read.
+    set(CURLOPT_MAXFILESIZE_LARGE, max_file);
+    set(CURLOPT_WRITEFUNCTION, &write_body);
+    set(CURLOPT_WRITEDATA, static_cast<void*>(&sink));
+    set(CURLOPT_ERRORBUFFER, curl_error);
+  }
+
+  template <typename T>
+  void set(CURLoption option, T value) {
+    const CURLcode rc = curl_easy_setopt(curl.get(), option, value);
+    if (rc != CURLE_OK) {
+      throw NodeError(NodeErrorKind::Transport, "libcurl refused option " +
+                                                    std::to_string(static_cast<int>(option)) +
+                                                    ": " + curl_easy_strerror(rc));
+    }
+  }
+
+  void append_header(const std::string& line) {
+    curl_slist* list = curl_slist_append(headers.get(), line.c_str());
+    if (list == nullptr) throw std::bad_alloc();
+    (void)headers.release();  // curl_slist_append returned the same list, now one longer
+    headers.reset(list);
+  }
+
+  // Every NodeError leaves through here. The node's error text is untrusted and could echo
+  // the request's headers back, so the token is cut out of anything we report.
+  NodeError fail(NodeErrorKind kind, std::string message) const {
+    const std::string& token = options.token;
+    if (!token.empty()) {
+      constexpr std::string_view kMask = "<token>";
+      for (auto pos = message.find(token); pos != std::string::npos;
+           pos = message.find(token, pos + kMask.size())) {
+        message.replace(pos, token.size(), kMask);
+      }
+    }
+    return NodeError(kind, message);
+  }
+
+  Outcome attempt(const std::string& url) {
+    sink.body.clear();
+    sink.too_large = false;
+    curl_error[0] = '\0';
+    set(CURLOPT_URL, url.c_str());
+    const CURLcode rc = curl_easy_perform(curl.get());
+    if (sink.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+      return {false, NodeErrorKind::Protocol, false,
+              "response larger than " + std::to_string(options.max_response_bytes) + " bytes"};
+    }
+    if (rc != CURLE_OK) {
+      std::string cause = curl_error[0] != '\0' ? curl_error : curl_easy_strerror(rc);
+      return {false, NodeErrorKind::Transport, retryable(rc), std::move(cause)};
+    }
+
+    long status = 0;
+    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+    if (status == 401) {
+      return {false, NodeErrorKind::Unauthorized, false,
+              "node refused the token (401)" + node_said(sink.body)};
+    }
+    if (status == 403) {
+      return {
+          false, NodeErrorKind::Locked, false,
+          "node is locked or not initialised (403): unlock it and rerun" + node_said(sink.body)};
+    }
+    if (status < 200 || status > 299) {
+      const bool retry = retryable_status(status);
+      return {false, retry ? NodeErrorKind::Transport : NodeErrorKind::Protocol, retry,
+              "HTTP " + std::to_string(status) + node_said(sink.body)};
+    }
+    const char* content_type = nullptr;
+    curl_easy_getinfo(curl.get(), CURLINFO_CONTENT_TYPE, &content_type);
+    if (content_type != nullptr && !is_json_content_type(content_type)) {
+      return {false, NodeErrorKind::Protocol, false,
+              "content type '" + util::printable(content_type) + "' is not JSON"};
+    }
+    return {true, {}, false, {}};
+  }
+
+  // The body of a successful GET of `path`; `what` names the request in errors.
+  std::string get(const std::string& path, const std::string& what) {
+    const int attempts = std::max(1, options.max_attempts);
+    auto backoff = options.first_backoff;
+    for (int n = 1;; ++n) {
+      Outcome outcome = attempt(base + path);
+      if (outcome.ok) return std::move(sink.body);
+      if (!outcome.retry) throw fail(outcome.kind, what + ": " + outcome.message);
+      if (n >= attempts) {
+        throw fail(NodeErrorKind::Transport, what + ": " + outcome.message + "; gave up after " +
+                                                 std::to_string(n) + " attempts");
+      }
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, kMaxBackoff);
+    }
+  }
+
+  PaymentPage fetch_page(const PaymentQuery& query, std::uint32_t page_size,
+                         std::optional<std::uint64_t> index_offset, int number) {
+    const std::string what = page_context(number, index_offset);
+    const std::string body = get(list_path(query, page_size, index_offset), what);
+    try {
+      return decode_list_payments(body);
+    } catch (const DecodeError& e) {
+      throw fail(NodeErrorKind::Protocol, what + ": " + e.what());
+    }
+  }
+};
+
+NodeClient::NodeClient(NodeClientOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+NodeClient::~NodeClient() = default;
+
+std::int64_t NodeClient::current_height() {
+  const std::string what = "GET /networkinfo";
+  const std::string body = impl_->get("/networkinfo", what);
+  try {
+    return decode_network_height(body);
+  } catch (const DecodeError& e) {
+    throw impl_->fail(NodeErrorKind::Protocol, what + ": " + e.what());
+  }
+}
+
+ScanStats NodeClient::scan(const PaymentQuery& query, std::uint32_t page_size,
+                           const PageSink& on_page) {
+  // The node reads max_payments=0 as its default of 100, which would break the full-page test.
+  if (page_size == 0) throw std::invalid_argument("page_size must be positive");
+  ScanStats stats;
+  std::optional<std::uint64_t> cursor;  // absent: start from the newest payment
+  for (int number = 1;; ++number) {
+    PaymentPage page = impl_->fetch_page(query, page_size, cursor, number);
+    // Counts every page fetched, the empty one that ends a scan included: it is a request
+    // the node answered.
+    ++stats.pages;
+    if (number == 1) {
+      stats.dialect = page.dialect;
+    } else if (page.dialect != Dialect::Paginated) {
+      throw impl_->fail(NodeErrorKind::Protocol, page_context(number, cursor) +
+                                                     ": response has no cursors although page 1 "
+                                                     "had them (node changed dialect mid-scan)");
+    }
+
+    if (page.dialect == Dialect::Legacy) {
+      drop_created_before(page, query.created_after);
+      if (!page.payments.empty() || !page.rejected.empty()) on_page(page);
+      return stats;
+    }
+    const std::size_t items = page.payments.size() + page.rejected.size();
+    if (items == 0) return stats;
+
+    // Read before on_page, which may move the page's contents away.
+    const std::uint64_t next = page.last_index_offset;
+    if (next != 0 && cursor && next >= *cursor) {
+      // The cursor is exclusive, so this page contradicts the request that produced it; it is
+      // not delivered.
+      throw impl_->fail(NodeErrorKind::CursorRegressed,
+                        page_context(number, cursor) + ": last_index_offset " +
+                            std::to_string(next) + " is not below index_offset " +
+                            std::to_string(*cursor) + "; stopping rather than looping");
+    }
+    on_page(page);
+    if (next == 0) {
+      // 0 means "start again from the newest": the rest of the unindexed payments, if any,
+      // cannot be reached.
+      stats.stopped_at_unindexed = items >= page_size;
+      return stats;
+    }
+    cursor = next;
+  }
+}
+
+std::string redact_url(const std::string& url) {
+  const auto scheme_end = url.find("://");
+  const std::size_t start = scheme_end == std::string::npos ? 0 : scheme_end + 3;
+  const std::size_t end = std::min(url.find_first_of("/?#", start), url.size());
+  const auto at = url.substr(start, end - start).rfind('@');
+  if (at == std::string::npos) return url;
+  return url.substr(0, start) + url.substr(start + at + 1);
+}
+
+}  // namespace lsp_sweeper::node
