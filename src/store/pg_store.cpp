@@ -1,1 +1,285 @@
-// placeholder: being written
+// PgStore: the LSP's order records and the sweeper's audit rows, through libpqxx 6.
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "connection.hpp"
+#include "lsp_sweeper/store/store.hpp"
+
+namespace lsp_sweeper::store {
+
+namespace {
+
+// The table each flow keeps its records in, and what the two missed callbacks set besides
+// status and updated_at (DOMAIN.md, "The transitions to apply"). The only place that names
+// the LSP's record tables. These are constants of this file, never outside input, so
+// composing them into statement text is safe; every value is a $n parameter.
+struct RecordTable {
+  Flow flow;
+  std::string_view table;
+  std::string_view amount_column;      // the inbound amount the node's amt_msat is checked against
+  std::string_view claimable_sets;     // $4 is the claim deadline height
+  std::string_view payment_sent_sets;  // $4 is the preimage, already checked against the hash
+};
+
+constexpr std::array<RecordTable, 2> kRecordTables{{
+    // APay keeps a claimable_at or deadline the LSP already wrote: the first claimable
+    // callback is the one that counts.
+    {Flow::Apay, "async_rotating_invoices", "amount_msat",
+     "claimable_at = COALESCE(claimable_at, now()), "
+     "claim_deadline_height = COALESCE(claim_deadline_height, $4::bigint)",
+     "payment_preimage = $4"},
+    {Flow::Relay, "lightning_send_mappings", "inbound_amount_msat",
+     "claim_deadline_height = $4::bigint", "payment_preimage = $4"},
+}};
+
+std::string statement_name(std::string_view what, Flow flow) {
+  return std::string(what) + "_" + std::string(to_string(flow));
+}
+
+std::string name_of(plan::RepairKind kind, Flow flow) {
+  return statement_name(plan::to_string(kind), flow);
+}
+
+// A PostgreSQL array literal holding `values`, for a `$n::text[]` parameter (libpqxx 6 has
+// no array parameters). Every element is double-quoted with `"` and `\` escaped, so a value
+// can neither end its element early nor read as NULL.
+std::string text_array(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (const std::string& value : values) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : value) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+std::vector<std::string> parse_text_array(const pqxx::field& field) {
+  std::vector<std::string> values;
+  pqxx::array_parser parser = field.as_array();
+  for (auto [juncture, value] = parser.get_next(); juncture != pqxx::array_parser::done;
+       std::tie(juncture, value) = parser.get_next()) {
+    if (juncture == pqxx::array_parser::string_value) values.push_back(std::move(value));
+  }
+  return values;
+}
+
+// libpqxx 6.4 as packaged leaves its std::optional support switched off.
+std::optional<std::int64_t> optional_int(const pqxx::field& field) {
+  if (field.is_null()) return std::nullopt;
+  return field.as<std::int64_t>();
+}
+
+// Columns 0-3 are the record; a fifth column, when the statement has one, is the text[] of
+// outbox actions that exist for the hash.
+LspRecord to_record(Flow flow, const pqxx::row& row) {
+  LspRecord record;
+  record.flow = flow;
+  record.payment_hash = row[0].as<std::string>();
+  record.status = row[1].as<std::string>();
+  record.amount_msat = optional_int(row[2]);
+  record.claim_deadline_height = optional_int(row[3]);
+  if (row.size() > 4) record.outbox_actions = parse_text_array(row[4]);
+  return record;
+}
+
+void prepare_statements(pqxx::connection& conn) {
+  for (const RecordTable& t : kRecordTables) {
+    const std::string table(t.table);
+    const std::string columns =
+        "payment_hash, status, " + std::string(t.amount_column) + ", claim_deadline_height";
+    conn.prepare(statement_name("records_for", t.flow),
+                 "SELECT " + columns + " FROM " + table + " WHERE payment_hash = ANY($1::text[])");
+    conn.prepare(statement_name("records_needing_outbox_job", t.flow),
+                 "SELECT " + columns +
+                     ", ARRAY(SELECT o.action FROM async_rotating_invoice_outbox o"
+                     " WHERE o.payment_hash = r.payment_hash ORDER BY o.action)"
+                     " FROM " +
+                     table + " r WHERE r.status = ANY($1::text[]) AND r.payment_hash IS NOT NULL");
+
+    // Concurrency: the LSP's own callback handler may run the same transition at the same
+    // time. Under READ COMMITTED a conditional UPDATE that meets a row another transaction is
+    // changing waits for it to commit, then re-checks its WHERE against the new row version:
+    // if the callback moved the record first, status is no longer in `from` and this UPDATE
+    // changes nothing (and inserts no job). Exactly one of the two changes the row; the
+    // outbox's UNIQUE (payment_hash, action) with ON CONFLICT DO NOTHING makes the job single
+    // even if the other side inserts it without such a guard.
+    const std::string update = "UPDATE " + table + " SET status = $3, ";
+    const std::string where =
+        ", updated_at = now() WHERE payment_hash = $1 AND "
+        "status = ANY($2::text[])";
+    conn.prepare(name_of(plan::RepairKind::MissedClaimable, t.flow),
+                 update + std::string(t.claimable_sets) + where);
+    conn.prepare(name_of(plan::RepairKind::MissedPaymentSent, t.flow),
+                 update + std::string(t.payment_sent_sets) + where);
+
+    // A job for a record already in its state, only while it still is. FOR SHARE holds the
+    // record in that state until this transaction ends (the LSP's own UPDATE waits), and a
+    // record moved meanwhile is re-checked and no longer matches: the job never lands after
+    // the state it belongs to has been left.
+    conn.prepare(name_of(plan::RepairKind::MissingOutboxJob, t.flow),
+                 "INSERT INTO async_rotating_invoice_outbox (payment_hash, action, status, "
+                 "available_at) SELECT $1::text, $2::text, 'pending', now() WHERE EXISTS "
+                 "(SELECT 1 FROM " +
+                     table +
+                     " WHERE payment_hash = $1 AND status = ANY($3::text[]) FOR SHARE)"
+                     " ON CONFLICT (payment_hash, action) DO NOTHING");
+  }
+  conn.prepare("insert_outbox_job",
+               "INSERT INTO async_rotating_invoice_outbox (payment_hash, action, status, "
+               "available_at) VALUES ($1, $2, 'pending', now()) "
+               "ON CONFLICT (payment_hash, action) DO NOTHING");
+  conn.prepare("insert_action",
+               "INSERT INTO lsp_sweeper.actions (run_id, kind, flow, payment_hash, from_status, "
+               "to_status, outbox_action, applied) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+  conn.prepare("begin_run",
+               "INSERT INTO lsp_sweeper.runs (run_id, started_at, dry_run, status) "
+               "VALUES ($1, now(), $2, 'running')");
+  // An empty report (a run that failed before it had one) is stored as NULL, not as
+  // invalid JSON.
+  conn.prepare("finish_run",
+               "UPDATE lsp_sweeper.runs SET finished_at = now(), status = $2, exit_code = $3, "
+               "report = NULLIF($4, '')::jsonb WHERE run_id = $1");
+}
+
+}  // namespace
+
+struct PgStore::Impl {
+  std::unique_ptr<pqxx::connection> conn;
+
+  // Runs `statement` of each flow with the text[] parameter `param_for(flow)`, in one read
+  // transaction so both tables are read in the same state of the database.
+  template <typename ParamFor>
+  std::vector<LspRecord> load(std::string_view statement, ParamFor param_for) {
+    std::vector<LspRecord> records;
+    try {
+      pqxx::read_transaction txn(*conn);
+      for (const RecordTable& t : kRecordTables) {
+        for (const pqxx::row& row :
+             txn.exec_prepared(statement_name(statement, t.flow), param_for(t.flow))) {
+          records.push_back(to_record(t.flow, row));
+        }
+      }
+    } catch (const std::exception& e) {
+      throw StoreError(std::string(statement) + ": " + detail::one_line(e.what()));
+    }
+    return records;
+  }
+};
+
+PgStore::PgStore(const std::string& connection_string)
+    : impl_(std::make_unique<Impl>(Impl{detail::connect(connection_string)})) {
+  // apply()'s reasoning about concurrent callbacks (see prepare_statements) holds under READ
+  // COMMITTED; a database whose default is stricter would turn the lost race into a
+  // serialization error instead of the normal `false`. libpqxx re-applies this on reconnect.
+  try {
+    impl_->conn->set_variable("default_transaction_isolation", "'read committed'");
+  } catch (const std::exception& e) {
+    throw StoreError("setting the isolation level: " + detail::one_line(e.what()));
+  }
+  prepare_statements(*impl_->conn);
+}
+
+PgStore::~PgStore() = default;
+
+std::vector<LspRecord> PgStore::records_for(const std::vector<std::string>& hashes) {
+  if (hashes.empty()) return {};
+  const std::string hash_array = text_array(hashes);
+  return impl_->load("records_for", [&](Flow) { return hash_array; });
+}
+
+std::vector<LspRecord> PgStore::records_needing_outbox_job() {
+  return impl_->load("records_needing_outbox_job",
+                     [](Flow flow) { return text_array(plan::states_needing_outbox_job(flow)); });
+}
+
+bool PgStore::apply(const plan::Repair& repair, const std::string& run_id) {
+  const std::string kind(plan::to_string(repair.kind));
+  const std::string context =
+      "apply " + kind + " " + std::string(to_string(repair.flow)) + " " + repair.payment_hash;
+  // The planner never builds these; refusing them here keeps a claimable record from ever
+  // getting a NULL deadline the LSP's next job would trip over.
+  if (repair.kind == plan::RepairKind::MissedClaimable && !repair.claim_deadline_height) {
+    throw StoreError(context + ": no claim deadline height");
+  }
+  if (repair.kind == plan::RepairKind::MissedPaymentSent && !repair.preimage) {
+    throw StoreError(context + ": no preimage");
+  }
+
+  const std::string statement = name_of(repair.kind, repair.flow);
+  const std::string from = text_array(repair.from);
+  std::string_view step = "update";
+  try {
+    pqxx::work txn(*impl_->conn);
+    bool applied = false;
+    switch (repair.kind) {
+      case plan::RepairKind::MissedClaimable:
+      case plan::RepairKind::MissedPaymentSent: {
+        const pqxx::result updated =
+            repair.kind == plan::RepairKind::MissedClaimable
+                ? txn.exec_prepared(statement, repair.payment_hash, from, repair.to,
+                                    *repair.claim_deadline_height)
+                : txn.exec_prepared(statement, repair.payment_hash, from, repair.to,
+                                    *repair.preimage);
+        applied = updated.affected_rows() == 1;
+        if (applied) {
+          step = "outbox insert";
+          txn.exec_prepared("insert_outbox_job", repair.payment_hash, repair.outbox_action);
+        }
+        break;
+      }
+      case plan::RepairKind::MissingOutboxJob:
+        step = "outbox insert";
+        applied = txn.exec_prepared(statement, repair.payment_hash, repair.outbox_action, from)
+                      .affected_rows() == 1;
+        break;
+    }
+    step = "audit row";
+    txn.exec_prepared("insert_action", run_id, kind, std::string(to_string(repair.flow)),
+                      repair.payment_hash, repair.observed_status, repair.to, repair.outbox_action,
+                      applied);
+    step = "commit";
+    txn.commit();
+    return applied;
+  } catch (const std::exception& e) {
+    throw StoreError(context + ": " + std::string(step) + ": " + detail::one_line(e.what()));
+  }
+}
+
+void PgStore::begin_run(const std::string& run_id, bool dry_run) {
+  try {
+    pqxx::work txn(*impl_->conn);
+    txn.exec_prepared("begin_run", run_id, dry_run);
+    txn.commit();
+  } catch (const std::exception& e) {
+    throw StoreError("begin run " + run_id + ": " + detail::one_line(e.what()));
+  }
+}
+
+void PgStore::finish_run(const RunRecord& run) {
+  const std::string context = "finish run " + run.run_id;
+  std::size_t updated = 0;
+  try {
+    pqxx::work txn(*impl_->conn);
+    updated =
+        txn.exec_prepared("finish_run", run.run_id, run.status, run.exit_code, run.report_json)
+            .affected_rows();
+    txn.commit();
+  } catch (const std::exception& e) {
+    throw StoreError(context + ": " + detail::one_line(e.what()));
+  }
+  if (updated != 1) throw StoreError(context + ": no such run was begun");
+}
+
+}  // namespace lsp_sweeper::store

@@ -1,0 +1,21 @@
+// What the store's two entry points (PgStore and migrate) share: opening a connection
+// without leaking the password, and turning a libpqxx error into one line of text.
+#pragma once
+
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+#include <string_view>
+
+namespace lsp_sweeper::store::detail {
+
+// Opens a connection; on failure throws StoreError naming the (redacted) connection string
+// and libpq's reason, with any password scrubbed from the reason too.
+std::unique_ptr<pqxx::connection> connect(const std::string& connection_string);
+
+// A PostgreSQL or libpqxx error message as one line: libpq ends messages with a newline and
+// puts DETAIL and HINT on lines of their own (kept), and the statement excerpt with a caret
+// under the error position on two more (dropped).
+std::string one_line(std::string_view message);
+
+}  // namespace lsp_sweeper::store::detail
