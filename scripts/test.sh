@@ -1,18 +1,44 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs the missing Debian packages, builds with
-# warnings as errors, starts a throwaway PostgreSQL (private data directory and socket),
-# runs every test with ctest, and stops the server whatever happens.
+# The whole test suite on a fresh machine: installs the missing Debian packages, starts a
+# throwaway PostgreSQL (private data directory and socket), and runs every test with ctest
+# twice: once built with warnings as errors, once under AddressSanitizer and
+# UndefinedBehaviorSanitizer. The server is stopped whatever happens.
+#
+#   scripts/test.sh                    both passes
+#   scripts/test.sh --no-sanitizers    the first pass only (quicker, while developing)
+#   scripts/test.sh -- -R Sweep        extra arguments after -- go to ctest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+sanitizers=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-sanitizers) sanitizers=0; shift ;;
+    --) shift; break ;;
+    *) echo "usage: scripts/test.sh [--no-sanitizers] [-- CTEST_ARGS...]" >&2; exit 64 ;;
+  esac
+done
+
 scripts/install-deps.sh
-build=${LSP_SWEEPER_BUILD_DIR:-build/test}
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DLSP_SWEEPER_WERROR=ON >/dev/null
-cmake --build "$build" -j"$(nproc)"
 
 pgdir=$(mktemp -d /tmp/lsp-sweeper-test-pg.XXXXXX)
 trap 'scripts/pg.sh stop "$pgdir" || true; rm -rf "$pgdir"' EXIT
 LSP_SWEEPER_TEST_DB=$(scripts/pg.sh start "$pgdir")
 export LSP_SWEEPER_TEST_DB
 
-ctest --test-dir "$build" --output-on-failure -j"$(nproc)" "$@"
+run_pass() {
+  local name=$1 build=$2; shift 2
+  echo "== $name: build in $build"
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DLSP_SWEEPER_WERROR=ON "$@" >/dev/null
+  cmake --build "$build" -j"$(nproc)"
+  echo "== $name: tests"
+  ctest --test-dir "$build" --output-on-failure -j"$(nproc)" "${ctest_args[@]}"
+}
+
+ctest_args=("$@")
+run_pass "warnings as errors" build/test
+if [ "$sanitizers" -eq 1 ]; then
+  # Any report from either sanitizer fails the test that triggered it.
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run_pass "address + undefined sanitizers" build/asan -DLSP_SWEEPER_SANITIZE=ON
+fi

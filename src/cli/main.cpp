@@ -144,7 +144,13 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->envname("LSP_SWEEPER_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
-  app.footer("Run `lsp-sweeper COMMAND --help` for a command's options and examples.");
+  app.footer(R"(
+Examples:
+  lsp-sweeper migrate --db "$LSP_SWEEPER_DB_URL"
+  LSP_SWEEPER_NODE_TOKEN=... lsp-sweeper run --node-url http://127.0.0.1:3001 --dry-run --report -
+  lsp-sweeper version
+
+Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
 
   RunFlags run_flags;
   auto* run = app.add_subcommand("run", "Sweep once: find missed callbacks and repair them");
