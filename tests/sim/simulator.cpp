@@ -1,1 +1,501 @@
-// placeholder: being written
+#include "sim/simulator.hpp"
+
+#include <httplib.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+namespace lsp_sweeper::sim {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr std::uint64_t kDefaultPageSize = 100;  // the node's default for max_payments 0/absent
+
+// The simulator-only keys are the scenario author's, not the node's: a wrong type there is
+// a mistake in the file, reported rather than served.
+ScenarioError bad_key(std::size_t position, const char* key, const char* expected) {
+  return ScenarioError("payment #" + std::to_string(position) + ": \"" + key + "\" must be " +
+                       expected);
+}
+
+// Removes "index" from the payment and returns it.
+std::optional<std::uint64_t> take_index(json& payment, std::size_t position) {
+  const auto it = payment.find("index");
+  if (it == payment.end()) return std::nullopt;
+  // nlohmann parses every non-negative integer literal as unsigned.
+  if (!it->is_number_unsigned()) throw bad_key(position, "index", "an unsigned integer");
+  const auto value = it->get<std::uint64_t>();
+  payment.erase(it);
+  return value;
+}
+
+// Writes `field` = now - ago when the relative key is present; both forms at once would
+// leave the author's intent unclear.
+void resolve_relative_time(json& payment, const char* ago_key, const char* field, std::int64_t now,
+                           std::size_t position) {
+  const auto it = payment.find(ago_key);
+  if (it == payment.end()) return;
+  const bool fits = it->is_number_integer() &&
+                    !(it->is_number_unsigned() &&
+                      it->get<std::uint64_t>() >
+                          static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()));
+  if (!fits) throw bad_key(position, ago_key, "an integer number of seconds");
+  const auto ago = it->get<std::int64_t>();
+  payment.erase(it);
+  if (payment.contains(field)) {
+    throw ScenarioError("payment #" + std::to_string(position) + ": both \"" + ago_key +
+                        "\" and \"" + field + "\"");
+  }
+  payment[field] = now - ago;
+}
+
+std::string lowercase(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+// The field as a string, or nothing when the payment is not an object or the field is
+// missing or of another type: such a payment then matches no filter on it.
+std::optional<std::string> string_field(const json& payment, const char* key) {
+  if (!payment.is_object()) return std::nullopt;
+  const auto it = payment.find(key);
+  if (it == payment.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+// The real node parses the hash into bytes, so any hex case finds the payment.
+bool same_hash(const json& payment, const std::string& lowercase_hash) {
+  const auto hash = string_field(payment, "payment_hash");
+  return hash && lowercase(*hash) == lowercase_hash;
+}
+
+bool is_inbound(const json& payment) {
+  const auto type = string_field(payment, "payment_type");
+  return type && *type != "Outbound";
+}
+
+// The legacy node's wire form: a boolean `inbound` instead of payment_type, and only the
+// three statuses it knows. A payment already written in legacy form (no payment_type) is
+// served untouched, so a legacy scenario can hold a malformed `inbound` too.
+json to_legacy(json payment) {
+  if (!payment.is_object()) return payment;
+  if (const auto it = payment.find("payment_type"); it != payment.end()) {
+    const bool outbound = it->is_string() && *it == "Outbound";
+    payment.erase(it);
+    payment["inbound"] = !outbound;
+  }
+  if (const auto status = string_field(payment, "status")) {
+    if (*status == "Claimable" || *status == "Claiming") payment["status"] = "Pending";
+    if (*status == "Cancelled") payment["status"] = "Failed";
+  }
+  return payment;
+}
+
+std::string error_body(int code, const std::string& error, const std::string& name) {
+  return json{{"code", code}, {"error", error}, {"name", name}}.dump();
+}
+
+void reply(httplib::Response& res, int code, const std::string& body) {
+  res.status = code;
+  res.set_content(body, "application/json");
+}
+
+void reply_error(httplib::Response& res, int code, const std::string& error,
+                 const std::string& name) {
+  reply(res, code, error_body(code, error, name));
+}
+
+// A query string the node's Query extractor would refuse (400, with a text like this one).
+struct BadQuery : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::optional<std::uint64_t> uint_param(const httplib::Request& req, const char* key) {
+  if (!req.has_param(key)) return std::nullopt;
+  const std::string text = req.get_param_value(key);
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size()) {
+    throw BadQuery(std::string("Failed to deserialize query string: ") + key +
+                   ": invalid digit found in string");
+  }
+  return value;
+}
+
+std::optional<std::string> enum_param(const httplib::Request& req, const char* key,
+                                      std::initializer_list<const char*> variants) {
+  if (!req.has_param(key)) return std::nullopt;
+  std::string text = req.get_param_value(key);
+  for (const char* v : variants) {
+    if (text == v) return text;
+  }
+  throw BadQuery(std::string("Failed to deserialize query string: ") + key + ": unknown variant `" +
+                 text + "`");
+}
+
+struct ListFilter {
+  std::optional<std::string> status;
+  std::optional<std::string> direction;
+  std::optional<std::uint64_t> created_after;
+  std::optional<std::uint64_t> created_before;
+
+  bool matches(const json& payment) const {
+    if (status && string_field(payment, "status") != status) return false;
+    if (direction) {
+      if (!string_field(payment, "payment_type")) return false;
+      if (is_inbound(payment) != (*direction == "Inbound")) return false;
+    }
+    if (created_after || created_before) {
+      if (!payment.is_object()) return false;
+      const auto it = payment.find("created_at");
+      if (it == payment.end() || !it->is_number_integer()) return false;
+      // Compared with the sign in mind: a negative created_at is before every filter value.
+      const bool negative = !it->is_number_unsigned() && it->get<std::int64_t>() < 0;
+      const std::uint64_t created = negative ? 0 : it->get<std::uint64_t>();
+      if (created_after && (negative || created < *created_after)) return false;
+      if (created_before && !negative && created > *created_before) return false;
+    }
+    return true;
+  }
+};
+
+// Newest first, as the node lists them; payments with the same index keep file order.
+void sort_newest_first(std::vector<StoredPayment>& payments) {
+  std::stable_sort(
+      payments.begin(), payments.end(),
+      [](const StoredPayment& a, const StoredPayment& b) { return a.index > b.index; });
+}
+
+}  // namespace
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::vector<StoredPayment> parse_payments(const json& payments, std::int64_t now) {
+  if (!payments.is_array()) throw ScenarioError("\"payments\" must be an array");
+  std::vector<StoredPayment> out;
+  out.reserve(payments.size());
+  std::uint64_t highest = 0;
+  for (std::size_t i = 0; i < payments.size(); ++i) {
+    StoredPayment stored{highest + 1, payments[i]};
+    if (stored.wire.is_object()) {
+      if (const auto index = take_index(stored.wire, i)) stored.index = *index;
+      stored.wire.erase("label");
+      resolve_relative_time(stored.wire, "created_ago", "created_at", now, i);
+      resolve_relative_time(stored.wire, "updated_ago", "updated_at", now, i);
+    }
+    highest = std::max(highest, stored.index);
+    out.push_back(std::move(stored));
+  }
+  return out;
+}
+
+Scenario parse_scenario(const json& doc, std::int64_t now) {
+  if (!doc.is_object()) throw ScenarioError("a scenario must be a JSON object");
+  Scenario scenario;
+  if (const auto it = doc.find("dialect"); it != doc.end()) {
+    if (*it == "paginated") {
+      scenario.dialect = Dialect::Paginated;
+    } else if (*it == "legacy") {
+      scenario.dialect = Dialect::Legacy;
+    } else {
+      throw ScenarioError("\"dialect\" must be \"paginated\" or \"legacy\"");
+    }
+  }
+  try {
+    scenario.network = doc.value("network", scenario.network);
+    scenario.height = doc.value("height", scenario.height);
+    scenario.locked = doc.value("locked", scenario.locked);
+  } catch (const json::exception& e) {
+    throw ScenarioError(std::string("network, height or locked of the wrong type: ") + e.what());
+  }
+  const auto payments = doc.find("payments");
+  if (payments == doc.end()) throw ScenarioError("no \"payments\" array");
+  scenario.payments = parse_payments(*payments, now);
+  return scenario;
+}
+
+Scenario load_scenario(const std::filesystem::path& file, std::int64_t now) {
+  std::ifstream in(file);
+  if (!in) throw ScenarioError("cannot open scenario " + file.string());
+  try {
+    return parse_scenario(json::parse(in), now);
+  } catch (const json::parse_error& e) {
+    throw ScenarioError(file.string() + ": " + e.what());
+  } catch (const ScenarioError& e) {
+    throw ScenarioError(file.string() + ": " + e.what());
+  }
+}
+
+struct NodeSimulator::Impl {
+  explicit Impl(Scenario s, std::string t) : token(std::move(t)), scenario(std::move(s)) {
+    sort_newest_first(scenario.payments);
+  }
+
+  const std::string token;
+  httplib::Server server;
+  std::thread thread;
+  std::atomic<bool> listener_done{false};
+  std::string host;
+  std::uint16_t port = 0;
+
+  mutable std::mutex mu;  // guards everything below
+  Scenario scenario;
+  std::map<std::string, std::deque<int>> faults;  // path -> statuses still to answer
+  std::uint64_t total_requests = 0;
+  std::map<std::string, std::uint64_t> requests_per_path;
+
+  // Runs before any route: counting, injected faults, then the node's own order of checks
+  // (authentication first, then the lock).
+  httplib::Server::HandlerResponse gate(const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mu);
+    ++total_requests;
+    ++requests_per_path[req.path];
+    if (auto it = faults.find(req.path); it != faults.end() && !it->second.empty()) {
+      const int code = it->second.front();
+      it->second.pop_front();
+      reply_error(res, code, "Injected fault (node simulator)", "InjectedFault");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.get_header_value("Authorization") != "Bearer " + token) {
+      reply_error(res, 401, "Unauthorized", "Unauthorized");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (scenario.locked) {
+      reply_error(res, 403, "Node is locked (hint: call unlock)", "LockedNode");
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  }
+
+  void list_payments(const httplib::Request& req, httplib::Response& res) const {
+    std::lock_guard lock(mu);
+    json page = json::array();
+    if (scenario.dialect == Dialect::Legacy) {
+      // The legacy node has no pagination and ignores every query parameter.
+      for (const auto& p : scenario.payments) page.push_back(to_legacy(p.wire));
+      reply(res, 200, json{{"payments", std::move(page)}}.dump());
+      return;
+    }
+    ListFilter filter;
+    std::uint64_t index_offset = 0;
+    std::uint64_t max_payments = 0;
+    try {
+      filter.status = enum_param(
+          req, "status", {"Pending", "Claimable", "Claiming", "Succeeded", "Cancelled", "Failed"});
+      filter.direction = enum_param(req, "direction", {"Inbound", "Outbound"});
+      filter.created_after = uint_param(req, "created_after");
+      filter.created_before = uint_param(req, "created_before");
+      index_offset = uint_param(req, "index_offset").value_or(0);
+      max_payments = uint_param(req, "max_payments").value_or(0);
+    } catch (const BadQuery& e) {
+      reply_error(res, 400, e.what(), "InvalidQuery");
+      return;
+    }
+    if (max_payments == 0) max_payments = kDefaultPageSize;
+
+    // index_offset 0 means "from the newest", whoever sends it: a client that re-sends the
+    // 0 it got from a page ending in unindexed payments starts over, as on the real node.
+    auto it = scenario.payments.begin();
+    if (index_offset != 0) {
+      it = std::partition_point(scenario.payments.begin(), scenario.payments.end(),
+                                [&](const StoredPayment& p) { return p.index >= index_offset; });
+    }
+    std::uint64_t first = 0;
+    std::uint64_t last = 0;
+    for (; it != scenario.payments.end() && page.size() < max_payments; ++it) {
+      if (!filter.matches(it->wire)) continue;
+      if (page.empty()) first = it->index;
+      last = it->index;
+      page.push_back(it->wire);
+    }
+    reply(res, 200,
+          json{{"payments", std::move(page)},
+               {"first_index_offset", first},
+               {"last_index_offset", last}}
+              .dump());
+  }
+
+  void get_payment(const httplib::Request& req, httplib::Response& res) const {
+    json body = json::parse(req.body, nullptr, false);
+    const auto hash = string_field(body, "payment_hash");
+    const auto type = string_field(body, "payment_type");
+    std::lock_guard lock(mu);
+    const bool legacy = scenario.dialect == Dialect::Legacy;
+    if (!hash || (!legacy && !type)) {
+      // The node's Json extractor rejection.
+      reply_error(res, 422,
+                  "Failed to deserialize the JSON body into the target type: missing "
+                  "payment_hash or payment_type",
+                  "JsonExtractorRejection");
+      return;
+    }
+    const std::string wanted = lowercase(*hash);
+    const StoredPayment* found = nullptr;
+    for (const auto& p : scenario.payments) {
+      if (!same_hash(p.wire, wanted)) continue;
+      if (legacy) {
+        // The legacy request has no payment_type; the node looks among inbound payments
+        // before outbound ones.
+        if (!found || (is_inbound(p.wire) && !is_inbound(found->wire))) found = &p;
+      } else if (string_field(p.wire, "payment_type") == type) {
+        found = &p;
+        break;
+      }
+    }
+    if (!found) {
+      // The real node answers an unknown payment with 403, like a lock: a client must tell
+      // them apart by `name`, not by status.
+      reply_error(res, 403, "Payment not found: " + *hash, "PaymentNotFound");
+      return;
+    }
+    reply(res, 200, json{{"payment", legacy ? to_legacy(found->wire) : found->wire}}.dump());
+  }
+
+  void network_info(httplib::Response& res) const {
+    std::lock_guard lock(mu);
+    reply(res, 200, json{{"network", scenario.network}, {"height", scenario.height}}.dump());
+  }
+};
+
+NodeSimulator::NodeSimulator(Scenario scenario, std::string token)
+    : impl_(std::make_unique<Impl>(std::move(scenario), std::move(token))) {
+  if (impl_->token.empty()) throw std::invalid_argument("the node simulator needs a token");
+  auto& svr = impl_->server;
+  Impl* impl = impl_.get();
+  svr.set_pre_routing_handler(
+      [impl](const httplib::Request& req, httplib::Response& res) { return impl->gate(req, res); });
+  svr.Get("/listpayments", [impl](const httplib::Request& req, httplib::Response& res) {
+    impl->list_payments(req, res);
+  });
+  svr.Post("/getpayment", [impl](const httplib::Request& req, httplib::Response& res) {
+    impl->get_payment(req, res);
+  });
+  svr.Get("/networkinfo",
+          [impl](const httplib::Request&, httplib::Response& res) { impl->network_info(res); });
+  // httplib answers unknown routes with an empty body; the node always speaks JSON.
+  svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.body.empty()) {
+      res.set_content(error_body(res.status, "Not found", "NotFound"), "application/json");
+    }
+  });
+  // httplib's default SO_REUSEPORT lets a second simulator share a busy port without a word;
+  // SO_REUSEADDR alone still allows a quick restart on the same port.
+  svr.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  // Keep-alive connections would otherwise hold stop() for the default 5 s.
+  svr.set_keep_alive_timeout(1);
+}
+
+NodeSimulator::~NodeSimulator() { stop(); }
+
+std::uint16_t NodeSimulator::start(std::uint16_t port, const std::string& host) {
+  auto& svr = impl_->server;
+  if (impl_->thread.joinable()) throw std::runtime_error("the node simulator is already started");
+  int bound = port;
+  if (port == 0) {
+    bound = svr.bind_to_any_port(host);
+  } else if (!svr.bind_to_port(host, port)) {
+    bound = -1;
+  }
+  if (bound <= 0) {
+    throw std::runtime_error("node simulator: cannot listen on " + host + ":" +
+                             std::to_string(port));
+  }
+  impl_->host = host;
+  impl_->port = static_cast<std::uint16_t>(bound);
+  impl_->listener_done = false;
+  impl_->thread = std::thread([impl = impl_.get()] {
+    impl->server.listen_after_bind();
+    impl->listener_done = true;
+  });
+  // stop() is a no-op until the accept loop runs, so a stop right after start would hang
+  // the join: wait for it. The socket already listens, so no connection is lost meanwhile.
+  while (!svr.is_running() && !impl_->listener_done) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return impl_->port;
+}
+
+void NodeSimulator::stop() {
+  if (!impl_->thread.joinable()) return;
+  impl_->server.stop();
+  impl_->thread.join();
+}
+
+std::string NodeSimulator::url() const {
+  return "http://" + impl_->host + ":" + std::to_string(impl_->port);
+}
+
+void NodeSimulator::replace_payments(const nlohmann::json& payments) {
+  auto parsed = parse_payments(payments, unix_now());
+  sort_newest_first(parsed);
+  std::lock_guard lock(impl_->mu);
+  impl_->scenario.payments = std::move(parsed);
+}
+
+bool NodeSimulator::set_payment_status(const std::string& payment_hash,
+                                       const std::string& payment_type, const std::string& status,
+                                       const std::optional<std::string>& preimage) {
+  const std::string wanted = lowercase(payment_hash);
+  std::lock_guard lock(impl_->mu);
+  for (auto& p : impl_->scenario.payments) {
+    if (!same_hash(p.wire, wanted) || string_field(p.wire, "payment_type") != payment_type) {
+      continue;
+    }
+    p.wire["status"] = status;
+    if (preimage) p.wire["preimage"] = *preimage;
+    p.wire["updated_at"] = unix_now();
+    return true;
+  }
+  return false;
+}
+
+void NodeSimulator::set_height(std::int64_t height) {
+  std::lock_guard lock(impl_->mu);
+  impl_->scenario.height = height;
+}
+
+void NodeSimulator::set_locked(bool locked) {
+  std::lock_guard lock(impl_->mu);
+  impl_->scenario.locked = locked;
+}
+
+void NodeSimulator::fail_next(const std::string& path, int http_status, int count) {
+  std::lock_guard lock(impl_->mu);
+  auto& queue = impl_->faults[path];
+  for (int i = 0; i < count; ++i) queue.push_back(http_status);
+}
+
+std::uint64_t NodeSimulator::request_count() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->total_requests;
+}
+
+std::uint64_t NodeSimulator::request_count(const std::string& path) const {
+  std::lock_guard lock(impl_->mu);
+  const auto it = impl_->requests_per_path.find(path);
+  return it == impl_->requests_per_path.end() ? 0 : it->second;
+}
+
+}  // namespace lsp_sweeper::sim
