@@ -14,6 +14,7 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j"$(nproc)" --target lsp-sweeper node-simulator
 
 work=$(mktemp -d /tmp/lsp-sweeper-demo.XXXXXX)
+chmod 755 "$work"  # the server runs as postgres and keeps its data below this directory
 sim_pid=""
 cleanup() {
   [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
