@@ -41,8 +41,8 @@ int exit_code(const RunResult& r) {
   return kExitClean;
 }
 
-nlohmann::json to_json(const RunResult& r) {
-  using nlohmann::json;
+nlohmann::ordered_json to_json(const RunResult& r) {
+  using json = nlohmann::ordered_json;  // keys in the documented order, for people reading it
   json node{{"url", r.node.url},
             {"dialect", r.node.dialect ? json(node::to_string(*r.node.dialect)) : json(nullptr)},
             {"pages", r.node.pages},

@@ -48,7 +48,7 @@ struct RunResult {
 };
 
 int exit_code(const RunResult& result);
-nlohmann::json to_json(const RunResult& result);
+nlohmann::ordered_json to_json(const RunResult& result);
 std::string summary_line(const RunResult& result);
 
 // RFC 3339 in UTC with millisecond precision, e.g. 2026-11-23T17:24:01.123Z.
