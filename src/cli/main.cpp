@@ -98,21 +98,20 @@ int run_command(const RunFlags& flags) {
   options.waiting_grace = duration_option("--waiting-grace", flags.waiting_grace);
   options.page_size = flags.page_size;
 
-  node::NodeClientOptions node_options;
-  node_options.base_url = flags.node_url;
-  node_options.token = read_node_token(flags.node_token_file);
-  node_options.timeout = std::chrono::milliseconds(static_cast<long>(flags.timeout_seconds * 1000));
-  node_options.max_response_bytes = flags.max_response_bytes;
-
   report::RunResult result;
   try {
+    node::NodeClientOptions node_options;
+    node_options.base_url = flags.node_url;
+    node_options.token = read_node_token(flags.node_token_file);
+    node_options.timeout =
+        std::chrono::milliseconds(static_cast<long>(flags.timeout_seconds * 1000));
+    node_options.max_response_bytes = flags.max_response_bytes;
     node::NodeClient node(node_options);
     store::PgStore store(flags.db);
     result = run::run_sweep(node, store, options);
-  } catch (const store::StoreError& e) {
-    // Only the connection itself fails here; run_sweep reports everything after it.
-    spdlog::error("{}", e.what());
-    return report::kExitIncomplete;
+  } catch (const std::exception& e) {
+    // No token, or the database unreachable: run_sweep reports everything after this.
+    result = run::run_not_started(options, e.what());
   }
   if (!flags.report_path.empty()) write_report(flags.report_path, report::to_json(result).dump(2));
   if (result.complete) {

@@ -140,13 +140,29 @@ std::string new_run_id() {
   return out;
 }
 
-report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store,
-                            const SweepOptions& options) {
+namespace {
+
+report::RunResult new_result(const SweepOptions& options) {
   report::RunResult result;
   result.run_id = new_run_id();
   result.dry_run = options.dry_run;
   result.started_at = std::chrono::system_clock::now();
   result.node.url = node::redact_url(options.node_url);
+  return result;
+}
+
+}  // namespace
+
+report::RunResult run_not_started(const SweepOptions& options, std::string error) {
+  report::RunResult result = new_result(options);
+  result.error = std::move(error);
+  result.finished_at = result.started_at;
+  return result;
+}
+
+report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store,
+                            const SweepOptions& options) {
+  report::RunResult result = new_result(options);
 
   bool run_recorded = false;
   try {

@@ -386,6 +386,11 @@ TEST_F(Sweep, ConfigurationAndUsageErrorsHaveTheirOwnExitCodes) {
   const ProcessResult no_token = sweep({}, "");
   EXPECT_EQ(no_token.exit_code, 2);
   EXPECT_NE(no_token.err.find("LSP_SWEEPER_NODE_TOKEN"), std::string::npos) << no_token.err;
+  // Alerting reads the report: a run that could not start still writes one.
+  const json r = report(no_token);
+  EXPECT_FALSE(r["complete"]);
+  EXPECT_EQ(r["exit_code"], 2);
+  EXPECT_NE(r["error"].get<std::string>().find("no node token"), std::string::npos);
 
   const ProcessResult bad_flag = sweep({"--page-size", "zero"});
   EXPECT_EQ(bad_flag.exit_code, 64);
@@ -400,12 +405,14 @@ TEST_F(Sweep, ConfigurationAndUsageErrorsHaveTheirOwnExitCodes) {
 TEST_F(Sweep, UnreachableDatabaseEndsTheRunWithoutItsPassword) {
   serve(json::array());
   const ProcessResult run = run_process(
-      {LSP_SWEEPER_BINARY, "run"},
+      {LSP_SWEEPER_BINARY, "run", "--report", "-"},
       {{"LSP_SWEEPER_NODE_URL", node_->url()},
        {"LSP_SWEEPER_DB_URL", "postgresql://sweeper:s3cret-pw@127.0.0.1:1/lsp?connect_timeout=2"},
        {"LSP_SWEEPER_NODE_TOKEN", kToken}});
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_EQ(run.err.find("s3cret-pw"), std::string::npos) << run.err;
+  EXPECT_EQ(run.out.find("s3cret-pw"), std::string::npos) << run.out;
+  EXPECT_NE(report(run)["error"].get<std::string>().find("cannot connect"), std::string::npos);
 }
 
 // The LSP's own live callback lands after the sweeper read the records but before it applies

@@ -25,6 +25,10 @@ struct SweepOptions {
 report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store,
                             const SweepOptions& options);
 
+// The result of a run that could not start (no token, the database unreachable): incomplete,
+// with `error`, so that its report and exit code still tell alerting what happened.
+report::RunResult run_not_started(const SweepOptions& options, std::string error);
+
 // A random RFC 4122 version 4 UUID.
 std::string new_run_id();
 
