@@ -1,8 +1,6 @@
 // The real lsp-sweeper binary, end to end: a real PostgreSQL database per test and the node
 // simulator over real HTTP. Each test seeds the LSP's records, serves the node's payments,
 // runs the binary as cron would, and checks the rows, the outbox and the JSON report.
-#include "lsp_sweeper/run/sweep.hpp"
-
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -12,6 +10,7 @@
 
 #include "integration/process.hpp"
 #include "integration/test_db.hpp"
+#include "lsp_sweeper/run/sweep.hpp"
 #include "lsp_sweeper/store/store.hpp"
 #include "lsp_sweeper/util/file.hpp"
 #include "lsp_sweeper/util/hex.hpp"
@@ -45,29 +44,30 @@ Secret secret(char seed) {
 
 json hodl_claimable(const std::string& hash, std::int64_t amt,
                     std::optional<std::int64_t> deadline = kHeight + 144) {
-  json p{{"payment_hash", hash},
-         {"payment_type", "InboundHodl"},
-         {"status", "Claimable"},
-         {"amt_msat", amt},
-         {"created_ago", 600},
-         {"updated_ago", 300},
+  json p{{"payment_hash", hash}, {"payment_type", "InboundHodl"}, {"status", "Claimable"},
+         {"amt_msat", amt},      {"created_ago", 600},            {"updated_ago", 300},
          {"payee_pubkey", "03" + std::string(64, 'b')}};
   if (deadline) p["claim_deadline_height"] = *deadline;
   return p;
 }
 
 json outbound_succeeded(const std::string& hash, const std::string& preimage) {
-  return {{"payment_hash", hash},  {"payment_type", "Outbound"},
-          {"status", "Succeeded"}, {"amt_msat", 1000000},
-          {"preimage", preimage},  {"created_ago", 600},
-          {"updated_ago", 300},    {"payee_pubkey", "03" + std::string(64, 'c')}};
+  return {{"payment_hash", hash},
+          {"payment_type", "Outbound"},
+          {"status", "Succeeded"},
+          {"amt_msat", 1000000},
+          {"preimage", preimage},
+          {"created_ago", 600},
+          {"updated_ago", 300},
+          {"payee_pubkey", "03" + std::string(64, 'c')}};
 }
 
 class Sweep : public ::testing::Test {
  protected:
   void serve(json payments, const std::string& dialect = "paginated") {
     json doc{{"dialect", dialect}, {"height", kHeight}, {"payments", std::move(payments)}};
-    node_ = std::make_unique<sim::NodeSimulator>(sim::parse_scenario(doc, sim::unix_now()), kToken);
+    node_ = std::make_unique<sim::NodeSimulator>(sim::parse_scenario(doc, sim::unix_now()),
+                                                 kToken);
     node_->start();
   }
 
@@ -294,10 +294,10 @@ TEST_F(Sweep, UppercaseHexFromTheNodeMatchesLowercaseRecords) {
 
   EXPECT_EQ(sweep().exit_code, 0);
   EXPECT_EQ(apay_status(s.hash), "outbound_claimed");
-  EXPECT_EQ(
-      db_.query_value<std::string>(
-          "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1", s.hash),
-      s.preimage);
+  EXPECT_EQ(db_.query_value<std::string>(
+                "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1",
+                s.hash),
+            s.preimage);
 }
 
 TEST_F(Sweep, MalformedPaymentsAreRejectedOneByOne) {
@@ -349,8 +349,8 @@ TEST_F(Sweep, LegacyNodeRepairsPaymentSentAndSaysClaimableCannotBeChecked) {
   const Secret sent = secret('p'), held = secret('q');
   seed_apay(sent.hash, "outbound_paid", 2000000);
   seed_apay(held.hash, "active", 3000000);
-  serve(json::array(
-            {outbound_succeeded(sent.hash, sent.preimage), hodl_claimable(held.hash, 3000000)}),
+  serve(json::array({outbound_succeeded(sent.hash, sent.preimage),
+                     hodl_claimable(held.hash, 3000000)}),
         "legacy");
 
   const ProcessResult run = sweep();
@@ -394,10 +394,10 @@ TEST_F(Sweep, ConfigurationAndUsageErrorsHaveTheirOwnExitCodes) {
   const ProcessResult bad_flag = sweep({"--page-size", "zero"});
   EXPECT_EQ(bad_flag.exit_code, 64);
 
-  const ProcessResult no_db =
-      run_process({LSP_SWEEPER_BINARY, "run"}, {{"LSP_SWEEPER_NODE_URL", node_->url()},
-                                                {"LSP_SWEEPER_DB_URL", ""},
-                                                {"LSP_SWEEPER_NODE_TOKEN", kToken}});
+  const ProcessResult no_db = run_process({LSP_SWEEPER_BINARY, "run"},
+                                          {{"LSP_SWEEPER_NODE_URL", node_->url()},
+                                           {"LSP_SWEEPER_DB_URL", ""},
+                                           {"LSP_SWEEPER_NODE_TOKEN", kToken}});
   EXPECT_EQ(no_db.exit_code, 64) << no_db.err;
 }
 
@@ -565,10 +565,10 @@ TEST_F(Sweep, CallbackLandingBetweenPlanAndApplyLeavesExactlyOneJob) {
   EXPECT_EQ(report::exit_code(result), 0);
   EXPECT_EQ(jobs(s.hash, "claim_inbound_invoice"), 1);
   // The callback's write stands; the sweeper did not overwrite it.
-  EXPECT_EQ(
-      db_.query_value<std::string>(
-          "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1", s.hash),
-      "from-callback");
+  EXPECT_EQ(db_.query_value<std::string>(
+                "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1",
+                s.hash),
+            "from-callback");
   EXPECT_EQ(db_.query_value<bool>("SELECT applied FROM lsp_sweeper.actions"), false);
 }
 
