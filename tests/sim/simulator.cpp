@@ -262,13 +262,21 @@ struct NodeSimulator::Impl {
   std::map<std::string, std::deque<int>> faults;  // path -> statuses still to answer
   std::uint64_t total_requests = 0;
   std::map<std::string, std::uint64_t> requests_per_path;
+  std::function<void(const std::string&)> request_hook;
 
   // Runs before any route: counting, injected faults, then the node's own order of checks
   // (authentication first, then the lock).
   httplib::Server::HandlerResponse gate(const httplib::Request& req, httplib::Response& res) {
+    std::function<void(const std::string&)> hook;
+    {
+      std::lock_guard lock(mu);
+      ++total_requests;
+      ++requests_per_path[req.path];
+      hook = request_hook;
+    }
+    // Outside the lock: the hook may take its time, or call back into the simulator.
+    if (hook) hook(req.path);
     std::lock_guard lock(mu);
-    ++total_requests;
-    ++requests_per_path[req.path];
     if (auto it = faults.find(req.path); it != faults.end() && !it->second.empty()) {
       const int code = it->second.front();
       it->second.pop_front();
@@ -485,6 +493,11 @@ void NodeSimulator::fail_next(const std::string& path, int http_status, int coun
   std::lock_guard lock(impl_->mu);
   auto& queue = impl_->faults[path];
   for (int i = 0; i < count; ++i) queue.push_back(http_status);
+}
+
+void NodeSimulator::on_request(std::function<void(const std::string& path)> hook) {
+  std::lock_guard lock(impl_->mu);
+  impl_->request_hook = std::move(hook);
 }
 
 std::uint64_t NodeSimulator::request_count() const {

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -91,6 +92,10 @@ class NodeSimulator {
   // `http_status` and a node error body, before authentication, as a failing node or proxy
   // would.
   void fail_next(const std::string& path, int http_status, int count = 1);
+
+  // Called with each request's path before it is answered, on the server's thread, so a test
+  // can act while the client waits for the answer (e.g. start a second run mid-sweep).
+  void on_request(std::function<void(const std::string& path)> hook);
 
   // Requests received since start, in total or for one path, whatever their answer.
   std::uint64_t request_count() const;
