@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -91,6 +92,10 @@ class NodeSimulator {
   // `http_status` and a node error body, before authentication, as a failing node or proxy
   // would.
   void fail_next(const std::string& path, int http_status, int count = 1);
+
+  // Called after each answered request with its method and target ("GET /listpayments?..."),
+  // so a benchmark can replay exactly the requests a client made. Set before start().
+  void set_request_log(std::function<void(const std::string&)> log);
 
   // Requests received since start, in total or for one path, whatever their answer.
   std::uint64_t request_count() const;
