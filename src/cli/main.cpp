@@ -46,8 +46,7 @@ std::string read_node_token(const std::string& token_file) {
   }
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
   if (token.empty()) {
-    throw ConfigError(
-        "no node token: set LSP_SWEEPER_NODE_TOKEN or pass --node-token-file PATH");
+    throw ConfigError("no node token: set LSP_SWEEPER_NODE_TOKEN or pass --node-token-file PATH");
   }
   return token;
 }
@@ -87,6 +86,8 @@ struct RunFlags {
   std::uint32_t page_size = 1000;
   double timeout_seconds = 30;
   std::uint64_t max_response_bytes = 64ull * 1024 * 1024;
+  std::vector<std::string> alert_webhooks;
+  std::string realert_after = "6h";
 };
 
 int run_command(const RunFlags& flags) {
@@ -97,6 +98,8 @@ int run_command(const RunFlags& flags) {
   options.lookback = duration_option("--lookback", flags.lookback);
   options.waiting_grace = duration_option("--waiting-grace", flags.waiting_grace);
   options.page_size = flags.page_size;
+  options.alert_webhooks = flags.alert_webhooks;
+  options.realert_after = duration_option("--realert-after", flags.realert_after);
 
   node::NodeClientOptions node_options;
   node_options.base_url = flags.node_url;
@@ -132,7 +135,8 @@ Examples:
   lsp-sweeper run --node-url https://node.internal:3001 --node-token-file /etc/lsp-sweeper/token \
       --db 'host=/run/postgresql dbname=lsp' --report /var/lib/lsp-sweeper/last-run.json
 
-Exit codes: 0 nothing left to do; 1 divergences need a person, or a dry run found repairs;
+Exit codes: 0 nothing left to do; 1 divergences need a person, a dry run found repairs, or an
+alert could not be delivered;
 2 the run could not complete (node, database, configuration); 64 usage error.)";
 
 }  // namespace
@@ -181,6 +185,13 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
   run->add_option("--max-response-bytes", run_flags.max_response_bytes,
                   "Largest node response accepted")
       ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 34));
+  run->add_option("--alert-webhook", run_flags.alert_webhooks,
+                  "POST a JSON alert here (repeatable; env: space-separated). Prefer the "
+                  "environment: argv is visible to every local user")
+      ->envname("LSP_SWEEPER_ALERT_WEBHOOK")
+      ->delimiter(' ');
+  run->add_option("--realert-after", run_flags.realert_after,
+                  "Remind the webhooks of a divergence still open after this long (e.g. 6h)");
   run->footer(kRunExamples);
 
   std::string migrate_db;

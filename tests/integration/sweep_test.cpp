@@ -1,13 +1,15 @@
 // The real lsp-sweeper binary, end to end: a real PostgreSQL database per test and the node
 // simulator over real HTTP. Each test seeds the LSP's records, serves the node's payments,
 // runs the binary as cron would, and checks the rows, the outbox and the JSON report.
+#include "lsp_sweeper/run/sweep.hpp"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
 #include "integration/process.hpp"
 #include "integration/test_db.hpp"
-#include "lsp_sweeper/run/sweep.hpp"
+#include "integration/webhook_receiver.hpp"
 #include "lsp_sweeper/store/store.hpp"
 #include "lsp_sweeper/util/hex.hpp"
 #include "sim/simulator.hpp"
@@ -40,30 +42,29 @@ Secret secret(char seed) {
 
 json hodl_claimable(const std::string& hash, std::int64_t amt,
                     std::optional<std::int64_t> deadline = kHeight + 144) {
-  json p{{"payment_hash", hash}, {"payment_type", "InboundHodl"}, {"status", "Claimable"},
-         {"amt_msat", amt},      {"created_ago", 600},            {"updated_ago", 300},
+  json p{{"payment_hash", hash},
+         {"payment_type", "InboundHodl"},
+         {"status", "Claimable"},
+         {"amt_msat", amt},
+         {"created_ago", 600},
+         {"updated_ago", 300},
          {"payee_pubkey", "03" + std::string(64, 'b')}};
   if (deadline) p["claim_deadline_height"] = *deadline;
   return p;
 }
 
 json outbound_succeeded(const std::string& hash, const std::string& preimage) {
-  return {{"payment_hash", hash},
-          {"payment_type", "Outbound"},
-          {"status", "Succeeded"},
-          {"amt_msat", 1000000},
-          {"preimage", preimage},
-          {"created_ago", 600},
-          {"updated_ago", 300},
-          {"payee_pubkey", "03" + std::string(64, 'c')}};
+  return {{"payment_hash", hash},  {"payment_type", "Outbound"},
+          {"status", "Succeeded"}, {"amt_msat", 1000000},
+          {"preimage", preimage},  {"created_ago", 600},
+          {"updated_ago", 300},    {"payee_pubkey", "03" + std::string(64, 'c')}};
 }
 
 class Sweep : public ::testing::Test {
  protected:
   void serve(json payments, const std::string& dialect = "paginated") {
     json doc{{"dialect", dialect}, {"height", kHeight}, {"payments", std::move(payments)}};
-    node_ = std::make_unique<sim::NodeSimulator>(sim::parse_scenario(doc, sim::unix_now()),
-                                                 kToken);
+    node_ = std::make_unique<sim::NodeSimulator>(sim::parse_scenario(doc, sim::unix_now()), kToken);
     node_->start();
   }
 
@@ -290,10 +291,10 @@ TEST_F(Sweep, UppercaseHexFromTheNodeMatchesLowercaseRecords) {
 
   EXPECT_EQ(sweep().exit_code, 0);
   EXPECT_EQ(apay_status(s.hash), "outbound_claimed");
-  EXPECT_EQ(db_.query_value<std::string>(
-                "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1",
-                s.hash),
-            s.preimage);
+  EXPECT_EQ(
+      db_.query_value<std::string>(
+          "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1", s.hash),
+      s.preimage);
 }
 
 TEST_F(Sweep, MalformedPaymentsAreRejectedOneByOne) {
@@ -345,8 +346,8 @@ TEST_F(Sweep, LegacyNodeRepairsPaymentSentAndSaysClaimableCannotBeChecked) {
   const Secret sent = secret('p'), held = secret('q');
   seed_apay(sent.hash, "outbound_paid", 2000000);
   seed_apay(held.hash, "active", 3000000);
-  serve(json::array({outbound_succeeded(sent.hash, sent.preimage),
-                     hodl_claimable(held.hash, 3000000)}),
+  serve(json::array(
+            {outbound_succeeded(sent.hash, sent.preimage), hodl_claimable(held.hash, 3000000)}),
         "legacy");
 
   const ProcessResult run = sweep();
@@ -390,10 +391,10 @@ TEST_F(Sweep, ConfigurationAndUsageErrorsHaveTheirOwnExitCodes) {
   const ProcessResult bad_flag = sweep({"--page-size", "zero"});
   EXPECT_EQ(bad_flag.exit_code, 64);
 
-  const ProcessResult no_db = run_process({LSP_SWEEPER_BINARY, "run"},
-                                          {{"LSP_SWEEPER_NODE_URL", node_->url()},
-                                           {"LSP_SWEEPER_DB_URL", ""},
-                                           {"LSP_SWEEPER_NODE_TOKEN", kToken}});
+  const ProcessResult no_db =
+      run_process({LSP_SWEEPER_BINARY, "run"}, {{"LSP_SWEEPER_NODE_URL", node_->url()},
+                                                {"LSP_SWEEPER_DB_URL", ""},
+                                                {"LSP_SWEEPER_NODE_TOKEN", kToken}});
   EXPECT_EQ(no_db.exit_code, 64) << no_db.err;
 }
 
@@ -406,6 +407,143 @@ TEST_F(Sweep, UnreachableDatabaseEndsTheRunWithoutItsPassword) {
        {"LSP_SWEEPER_NODE_TOKEN", kToken}});
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_EQ(run.err.find("s3cret-pw"), std::string::npos) << run.err;
+}
+
+TEST_F(Sweep, DivergencesAreNewThenOngoingThenResolved) {
+  const Secret forged = secret('s');
+  seed_apay(forged.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(forged.hash, secret('t').preimage)}));
+
+  const json first = report(sweep());
+  ASSERT_EQ(first["divergences"].size(), 1u);
+  EXPECT_EQ(first["divergences"][0]["state"], "new");
+  EXPECT_EQ(first["summary"]["divergences_new"], 1);
+  EXPECT_EQ(first["resolved_divergences"], json::array());
+  EXPECT_EQ(db_.query_value<std::string>("SELECT kind FROM lsp_sweeper.divergences WHERE "
+                                         "payment_hash = $1 AND resolved_at IS NULL",
+                                         forged.hash),
+            "preimage_mismatch");
+
+  const json second = report(sweep());
+  EXPECT_EQ(second["divergences"][0]["state"], "ongoing");
+  EXPECT_EQ(second["summary"]["divergences_new"], 0);
+  EXPECT_EQ(count("lsp_sweeper.divergences"), 1);
+  EXPECT_TRUE(
+      db_.query_value<bool>("SELECT last_seen_at > first_seen_at FROM lsp_sweeper.divergences"));
+
+  // A dry run neither records nor resolves anything.
+  node_->replace_payments(json::array());
+  const json dry = report(sweep({"--dry-run"}));
+  EXPECT_EQ(dry["resolved_divergences"], json::array());
+  EXPECT_TRUE(db_.query_value<bool>("SELECT resolved_at IS NULL FROM lsp_sweeper.divergences"));
+
+  // The node no longer reports the payment: a complete run resolves it.
+  const ProcessResult third = sweep();
+  EXPECT_EQ(third.exit_code, 0) << third.err;
+  const json r = report(third);
+  ASSERT_EQ(r["resolved_divergences"].size(), 1u);
+  EXPECT_EQ(r["resolved_divergences"][0]["payment_hash"], forged.hash);
+  EXPECT_EQ(r["resolved_divergences"][0]["kind"], "preimage_mismatch");
+  EXPECT_EQ(r["summary"]["divergences_resolved"], 1);
+  EXPECT_TRUE(db_.query_value<bool>("SELECT resolved_at IS NOT NULL FROM lsp_sweeper.divergences"));
+  EXPECT_EQ(report(sweep())["summary"]["divergences_resolved"], 0);
+}
+
+TEST_F(Sweep, RunsThatCannotSeeEverythingResolveNothing) {
+  const Secret forged = secret('u'), recent = secret('v');
+  seed_apay(forged.hash, "outbound_paid", 2000000);
+  seed_relay(recent.hash, "outbound_pending", 2000000);
+  json changed = outbound_succeeded(recent.hash, secret('w').preimage);
+  serve(json::array({outbound_succeeded(forged.hash, secret('t').preimage), changed}));
+  EXPECT_EQ(report(sweep())["summary"]["divergences_new"], 2);
+
+  // The second payment changed moments ago: deferred by --min-age, its divergence stays.
+  changed["updated_ago"] = 1;
+  node_->replace_payments(json::array({changed}));
+  const json deferred = report(sweep());
+  EXPECT_EQ(deferred["summary"]["deferred"], 1);
+  ASSERT_EQ(deferred["resolved_divergences"].size(), 1u);
+  EXPECT_EQ(deferred["resolved_divergences"][0]["payment_hash"], forged.hash);
+  EXPECT_EQ(db_.query_value<int>(
+                "SELECT count(*) FROM lsp_sweeper.divergences WHERE resolved_at IS NULL AND "
+                "payment_hash = $1",
+                recent.hash),
+            1);
+
+  // A legacy node has no Claimable listing: not seeing a divergence there proves nothing.
+  serve(json::array(), "legacy");
+  const json legacy = report(sweep());
+  EXPECT_EQ(legacy["resolved_divergences"], json::array());
+  EXPECT_EQ(db_.query_value<int>(
+                "SELECT count(*) FROM lsp_sweeper.divergences WHERE resolved_at IS NULL"),
+            1);
+}
+
+TEST_F(Sweep, WebhookReceivesNewDivergencesRepairsAndReminders) {
+  const Secret forged = secret('x'), lost = secret('y');
+  seed_apay(forged.hash, "outbound_paid", 2000000);
+  seed_relay(lost.hash, "outbound_pending", 7000000);
+  serve(json::array({outbound_succeeded(forged.hash, secret('z').preimage),
+                     outbound_succeeded(lost.hash, lost.preimage)}));
+  testing::WebhookReceiver receiver("/services/T000/B000/hook-secret-Xy7", 200);
+
+  const ProcessResult first = sweep({"--alert-webhook", receiver.url()});
+  EXPECT_EQ(first.exit_code, 1) << first.err;
+  EXPECT_EQ(first.err.find("hook-secret-Xy7"), std::string::npos) << first.err;
+  EXPECT_EQ(report(first)["summary"]["alerts_sent"], 1);
+  ASSERT_EQ(receiver.bodies().size(), 1u);
+  const json body = json::parse(receiver.bodies()[0]);
+  const std::string text = body["text"];
+  EXPECT_NE(text.find("1 new"), std::string::npos) << text;
+  EXPECT_NE(text.find(forged.hash), std::string::npos) << text;
+  EXPECT_NE(text.find("missed_payment_sent"), std::string::npos) << text;
+  ASSERT_EQ(body["new_divergences"].size(), 1u);
+  EXPECT_EQ(body["new_divergences"][0]["kind"], "preimage_mismatch");
+  ASSERT_EQ(body["repairs_applied"].size(), 1u);
+  EXPECT_EQ(body["repairs_applied"][0]["payment_hash"], lost.hash);
+  EXPECT_TRUE(
+      db_.query_value<bool>("SELECT last_alerted_at IS NOT NULL FROM lsp_sweeper.divergences"));
+
+  // Still open, alerted moments ago, nothing repaired: nothing to say.
+  EXPECT_EQ(sweep({"--alert-webhook", receiver.url()}).exit_code, 1);
+  EXPECT_EQ(receiver.bodies().size(), 1u);
+
+  // Past --realert-after: a reminder.
+  EXPECT_EQ(sweep({"--alert-webhook", receiver.url(), "--realert-after", "0s"}).exit_code, 1);
+  ASSERT_EQ(receiver.bodies().size(), 2u);
+  const json reminder = json::parse(receiver.bodies()[1]);
+  EXPECT_EQ(reminder["new_divergences"], json::array());
+  ASSERT_EQ(reminder["ongoing_divergences"].size(), 1u);
+  EXPECT_EQ(reminder["ongoing_divergences"][0]["payment_hash"], forged.hash);
+
+  // Gone from the node: the alert says it is resolved.
+  node_->replace_payments(json::array());
+  EXPECT_EQ(sweep({"--alert-webhook", receiver.url()}).exit_code, 0);
+  ASSERT_EQ(receiver.bodies().size(), 3u);
+  const json resolved = json::parse(receiver.bodies()[2]);
+  ASSERT_EQ(resolved["resolved_divergences"].size(), 1u);
+  EXPECT_EQ(resolved["resolved_divergences"][0]["payment_hash"], forged.hash);
+}
+
+TEST_F(Sweep, FailingWebhookIsCountedAndRepairsStayCommitted) {
+  const Secret lost = secret('0');
+  seed_relay(lost.hash, "outbound_pending", 7000000);
+  serve(json::array({outbound_succeeded(lost.hash, lost.preimage)}));
+  testing::WebhookReceiver broken("/hooks/broken-secret-Q9", 500);
+
+  const ProcessResult run = sweep({"--alert-webhook", broken.url()});
+  EXPECT_EQ(run.exit_code, 1) << "an undelivered alert needs attention\n" << run.err;
+  const json r = report(run);
+  EXPECT_EQ(r["summary"]["alert_failures"], 1);
+  EXPECT_EQ(r["summary"]["alerts_sent"], 0);
+  EXPECT_EQ(broken.bodies().size(), 3u) << "a 500 is retried, 3 attempts in all";
+  EXPECT_NE(run.err.find("HTTP 500"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find("broken-secret-Q9"), std::string::npos) << run.err;
+  EXPECT_EQ(relay_status(lost.hash), "outbound_claimed");
+  EXPECT_EQ(jobs(lost.hash, "lightning_send_claim_inbound"), 1);
+  EXPECT_EQ(db_.query_value<int>("SELECT (report #>> '{summary,alert_failures}')::int FROM "
+                                 "lsp_sweeper.runs"),
+            1);
 }
 
 // The LSP's own live callback lands after the sweeper read the records but before it applies
@@ -438,6 +576,12 @@ class CallbackLandsMidSweep : public store::RecordStore {
     inner_.begin_run(run_id, dry_run);
   }
   void finish_run(const store::RunRecord& run) override { inner_.finish_run(run); }
+  store::DivergenceUpdate record_divergences(const std::vector<plan::Divergence>& seen,
+                                             bool resolve_unseen,
+                                             const std::vector<std::string>& keep_open) override {
+    return inner_.record_divergences(seen, resolve_unseen, keep_open);
+  }
+  void mark_alerted(const std::vector<std::int64_t>& ids) override { inner_.mark_alerted(ids); }
 
  private:
   store::RecordStore& inner_;
@@ -462,10 +606,10 @@ TEST_F(Sweep, CallbackLandingBetweenPlanAndApplyLeavesExactlyOneJob) {
   EXPECT_EQ(report::exit_code(result), 0);
   EXPECT_EQ(jobs(s.hash, "claim_inbound_invoice"), 1);
   // The callback's write stands; the sweeper did not overwrite it.
-  EXPECT_EQ(db_.query_value<std::string>(
-                "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1",
-                s.hash),
-            "from-callback");
+  EXPECT_EQ(
+      db_.query_value<std::string>(
+          "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1", s.hash),
+      "from-callback");
   EXPECT_EQ(db_.query_value<bool>("SELECT applied FROM lsp_sweeper.actions"), false);
 }
 

@@ -31,13 +31,13 @@ struct Repair {
   RepairKind kind = RepairKind::MissedClaimable;
   Flow flow = Flow::Apay;
   std::string payment_hash;
-  std::string observed_status;  // the record's status when planned (reported as "from")
+  std::string observed_status;    // the record's status when planned (reported as "from")
   std::vector<std::string> from;  // the conditional UPDATE's `status IN (...)`
   std::string to;
   std::string outbox_action;
   std::optional<std::int64_t> claim_deadline_height;  // MissedClaimable
   std::optional<std::string> preimage;                // MissedPaymentSent, already verified
-  bool applied = false;  // set by the apply step, never by the planner
+  bool applied = false;                               // set by the apply step, never by the planner
 };
 
 enum class DivergenceKind {
@@ -52,6 +52,7 @@ enum class DivergenceKind {
   MalformedPayment,        // the node sent a payment the decoder rejected
 };
 std::string_view to_string(DivergenceKind k);
+std::optional<DivergenceKind> parse_divergence_kind(std::string_view s);
 
 struct Divergence {
   DivergenceKind kind = DivergenceKind::UnexplainedState;
@@ -64,9 +65,9 @@ struct Divergence {
 };
 
 struct PlanContext {
-  std::int64_t now = 0;             // unix seconds
-  std::int64_t current_height = 0;  // the node's block height
-  std::int64_t min_age = 30;        // seconds since the node's updated_at before acting
+  std::int64_t now = 0;              // unix seconds
+  std::int64_t current_height = 0;   // the node's block height
+  std::int64_t min_age = 30;         // seconds since the node's updated_at before acting
   std::int64_t waiting_grace = 900;  // seconds an OutboundSucceededEarly may last unalerted
 };
 
@@ -75,6 +76,7 @@ struct Plan {
   std::vector<Divergence> divergences;
   int orphans = 0;   // node payments no LSP record knows: other traffic of the node
   int deferred = 0;  // payments updated less than min_age ago: left to the next sweep
+  std::vector<std::string> deferred_hashes;  // their hashes
 };
 
 // The transition table of DOMAIN.md, the four rows plus the two missing-outbox-job rows per
