@@ -1,5 +1,4 @@
 // lsp-sweeper's command line: wires options to a migrate or a run. No sweep logic lives here.
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -9,6 +8,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "logging.hpp"
 #include "lsp_sweeper/node/client.hpp"
 #include "lsp_sweeper/report/report.hpp"
 #include "lsp_sweeper/run/sweep.hpp"
@@ -23,13 +23,6 @@ using namespace lsp_sweeper;
 struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-
-void setup_logging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("lsp-sweeper");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(level));
-}
 
 // The node token comes from the environment or a file, never from argv, where any local
 // user could read it in /proc/<pid>/cmdline.
@@ -148,6 +141,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->envname("LSP_SWEEPER_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, "text, or json (one object per line)")
+      ->envname("LSP_SWEEPER_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}));
   app.footer(R"(
 Examples:
   lsp-sweeper migrate --db "$LSP_SWEEPER_DB_URL"
@@ -216,7 +213,7 @@ Examples:
     return code == 0 ? 0 : report::kExitUsage;
   }
 
-  setup_logging(log_level);
+  cli::setup_logging(log_level, log_format);
   try {
     if (version->parsed()) {
       std::cout << "lsp-sweeper " << LSP_SWEEPER_VERSION << '\n';

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "integration/process.hpp"
 #include "integration/test_db.hpp"
@@ -407,6 +408,47 @@ TEST_F(Sweep, UnreachableDatabaseEndsTheRunWithoutItsPassword) {
        {"LSP_SWEEPER_NODE_TOKEN", kToken}});
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_EQ(run.err.find("s3cret-pw"), std::string::npos) << run.err;
+}
+
+TEST_F(Sweep, JsonLogsAreOneObjectPerLineEndingWithTheSummary) {
+  const Secret forged = secret('1');
+  seed_apay(forged.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(forged.hash, secret('2').preimage)}));
+  const auto json_logs = [&](const std::string& token) {
+    const ProcessResult run =
+        run_process({LSP_SWEEPER_BINARY, "--log-format", "json", "run", "--node-url", node_->url()},
+                    {{"LSP_SWEEPER_DB_URL", db_.uri()}, {"LSP_SWEEPER_NODE_TOKEN", token}});
+    std::istringstream lines(run.err);
+    std::vector<json> logs;
+    for (std::string line; std::getline(lines, line);) {
+      EXPECT_NO_THROW(logs.push_back(json::parse(line))) << line;
+    }
+    for (const auto& log : logs) {
+      EXPECT_TRUE(log["time"].is_string()) << log;
+      EXPECT_TRUE(log["level"].is_string()) << log;
+    }
+    EXPECT_FALSE(logs.empty()) << run.err;
+    return std::make_pair(run.exit_code, logs);
+  };
+
+  const auto [code, logs] = json_logs(kToken);
+  EXPECT_EQ(code, 1);
+  ASSERT_GE(logs.size(), 2u);
+  EXPECT_EQ(logs.front()["level"], "warning");
+  EXPECT_NE(logs.front()["message"].get<std::string>().find("preimage_mismatch"),
+            std::string::npos);
+  const std::string summary = logs.back()["message"];
+  EXPECT_EQ(summary.rfind("sweep complete: ", 0), 0u) << summary;
+  EXPECT_NE(summary.find("needing_person=1"), std::string::npos) << summary;
+
+  // The failed run's summary quotes its error ("..."): still one valid object.
+  const auto [failed_code, failed_logs] = json_logs("wrong-token");
+  EXPECT_EQ(failed_code, 2);
+  ASSERT_FALSE(failed_logs.empty());
+  EXPECT_EQ(failed_logs.back()["level"], "error");
+  const std::string failed = failed_logs.back()["message"];
+  EXPECT_NE(failed.find("sweep INCOMPLETE"), std::string::npos) << failed;
+  EXPECT_NE(failed.find("error=\"GET /networkinfo"), std::string::npos) << failed;
 }
 
 TEST_F(Sweep, DivergencesAreNewThenOngoingThenResolved) {
