@@ -10,6 +10,7 @@
 
 #include "logging.hpp"
 #include "lsp_sweeper/node/client.hpp"
+#include "lsp_sweeper/report/history.hpp"
 #include "lsp_sweeper/report/report.hpp"
 #include "lsp_sweeper/run/sweep.hpp"
 #include "lsp_sweeper/store/store.hpp"
@@ -204,6 +205,22 @@ Examples:
   lsp-sweeper migrate --db 'postgresql://admin@db/lsp'
   lsp-sweeper migrate --db "$LSP_SWEEPER_DB_URL" --with-lsp-schema   # a scratch database)");
 
+  std::string history_db;
+  int history_last = 20;
+  bool history_as_json = false;
+  auto* history = app.add_subcommand("history", "Show recent runs and the open divergences");
+  history->add_option("--db", history_db, "libpq connection string")
+      ->envname("LSP_SWEEPER_DB_URL")
+      ->required();
+  history->add_option("--last", history_last, "How many runs, newest first")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  history->add_flag("--json", history_as_json, "JSON instead of a table");
+  history->footer(R"(
+Examples:
+  lsp-sweeper history --db "$LSP_SWEEPER_DB_URL"
+  lsp-sweeper history --last 100 --json | jq '.runs[] | select(.status != "ok")')");
+
   auto* version = app.add_subcommand("version", "Print the version");
 
   try {
@@ -223,6 +240,15 @@ Examples:
       const int v = store::migrate(migrate_db, with_lsp_schema);
       spdlog::info("lsp_sweeper schema at version {}{}", v,
                    with_lsp_schema ? ", LSP tables present" : "");
+      return 0;
+    }
+    if (history->parsed()) {
+      store::PgStore store(history_db);
+      const auto runs = store.recent_runs(history_last);
+      const auto open = store.open_divergences();
+      std::cout << (history_as_json ? report::history_json(runs, open).dump(2) + "\n"
+                                    : report::history_table(runs, open))
+                << std::flush;
       return 0;
     }
     return run_command(run_flags);

@@ -46,17 +46,13 @@ std::optional<Alert> compose_alert(const RunResult& r, std::int64_t realert_afte
   for (const auto& d : r.tracked) {
     if (!due(d, realert_after, now)) continue;
     alert.divergence_ids.push_back(d.id);
-    json item = divergence_json(d.divergence);
-    item["first_seen_at"] = rfc3339(from_unix(d.first_seen_at));
-    (d.is_new ? fresh : reminders).push_back(std::move(item));
+    (d.is_new ? fresh : reminders).push_back(divergence_json(d));
     (d.is_new ? fresh_lines : reminder_lines).push_back(line_for(d.divergence));
   }
   // Only a resolution the operator was told about is news; one that healed unseen is not.
   for (const auto& d : r.resolved) {
     if (!d.last_alerted_at) continue;
-    json item = divergence_json(d.divergence);
-    item["first_seen_at"] = rfc3339(from_unix(d.first_seen_at));
-    resolved.push_back(std::move(item));
+    resolved.push_back(divergence_json(d));
     resolved_lines.push_back(line_for(d.divergence));
   }
   for (const auto& repair : r.repairs) {

@@ -39,6 +39,12 @@ nlohmann::ordered_json divergence_json(const plan::Divergence& d) {
           {"needs_person", d.needs_person}};
 }
 
+nlohmann::ordered_json divergence_json(const store::StoredDivergence& d) {
+  auto out = divergence_json(d.divergence);
+  out["first_seen_at"] = rfc3339(from_unix(d.first_seen_at));
+  return out;
+}
+
 std::string rfc3339(std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
   const auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
@@ -88,9 +94,7 @@ nlohmann::ordered_json to_json(const RunResult& r) {
   }
   json resolved = json::array();
   for (const auto& stored : r.resolved) {
-    json d = divergence_json(stored.divergence);
-    d["first_seen_at"] = rfc3339(from_unix(stored.first_seen_at));
-    resolved.push_back(std::move(d));
+    resolved.push_back(divergence_json(stored));
   }
 
   json out{{"run_id", r.run_id},

@@ -451,6 +451,45 @@ TEST_F(Sweep, JsonLogsAreOneObjectPerLineEndingWithTheSummary) {
   EXPECT_NE(failed.find("error=\"GET /networkinfo"), std::string::npos) << failed;
 }
 
+TEST_F(Sweep, HistoryShowsRecentRunsAndOpenDivergences) {
+  const Secret forged = secret('3'), lost = secret('4');
+  seed_apay(forged.hash, "outbound_paid", 2000000);
+  seed_relay(lost.hash, "outbound_pending", 7000000);
+  serve(json::array({outbound_succeeded(forged.hash, secret('5').preimage),
+                     outbound_succeeded(lost.hash, lost.preimage)}));
+  EXPECT_EQ(sweep().exit_code, 1);
+  EXPECT_EQ(sweep().exit_code, 1);
+  const auto history = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{LSP_SWEEPER_BINARY, "history"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, {{"LSP_SWEEPER_DB_URL", db_.uri()}});
+  };
+
+  const ProcessResult as_json = history({"--json"});
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.err;
+  const json h = json::parse(as_json.out);
+  ASSERT_EQ(h["runs"].size(), 2u);
+  const json& newest = h["runs"][0];
+  EXPECT_EQ(newest["status"], "divergences");
+  EXPECT_EQ(newest["exit_code"], 1);
+  EXPECT_EQ(newest["payments_scanned"], 2);
+  EXPECT_EQ(newest["repairs_applied"], 0);
+  EXPECT_EQ(h["runs"][1]["repairs_applied"], 1);
+  EXPECT_EQ(newest["divergences"], 1);
+  EXPECT_TRUE(newest["duration_seconds"].is_number());
+  ASSERT_EQ(h["open_divergences"].size(), 1u);
+  EXPECT_EQ(h["open_divergences"][0]["payment_hash"], forged.hash);
+
+  EXPECT_EQ(json::parse(history({"--json", "--last", "1"}).out)["runs"].size(), 1u);
+
+  const ProcessResult table = history({});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(table.out.rfind("STARTED", 0), 0u) << table.out;
+  EXPECT_NE(table.out.find("Open divergences: 1"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("preimage_mismatch  apay  " + forged.hash), std::string::npos)
+      << table.out;
+}
+
 TEST_F(Sweep, DivergencesAreNewThenOngoingThenResolved) {
   const Secret forged = secret('s');
   seed_apay(forged.hash, "outbound_paid", 2000000);

@@ -62,6 +62,8 @@ std::string summary_line(const RunResult& result);
 
 // One divergence as the report and the alerts show it.
 nlohmann::ordered_json divergence_json(const plan::Divergence& d);
+// The same plus first_seen_at, for a divergence kept in lsp_sweeper.divergences.
+nlohmann::ordered_json divergence_json(const store::StoredDivergence& d);
 
 std::chrono::system_clock::time_point from_unix(std::int64_t seconds);
 
