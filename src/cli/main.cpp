@@ -8,6 +8,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "config.hpp"
 #include "logging.hpp"
 #include "lsp_sweeper/node/client.hpp"
 #include "lsp_sweeper/report/history.hpp"
@@ -138,6 +139,11 @@ alert could not be delivered;
 int main(int argc, char** argv) {
   CLI::App app{"lsp-sweeper: repairs the RGB Lightning Node callbacks an LSP missed"};
   app.require_subcommand(1);
+  app.fallthrough();        // global options (--config, --log-*) may follow the command too
+  std::string config_file;  // read before parsing, by cli::config_path; declared for --help
+  app.add_option("--config", config_file,
+                 "TOML/INI file of option = value lines (flags > environment > file)")
+      ->envname("LSP_SWEEPER_CONFIG");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->envname("LSP_SWEEPER_LOG_LEVEL")
@@ -162,26 +168,34 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
       ->required();
   run->add_option("--node-token-file", run_flags.node_token_file,
                   "File holding the node's bearer token (else env LSP_SWEEPER_NODE_TOKEN)")
+      ->envname("LSP_SWEEPER_NODE_TOKEN_FILE")
       ->check(CLI::ExistingFile);
   run->add_option("--db", run_flags.db, "libpq connection string of the LSP database")
       ->envname("LSP_SWEEPER_DB_URL")
       ->required();
   run->add_flag("--dry-run", run_flags.dry_run, "Plan and report everything, write nothing");
-  run->add_option("--report", run_flags.report_path, "Write the JSON report here ('-' = stdout)");
+  run->add_option("--report", run_flags.report_path, "Write the JSON report here ('-' = stdout)")
+      ->envname("LSP_SWEEPER_REPORT");
   run->add_option("--min-age", run_flags.min_age,
                   "Skip payments the node updated less than this many seconds ago")
+      ->envname("LSP_SWEEPER_MIN_AGE")
       ->check(CLI::NonNegativeNumber);
   run->add_option("--lookback", run_flags.lookback,
-                  "How far back to scan settled and failed payments (e.g. 14d, 36h)");
+                  "How far back to scan settled and failed payments (e.g. 14d, 36h)")
+      ->envname("LSP_SWEEPER_LOOKBACK");
   run->add_option("--waiting-grace", run_flags.waiting_grace,
                   "How long an outbound leg may succeed ahead of the LSP's record before it "
-                  "needs a person");
+                  "needs a person")
+      ->envname("LSP_SWEEPER_WAITING_GRACE");
   run->add_option("--page-size", run_flags.page_size, "Payments per node request")
+      ->envname("LSP_SWEEPER_PAGE_SIZE")
       ->check(CLI::Range(1u, 100000u));
   run->add_option("--timeout", run_flags.timeout_seconds, "Seconds per node request")
+      ->envname("LSP_SWEEPER_TIMEOUT")
       ->check(CLI::Range(0.1, 3600.0));
   run->add_option("--max-response-bytes", run_flags.max_response_bytes,
                   "Largest node response accepted")
+      ->envname("LSP_SWEEPER_MAX_RESPONSE_BYTES")
       ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 34));
   run->add_option("--alert-webhook", run_flags.alert_webhooks,
                   "POST a JSON alert here (repeatable; env: space-separated). Prefer the "
@@ -189,7 +203,8 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
       ->envname("LSP_SWEEPER_ALERT_WEBHOOK")
       ->delimiter(' ');
   run->add_option("--realert-after", run_flags.realert_after,
-                  "Remind the webhooks of a divergence still open after this long (e.g. 6h)");
+                  "Remind the webhooks of a divergence still open after this long (e.g. 6h)")
+      ->envname("LSP_SWEEPER_REALERT_AFTER");
   run->footer(kRunExamples);
 
   std::string migrate_db;
@@ -223,6 +238,12 @@ Examples:
 
   auto* version = app.add_subcommand("version", "Print the version");
 
+  try {
+    if (const auto path = cli::config_path(argc, argv)) cli::apply_config_file(app, *path);
+  } catch (const cli::ConfigFileError& e) {
+    std::cerr << "lsp-sweeper: " << e.what() << '\n';
+    return report::kExitIncomplete;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

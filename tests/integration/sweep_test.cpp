@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -488,6 +490,109 @@ TEST_F(Sweep, HistoryShowsRecentRunsAndOpenDivergences) {
   EXPECT_NE(table.out.find("Open divergences: 1"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("preimage_mismatch  apay  " + forged.hash), std::string::npos)
       << table.out;
+}
+
+// A scratch directory with a config file in it, removed afterwards.
+class ConfigDir {
+ public:
+  ConfigDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "lsp-cfg.XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = pattern;
+  }
+  ~ConfigDir() { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string write(const std::string& text, std::filesystem::perms mode) const {
+    const std::string file = path("lsp-sweeper.toml");
+    std::ofstream(file, std::ios::trunc) << text;
+    std::filesystem::permissions(file, mode);
+    return file;
+  }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+constexpr auto kOwnerOnly =
+    std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+constexpr auto kWorldReadable =
+    kOwnerOnly | std::filesystem::perms::group_read | std::filesystem::perms::others_read;
+
+TEST_F(Sweep, ConfigFileIsTheLowestLayerBelowEnvironmentAndFlags) {
+  const Secret lost = secret('6');
+  seed_relay(lost.hash, "outbound_pending", 7000000);
+  serve(json::array({outbound_succeeded(lost.hash, lost.preimage)}));
+  ConfigDir dir;
+  const std::string file_report = dir.path("file.json"), env_report = dir.path("env.json"),
+                    flag_report = dir.path("flag.json");
+  const std::string config =
+      dir.write("# lsp-sweeper\nnode-url = \"" + node_->url() + "\"\ndb = \"" + db_.uri() +
+                    "\"\nreport = \"" + file_report + "\"\nlookback = \"2d\"\n",
+                kOwnerOnly);
+  // Which of the three reports a run wrote; each run starts with none of them.
+  const auto written = [&] {
+    std::string which;
+    for (const auto& [name, path] : {std::pair{"file", file_report}, std::pair{"env", env_report},
+                                     std::pair{"flag", flag_report}}) {
+      if (std::filesystem::remove(path)) which += name;
+    }
+    return which;
+  };
+  const auto run = [&](std::vector<std::string> flags, std::map<std::string, std::string> env) {
+    std::vector<std::string> argv{LSP_SWEEPER_BINARY, "--config", config, "run"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    env["LSP_SWEEPER_NODE_TOKEN"] = kToken;
+    env["LSP_SWEEPER_NODE_URL"] = "";
+    env["LSP_SWEEPER_DB_URL"] = "";
+    return run_process(argv, env);
+  };
+
+  const ProcessResult from_file = run({}, {});
+  ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
+  EXPECT_EQ(written(), "file");
+  EXPECT_EQ(relay_status(lost.hash), "outbound_claimed");
+
+  const ProcessResult from_env = run({}, {{"LSP_SWEEPER_REPORT", env_report}});
+  EXPECT_EQ(from_env.exit_code, 0) << from_env.err;
+  EXPECT_EQ(written(), "env");
+
+  const ProcessResult from_flag =
+      run({"--report", flag_report}, {{"LSP_SWEEPER_REPORT", env_report}});
+  EXPECT_EQ(from_flag.exit_code, 0) << from_flag.err;
+  EXPECT_EQ(written(), "flag");
+  EXPECT_EQ(count("lsp_sweeper.runs"), 3);
+}
+
+TEST_F(Sweep, ConfigFileRefusesTokensUnknownKeysAndExposedSecrets) {
+  serve(json::array());
+  ConfigDir dir;
+  const auto run = [&](const std::string& config) {
+    return run_process({LSP_SWEEPER_BINARY, "run", "--config=" + config, "--dry-run"},
+                       {{"LSP_SWEEPER_NODE_URL", node_->url()},
+                        {"LSP_SWEEPER_DB_URL", ""},
+                        {"LSP_SWEEPER_NODE_TOKEN", kToken}});
+  };
+
+  const std::string with_password = "db = \"postgresql://sweeper:pw-Zk41@127.0.0.1:1/lsp\"\n";
+  const ProcessResult exposed = run(dir.write(with_password, kWorldReadable));
+  EXPECT_EQ(exposed.exit_code, 2);
+  EXPECT_NE(exposed.err.find("chmod o-r"), std::string::npos) << exposed.err;
+  EXPECT_EQ(exposed.err.find("pw-Zk41"), std::string::npos) << exposed.err;
+  // The same file kept private is accepted (the run then fails on the unreachable database).
+  const ProcessResult private_file = run(dir.write(with_password, kOwnerOnly));
+  EXPECT_EQ(private_file.err.find("chmod o-r"), std::string::npos) << private_file.err;
+  EXPECT_NE(private_file.err.find("127.0.0.1"), std::string::npos) << private_file.err;
+  EXPECT_EQ(private_file.err.find("pw-Zk41"), std::string::npos) << private_file.err;
+
+  const ProcessResult token = run(dir.write("node-token = \"tok-Vb3\"\n", kOwnerOnly));
+  EXPECT_EQ(token.exit_code, 2);
+  EXPECT_NE(token.err.find("node-token-file"), std::string::npos) << token.err;
+  EXPECT_EQ(token.err.find("tok-Vb3"), std::string::npos) << token.err;
+
+  const ProcessResult unknown = run(dir.write("no-such-key = 1\n", kOwnerOnly));
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("'no-such-key' is not a configuration key"), std::string::npos)
+      << unknown.err;
 }
 
 TEST_F(Sweep, DivergencesAreNewThenOngoingThenResolved) {
