@@ -168,8 +168,7 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
       ->required();
   run->add_option("--node-token-file", run_flags.node_token_file,
                   "File holding the node's bearer token (else env LSP_SWEEPER_NODE_TOKEN)")
-      ->envname("LSP_SWEEPER_NODE_TOKEN_FILE")
-      ->check(CLI::ExistingFile);
+      ->envname("LSP_SWEEPER_NODE_TOKEN_FILE");  // a missing file is reported when read
   run->add_option("--db", run_flags.db, "libpq connection string of the LSP database")
       ->envname("LSP_SWEEPER_DB_URL")
       ->required();

@@ -561,6 +561,13 @@ TEST_F(Sweep, ConfigFileIsTheLowestLayerBelowEnvironmentAndFlags) {
   EXPECT_EQ(from_flag.exit_code, 0) << from_flag.err;
   EXPECT_EQ(written(), "flag");
   EXPECT_EQ(count("lsp_sweeper.runs"), 3);
+
+  // The documented example is accepted key by key; the environment's db beats its db.
+  const ProcessResult example =
+      run_process({LSP_SWEEPER_BINARY, "--config", EXAMPLE_CONFIG, "history", "--json"},
+                  {{"LSP_SWEEPER_DB_URL", db_.uri()}});
+  ASSERT_EQ(example.exit_code, 0) << example.err;
+  EXPECT_EQ(json::parse(example.out)["runs"].size(), 3u);
 }
 
 TEST_F(Sweep, ConfigFileRefusesTokensUnknownKeysAndExposedSecrets) {
