@@ -92,6 +92,17 @@ class Sweep : public ::testing::Test {
         hash, amount, status);
   }
 
+  // An APay record whose payment the node reports with a forged preimage (a divergence that
+  // needs a person) and a relay record whose payment_sent callback was lost (a repair).
+  std::pair<Secret, Secret> serve_forged_and_lost(char forged_seed, char lost_seed) {
+    const Secret forged = secret(forged_seed), lost = secret(lost_seed);
+    seed_apay(forged.hash, "outbound_paid", 2000000);
+    seed_relay(lost.hash, "outbound_pending", 7000000);
+    serve(json::array({outbound_succeeded(forged.hash, lost.preimage),
+                       outbound_succeeded(lost.hash, lost.preimage)}));
+    return {forged, lost};
+  }
+
   std::string apay_status(const std::string& hash) {
     return db_.query_value<std::string>(
         "SELECT status FROM async_rotating_invoices WHERE payment_hash = $1", hash);
@@ -454,11 +465,7 @@ TEST_F(Sweep, JsonLogsAreOneObjectPerLineEndingWithTheSummary) {
 }
 
 TEST_F(Sweep, HistoryShowsRecentRunsAndOpenDivergences) {
-  const Secret forged = secret('3'), lost = secret('4');
-  seed_apay(forged.hash, "outbound_paid", 2000000);
-  seed_relay(lost.hash, "outbound_pending", 7000000);
-  serve(json::array({outbound_succeeded(forged.hash, secret('5').preimage),
-                     outbound_succeeded(lost.hash, lost.preimage)}));
+  const auto [forged, lost] = serve_forged_and_lost('3', '4');
   EXPECT_EQ(sweep().exit_code, 1);
   EXPECT_EQ(sweep().exit_code, 1);
   const auto history = [&](std::vector<std::string> args) {
@@ -673,11 +680,7 @@ TEST_F(Sweep, RunsThatCannotSeeEverythingResolveNothing) {
 }
 
 TEST_F(Sweep, WebhookReceivesNewDivergencesRepairsAndReminders) {
-  const Secret forged = secret('x'), lost = secret('y');
-  seed_apay(forged.hash, "outbound_paid", 2000000);
-  seed_relay(lost.hash, "outbound_pending", 7000000);
-  serve(json::array({outbound_succeeded(forged.hash, secret('z').preimage),
-                     outbound_succeeded(lost.hash, lost.preimage)}));
+  const auto [forged, lost] = serve_forged_and_lost('x', 'y');
   testing::WebhookReceiver receiver("/services/T000/B000/hook-secret-Xy7", 200);
 
   const ProcessResult first = sweep({"--alert-webhook", receiver.url()});
