@@ -195,13 +195,32 @@ std::string new_run_id() {
   return out;
 }
 
-report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store,
-                            const SweepOptions& options) {
+namespace {
+
+report::RunResult new_result(const SweepOptions& options,
+                             std::chrono::system_clock::time_point started_at) {
   report::RunResult result;
   result.run_id = new_run_id();
   result.dry_run = options.dry_run;
-  result.started_at = std::chrono::system_clock::now();
+  result.started_at = started_at;
   result.node.url = node::redact_url(options.node_url);
+  return result;
+}
+
+}  // namespace
+
+report::RunResult run_not_started(const SweepOptions& options,
+                                  std::chrono::system_clock::time_point started_at,
+                                  std::string error) {
+  report::RunResult result = new_result(options, started_at);
+  result.error = std::move(error);
+  result.finished_at = std::chrono::system_clock::now();
+  return result;
+}
+
+report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store,
+                            const SweepOptions& options) {
+  report::RunResult result = new_result(options, std::chrono::system_clock::now());
 
   bool run_recorded = false;
   try {

@@ -3,6 +3,7 @@
 // transition table of DOMAIN.md lives here once, as data.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,6 +16,8 @@ namespace lsp_sweeper::plan {
 
 enum class RepairKind { MissedClaimable, MissedPaymentSent, MissingOutboxJob };
 std::string_view to_string(RepairKind k);
+inline constexpr std::array kRepairKinds{RepairKind::MissedClaimable, RepairKind::MissedPaymentSent,
+                                         RepairKind::MissingOutboxJob};
 
 // One row of the transition table: a record of `flow` in one of `from` moves to `to`, and
 // the outbox gets a job `outbox_action`. For MissingOutboxJob, from == {to}: only the job
@@ -53,6 +56,15 @@ enum class DivergenceKind {
 };
 std::string_view to_string(DivergenceKind k);
 std::optional<DivergenceKind> parse_divergence_kind(std::string_view s);
+
+// Every kind, for views that list all of them (the metrics file shows zeros too).
+inline constexpr std::array kDivergenceKinds{
+    DivergenceKind::PreimageMismatch,       DivergenceKind::PreimageMissing,
+    DivergenceKind::AmountMismatch,         DivergenceKind::ClaimDeadlineUnknown,
+    DivergenceKind::ClaimDeadlinePassed,    DivergenceKind::NodeLegFailed,
+    DivergenceKind::OutboundSucceededEarly, DivergenceKind::UnexplainedState,
+    DivergenceKind::MalformedPayment,
+};
 
 struct Divergence {
   DivergenceKind kind = DivergenceKind::UnexplainedState;

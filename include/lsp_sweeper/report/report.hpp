@@ -22,6 +22,7 @@ enum ExitCode : int {
                             // alert could not be delivered
   kExitIncomplete = 2,      // the run could not complete (node, database, configuration)
   kExitUsage = 64,          // bad command line
+  kExitBusy = 75,           // another run holds the sweep lock: try again later (EX_TEMPFAIL)
 };
 
 struct NodeSummary {
@@ -51,9 +52,9 @@ struct RunResult {
   std::vector<store::StoredDivergence> tracked;
   std::vector<store::StoredDivergence> resolved;
   int alerts_sent = 0;               // webhook deliveries that succeeded
-  int alert_failures = 0;            // webhook deliveries that failed after their retries
   std::vector<std::string> notes;    // things the operator should know once per run
   std::optional<std::string> error;  // why the run could not complete
+  std::int64_t alert_failures = 0;   // alert deliveries that failed (set by the alert step)
 };
 
 int exit_code(const RunResult& result);

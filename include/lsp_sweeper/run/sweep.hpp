@@ -2,6 +2,7 @@
 // memory does not grow with the node's history.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -31,6 +32,12 @@ struct SweepOptions {
 // sends the alert it owes to every webhook; a failed delivery is counted, never fatal.
 report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store,
                             const SweepOptions& options);
+
+// The result of a run that failed before its sweep could start (the database unreachable):
+// incomplete, with `error`, so its report and metrics say so like any failed run's.
+report::RunResult run_not_started(const SweepOptions& options,
+                                  std::chrono::system_clock::time_point started_at,
+                                  std::string error);
 
 // A random RFC 4122 version 4 UUID.
 std::string new_run_id();

@@ -91,6 +91,11 @@ struct RunSummary {
   std::optional<std::int64_t> scanned, repaired, divergences;  // from the report, if any
 };
 
+// The key of the session-level advisory lock a writing run holds for its whole duration
+// (README, "Overlapping runs"): pg_try_advisory_lock(7814713333662445171), "lsp_runs" in
+// ASCII. Distinct from the migration lock, so a run never waits on a migrate.
+constexpr std::int64_t kSweepLockKey = 0x6c73705f72756e73;
+
 class PgStore final : public RecordStore {
  public:
   // Connects with any libpq connection string (URI or key=value).
@@ -113,6 +118,11 @@ class PgStore final : public RecordStore {
   // first.
   std::vector<RunSummary> recent_runs(int limit);
   std::vector<StoredDivergence> open_divergences();
+
+  // Takes the sweep lock on this store's connection without waiting. false: another run
+  // holds it. Held until the store is destroyed (which releases it) or the connection
+  // closes, so a crashed run never leaves it behind.
+  bool try_lock_sweep();
 
  private:
   struct Impl;
