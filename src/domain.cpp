@@ -16,9 +16,7 @@ constexpr std::array<std::pair<NodeStatus, std::string_view>, 6> kNodeStatusName
 }};
 }  // namespace
 
-std::string_view to_string(Direction d) {
-  return d == Direction::Inbound ? "Inbound" : "Outbound";
-}
+std::string_view to_string(Direction d) { return d == Direction::Inbound ? "Inbound" : "Outbound"; }
 
 std::string_view to_string(PaymentType t) {
   switch (t) {
@@ -45,5 +43,12 @@ std::optional<NodeStatus> parse_node_status(std::string_view s) {
 }
 
 std::string_view to_string(Flow f) { return f == Flow::Apay ? "apay" : "relay"; }
+
+std::optional<Flow> parse_flow(std::string_view s) {
+  for (Flow f : {Flow::Apay, Flow::Relay}) {
+    if (to_string(f) == s) return f;
+  }
+  return std::nullopt;
+}
 
 }  // namespace lsp_sweeper

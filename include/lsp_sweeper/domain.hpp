@@ -51,6 +51,7 @@ struct RejectedPayment {
 // Which of the LSP's two flows a record belongs to.
 enum class Flow { Apay, Relay };
 std::string_view to_string(Flow f);
+std::optional<Flow> parse_flow(std::string_view s);
 
 // One LSP order record, from either async_rotating_invoices (Apay) or
 // lightning_send_mappings (Relay). amount_msat is the inbound amount the LSP expects:

@@ -1,12 +1,14 @@
 // lsp-sweeper's command line: wires options to a migrate or a run. No sweep logic lives here.
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 
+#include "config.hpp"
+#include "logging.hpp"
 #include "lsp_sweeper/node/client.hpp"
+#include "lsp_sweeper/report/history.hpp"
 #include "lsp_sweeper/report/metrics.hpp"
 #include "lsp_sweeper/report/report.hpp"
 #include "lsp_sweeper/run/sweep.hpp"
@@ -22,13 +24,6 @@ using namespace lsp_sweeper;
 struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-
-void setup_logging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("lsp-sweeper");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(level));
-}
 
 // The node token comes from the environment or a file, never from argv, where any local
 // user could read it in /proc/<pid>/cmdline.
@@ -85,6 +80,8 @@ struct RunFlags {
   std::uint32_t page_size = 1000;
   double timeout_seconds = 30;
   std::uint64_t max_response_bytes = 64ull * 1024 * 1024;
+  std::vector<std::string> alert_webhooks;
+  std::string realert_after = "6h";
 };
 
 int run_command(const RunFlags& flags) {
@@ -95,6 +92,8 @@ int run_command(const RunFlags& flags) {
   options.lookback = duration_option("--lookback", flags.lookback);
   options.waiting_grace = duration_option("--waiting-grace", flags.waiting_grace);
   options.page_size = flags.page_size;
+  options.alert_webhooks = flags.alert_webhooks;
+  options.realert_after = duration_option("--realert-after", flags.realert_after);
 
   const auto started_at = std::chrono::system_clock::now();
   report::RunResult result;
@@ -138,19 +137,29 @@ Examples:
   lsp-sweeper run --node-url https://node.internal:3001 --node-token-file /etc/lsp-sweeper/token \
       --db 'host=/run/postgresql dbname=lsp' --report /var/lib/lsp-sweeper/last-run.json
 
-Exit codes: 0 nothing left to do; 1 divergences need a person, or a dry run found repairs;
-2 the run could not complete (node, database, configuration); 64 usage error; 75 another run
-is in progress (it holds the sweep lock): nothing was done, try again later.)";
+Exit codes: 0 nothing left to do; 1 divergences need a person, a dry run found repairs, or an
+alert could not be delivered; 2 the run could not complete (node, database, configuration);
+64 usage error; 75 another run is in progress (it holds the sweep lock): nothing was done, try
+again later.)";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"lsp-sweeper: repairs the RGB Lightning Node callbacks an LSP missed"};
   app.require_subcommand(1);
+  app.fallthrough();        // global options (--config, --log-*) may follow the command too
+  std::string config_file;  // read before parsing, by cli::config_path; declared for --help
+  app.add_option("--config", config_file,
+                 "TOML/INI file of option = value lines (flags > environment > file)")
+      ->envname("LSP_SWEEPER_CONFIG");
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->envname("LSP_SWEEPER_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, "text, or json (one object per line)")
+      ->envname("LSP_SWEEPER_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}));
   app.footer(R"(
 Examples:
   lsp-sweeper migrate --db "$LSP_SWEEPER_DB_URL"
@@ -167,29 +176,45 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
       ->required();
   run->add_option("--node-token-file", run_flags.node_token_file,
                   "File holding the node's bearer token (else env LSP_SWEEPER_NODE_TOKEN)")
-      ->check(CLI::ExistingFile);
+      ->envname("LSP_SWEEPER_NODE_TOKEN_FILE");  // a missing file is reported when read
   run->add_option("--db", run_flags.db, "libpq connection string of the LSP database")
       ->envname("LSP_SWEEPER_DB_URL")
       ->required();
   run->add_flag("--dry-run", run_flags.dry_run, "Plan and report everything, write nothing");
-  run->add_option("--report", run_flags.report_path, "Write the JSON report here ('-' = stdout)");
+  run->add_option("--report", run_flags.report_path, "Write the JSON report here ('-' = stdout)")
+      ->envname("LSP_SWEEPER_REPORT");
   run->add_option("--metrics-file", run_flags.metrics_path,
-                  "Write Prometheus metrics here (node_exporter textfile collector, *.prom)");
+                  "Write Prometheus metrics here (node_exporter textfile collector, *.prom)")
+      ->envname("LSP_SWEEPER_METRICS_FILE");
   run->add_option("--min-age", run_flags.min_age,
                   "Skip payments the node updated less than this many seconds ago")
+      ->envname("LSP_SWEEPER_MIN_AGE")
       ->check(CLI::NonNegativeNumber);
   run->add_option("--lookback", run_flags.lookback,
-                  "How far back to scan settled and failed payments (e.g. 14d, 36h)");
+                  "How far back to scan settled and failed payments (e.g. 14d, 36h)")
+      ->envname("LSP_SWEEPER_LOOKBACK");
   run->add_option("--waiting-grace", run_flags.waiting_grace,
                   "How long an outbound leg may succeed ahead of the LSP's record before it "
-                  "needs a person");
+                  "needs a person")
+      ->envname("LSP_SWEEPER_WAITING_GRACE");
   run->add_option("--page-size", run_flags.page_size, "Payments per node request")
+      ->envname("LSP_SWEEPER_PAGE_SIZE")
       ->check(CLI::Range(1u, 100000u));
   run->add_option("--timeout", run_flags.timeout_seconds, "Seconds per node request")
+      ->envname("LSP_SWEEPER_TIMEOUT")
       ->check(CLI::Range(0.1, 3600.0));
   run->add_option("--max-response-bytes", run_flags.max_response_bytes,
                   "Largest node response accepted")
+      ->envname("LSP_SWEEPER_MAX_RESPONSE_BYTES")
       ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 34));
+  run->add_option("--alert-webhook", run_flags.alert_webhooks,
+                  "POST a JSON alert here (repeatable; env: space-separated). Prefer the "
+                  "environment: argv is visible to every local user")
+      ->envname("LSP_SWEEPER_ALERT_WEBHOOK")
+      ->delimiter(' ');
+  run->add_option("--realert-after", run_flags.realert_after,
+                  "Remind the webhooks of a divergence still open after this long (e.g. 6h)")
+      ->envname("LSP_SWEEPER_REALERT_AFTER");
   run->footer(kRunExamples);
 
   std::string migrate_db;
@@ -205,8 +230,30 @@ Examples:
   lsp-sweeper migrate --db 'postgresql://admin@db/lsp'
   lsp-sweeper migrate --db "$LSP_SWEEPER_DB_URL" --with-lsp-schema   # a scratch database)");
 
+  std::string history_db;
+  int history_last = 20;
+  bool history_as_json = false;
+  auto* history = app.add_subcommand("history", "Show recent runs and the open divergences");
+  history->add_option("--db", history_db, "libpq connection string")
+      ->envname("LSP_SWEEPER_DB_URL")
+      ->required();
+  history->add_option("--last", history_last, "How many runs, newest first")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  history->add_flag("--json", history_as_json, "JSON instead of a table");
+  history->footer(R"(
+Examples:
+  lsp-sweeper history --db "$LSP_SWEEPER_DB_URL"
+  lsp-sweeper history --last 100 --json | jq '.runs[] | select(.status != "ok")')");
+
   auto* version = app.add_subcommand("version", "Print the version");
 
+  try {
+    if (const auto path = cli::config_path(argc, argv)) cli::apply_config_file(app, *path);
+  } catch (const cli::ConfigFileError& e) {
+    std::cerr << "lsp-sweeper: " << e.what() << '\n';
+    return report::kExitIncomplete;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -214,7 +261,7 @@ Examples:
     return code == 0 ? 0 : report::kExitUsage;
   }
 
-  setup_logging(log_level);
+  cli::setup_logging(log_level, log_format);
   try {
     if (version->parsed()) {
       std::cout << "lsp-sweeper " << LSP_SWEEPER_VERSION << '\n';
@@ -224,6 +271,15 @@ Examples:
       const int v = store::migrate(migrate_db, with_lsp_schema);
       spdlog::info("lsp_sweeper schema at version {}{}", v,
                    with_lsp_schema ? ", LSP tables present" : "");
+      return 0;
+    }
+    if (history->parsed()) {
+      store::PgStore store(history_db);
+      const auto runs = store.recent_runs(history_last);
+      const auto open = store.open_divergences();
+      std::cout << (history_as_json ? report::history_json(runs, open).dump(2) + "\n"
+                                    : report::history_table(runs, open))
+                << std::flush;
       return 0;
     }
     return run_command(run_flags);

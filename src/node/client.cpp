@@ -5,13 +5,13 @@
 #include <algorithm>
 #include <cctype>
 #include <limits>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string_view>
 #include <thread>
 #include <utility>
 
+#include "lsp_sweeper/node/http.hpp"
 #include "lsp_sweeper/util/hex.hpp"
 
 namespace lsp_sweeper::node {
@@ -25,15 +25,6 @@ constexpr std::chrono::milliseconds kMaxBackoff{60000};
 constexpr std::chrono::milliseconds kMaxConnectTimeout{10000};
 // How much of the node's own error text a message may quote.
 constexpr std::size_t kNodeErrorChars = 200;
-
-void init_curl_once() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-      throw NodeError(NodeErrorKind::Transport, "libcurl failed to initialise");
-    }
-  });
-}
 
 // The response body, capped while it arrives so a hostile or broken node cannot exhaust memory.
 struct BodySink {
@@ -51,28 +42,6 @@ std::size_t write_body(char* data, std::size_t size, std::size_t count, void* us
   }
   sink->body.append(data, n);
   return n;
-}
-
-// Transport failures worth another attempt: the node or the path to it may recover. Anything
-// else (a malformed URL, a certificate that does not verify) fails the same way every time.
-bool retryable(CURLcode rc) {
-  switch (rc) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_GOT_NOTHING:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM: return true;
-    default: return false;
-  }
-}
-
-bool retryable_status(long status) {
-  return status == 500 || status == 502 || status == 503 || status == 504;
 }
 
 // " (node said: '...')" when the body is the node's JSON error {"code", "error", "name"}.

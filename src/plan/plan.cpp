@@ -229,6 +229,14 @@ std::string_view to_string(DivergenceKind k) {
   return "?";
 }
 
+std::optional<DivergenceKind> parse_divergence_kind(std::string_view s) {
+  for (int k = 0; k <= static_cast<int>(DivergenceKind::MalformedPayment); ++k) {
+    const auto kind = static_cast<DivergenceKind>(k);
+    if (to_string(kind) == s) return kind;
+  }
+  return std::nullopt;
+}
+
 const std::vector<Transition>& transition_table() {
   static const std::vector<Transition> table = build_table();
   return table;
@@ -252,6 +260,7 @@ Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<L
     // leave it to the next sweep rather than race it.
     if (context.now - p.updated_at < context.min_age) {
       ++plan.deferred;
+      plan.deferred_hashes.push_back(p.payment_hash);
       continue;
     }
     for (auto it = first; it != last; ++it) planner.payment(p, *it->second);

@@ -19,7 +19,31 @@ std::int64_t needing_person_count(const RunResult& r) {
   return std::count_if(r.divergences.begin(), r.divergences.end(), needs_person);
 }
 
+std::int64_t new_count(const RunResult& r) {
+  return std::count_if(r.tracked.begin(), r.tracked.end(),
+                       [](const store::StoredDivergence& d) { return d.is_new; });
+}
+
 }  // namespace
+
+std::chrono::system_clock::time_point from_unix(std::int64_t seconds) {
+  return std::chrono::system_clock::time_point(std::chrono::seconds(seconds));
+}
+
+nlohmann::ordered_json divergence_json(const plan::Divergence& d) {
+  using json = nlohmann::ordered_json;
+  return {{"kind", plan::to_string(d.kind)},
+          {"flow", d.flow ? json(to_string(*d.flow)) : json(nullptr)},
+          {"payment_hash", d.payment_hash},
+          {"detail", d.detail},
+          {"needs_person", d.needs_person}};
+}
+
+nlohmann::ordered_json divergence_json(const store::StoredDivergence& d) {
+  auto out = divergence_json(d.divergence);
+  out["first_seen_at"] = rfc3339(from_unix(d.first_seen_at));
+  return out;
+}
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
@@ -37,7 +61,7 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 int exit_code(const RunResult& r) {
   if (!r.complete) return kExitIncomplete;
   if (r.dry_run && !r.repairs.empty()) return kExitNeedsAttention;
-  if (needing_person_count(r) > 0) return kExitNeedsAttention;
+  if (needing_person_count(r) > 0 || r.alert_failures > 0) return kExitNeedsAttention;
   return kExitClean;
 }
 
@@ -62,12 +86,15 @@ nlohmann::ordered_json to_json(const RunResult& r) {
   }
 
   json divergences = json::array();
-  for (const auto& d : r.divergences) {
-    divergences.push_back({{"kind", plan::to_string(d.kind)},
-                           {"flow", d.flow ? json(to_string(*d.flow)) : json(nullptr)},
-                           {"payment_hash", d.payment_hash},
-                           {"detail", d.detail},
-                           {"needs_person", d.needs_person}});
+  for (std::size_t i = 0; i < r.divergences.size(); ++i) {
+    json d = divergence_json(r.divergences[i]);
+    d["state"] =
+        i < r.tracked.size() ? json(r.tracked[i].is_new ? "new" : "ongoing") : json(nullptr);
+    divergences.push_back(std::move(d));
+  }
+  json resolved = json::array();
+  for (const auto& stored : r.resolved) {
+    resolved.push_back(divergence_json(stored));
   }
 
   json out{{"run_id", r.run_id},
@@ -79,13 +106,18 @@ nlohmann::ordered_json to_json(const RunResult& r) {
            {"node", std::move(node)},
            {"repairs", std::move(repairs)},
            {"divergences", std::move(divergences)},
+           {"resolved_divergences", std::move(resolved)},
            {"summary",
             {{"repairs_planned", r.repairs.size()},
              {"repairs_applied", applied_count(r)},
              {"divergences", r.divergences.size()},
              {"divergences_needing_person", needing_person_count(r)},
              {"orphans", r.orphans},
-             {"deferred", r.deferred}}},
+             {"deferred", r.deferred},
+             {"divergences_new", new_count(r)},
+             {"divergences_resolved", r.resolved.size()},
+             {"alerts_sent", r.alerts_sent},
+             {"alert_failures", r.alert_failures}}},
            {"notes", r.notes}};
   if (r.error) out["error"] = *r.error;
   return out;
@@ -102,6 +134,9 @@ std::string summary_line(const RunResult& r) {
           " divergences=" + std::to_string(r.divergences.size()) +
           " needing_person=" + std::to_string(needing_person_count(r)) +
           " orphans=" + std::to_string(r.orphans) + " deferred=" + std::to_string(r.deferred) +
+          " new=" + std::to_string(new_count(r)) +
+          " resolved=" + std::to_string(r.resolved.size()) +
+          " alert_failures=" + std::to_string(r.alert_failures) +
           " exit=" + std::to_string(exit_code(r));
   if (r.error) line += " error=\"" + *r.error + "\"";
   return line;

@@ -48,11 +48,13 @@ class Sweep {
       result_.node.dialect = stats.dialect;
       result_.node.pages += stats.pages;
       if (stats.stopped_at_unindexed) {
+        saw_everything_ = false;
         note(
             "the node's cursor reached payments stored before it had an index (index 0); "
             "older payments of this listing cannot be paged and were not checked");
       }
       if (stats.dialect == node::Dialect::Legacy) {
+        saw_everything_ = false;
         // The legacy node ignores every filter and returned its whole history at once.
         note(
             "legacy node API: it has no Claimable status, so missed claimable callbacks "
@@ -62,6 +64,25 @@ class Sweep {
     }
 
     apply(plan::plan_missing_outbox_jobs(store_.records_needing_outbox_job()));
+  }
+
+  // Which open divergences this run may resolve. Only a run that read every listing to its
+  // end can tell "gone" from "not looked at": a legacy node has no Claimable listing, and a
+  // cursor stuck at index 0 leaves older payments unread, so such runs resolve nothing.
+  // Payments deferred by --min-age were seen but not judged: theirs stay open either way.
+  // A payment that fell out of --lookback is not seen again, and its divergence resolves:
+  // the lookback is the operator's statement of how far back still matters.
+  void record_divergences() {
+    auto update = store_.record_divergences(result_.divergences, saw_everything_, deferred_);
+    result_.tracked = std::move(update.seen);
+    result_.resolved = std::move(update.resolved);
+    result_.divergences_recorded = true;
+    for (const auto& d : result_.resolved) {
+      spdlog::info("divergence resolved {} {} {} (open since {})",
+                   plan::to_string(d.divergence.kind),
+                   d.divergence.flow ? to_string(*d.divergence.flow) : "-",
+                   d.divergence.payment_hash, report::rfc3339(report::from_unix(d.first_seen_at)));
+    }
   }
 
  private:
@@ -94,6 +115,7 @@ class Sweep {
   void apply(plan::Plan plan) {
     result_.orphans += plan.orphans;
     result_.deferred += plan.deferred;
+    deferred_.insert(deferred_.end(), plan.deferred_hashes.begin(), plan.deferred_hashes.end());
     for (auto& d : plan.divergences) {
       spdlog::warn("divergence {} {} {}: {}", plan::to_string(d.kind),
                    d.flow ? to_string(*d.flow) : "-", d.payment_hash, d.detail);
@@ -123,7 +145,38 @@ class Sweep {
   report::RunResult& result_;
   plan::PlanContext context_;
   std::unordered_set<std::string> seen_;
+  std::vector<std::string> deferred_;
+  bool saw_everything_ = true;
 };
+
+// Sends the alert the run owes to every webhook. A delivery that fails is logged and counted
+// and changes nothing else; rows are marked alerted when at least one webhook took the
+// alert (a broken second receiver must not make the working one repeat it every run).
+void send_alerts(store::RecordStore& store, report::RunResult& result,
+                 const SweepOptions& options) {
+  if (options.alert_webhooks.empty()) return;
+  const auto alert =
+      report::compose_alert(result, options.realert_after, unix_seconds(result.finished_at));
+  if (!alert) return;
+  const std::string body = alert->body.dump();
+  for (const auto& url : options.alert_webhooks) {
+    const auto failure = report::post_webhook(url, body, options.webhook);
+    if (failure) {
+      ++result.alert_failures;
+      spdlog::error("alert to {} failed: {}", report::redact_webhook_url(url), *failure);
+    } else {
+      ++result.alerts_sent;
+      spdlog::info("alert sent to {}", report::redact_webhook_url(url));
+    }
+  }
+  if (result.alerts_sent == 0 || alert->divergence_ids.empty()) return;
+  try {
+    store.mark_alerted(alert->divergence_ids);
+  } catch (const std::exception& e) {
+    // The alert went out; at worst it repeats next run.
+    spdlog::warn("could not record which divergences were alerted: {}", e.what());
+  }
+}
 
 }  // namespace
 
@@ -175,12 +228,15 @@ report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store
       store.begin_run(result.run_id, false);
       run_recorded = true;
     }
-    Sweep(node, store, options, result).run();
+    Sweep sweep(node, store, options, result);
+    sweep.run();
+    if (!options.dry_run) sweep.record_divergences();
     result.complete = true;
   } catch (const std::exception& e) {
     result.error = e.what();
   }
   result.finished_at = std::chrono::system_clock::now();
+  if (result.divergences_recorded) send_alerts(store, result, options);
 
   if (run_recorded) {
     const int code = report::exit_code(result);

@@ -155,6 +155,55 @@ void prepare_statements(pqxx::connection& conn) {
   conn.prepare("finish_run",
                "UPDATE lsp_sweeper.runs SET finished_at = now(), status = $2, exit_code = $3, "
                "report = NULLIF($4, '')::jsonb WHERE run_id = $1");
+
+  // now() is the transaction's start, the same for every statement of one
+  // record_divergences: a row whose first_seen_at is now() was opened by this call, and one
+  // whose last_seen_at is now() was seen by it.
+  const std::string divergence_columns =
+      "id, kind, COALESCE(flow, ''), payment_hash, detail, needs_person, first_seen_at = now(), "
+      "EXTRACT(EPOCH FROM first_seen_at)::bigint, EXTRACT(EPOCH FROM last_seen_at)::bigint, "
+      "EXTRACT(EPOCH FROM last_alerted_at)::bigint";
+  conn.prepare("upsert_divergence",
+               "INSERT INTO lsp_sweeper.divergences AS d (kind, flow, payment_hash, detail, "
+               "needs_person) VALUES ($1, NULLIF($2, ''), $3, $4, $5) "
+               "ON CONFLICT (kind, COALESCE(flow, ''), payment_hash) WHERE resolved_at IS NULL "
+               "DO UPDATE SET detail = EXCLUDED.detail, needs_person = EXCLUDED.needs_person, "
+               "last_seen_at = now() RETURNING " +
+                   divergence_columns);
+  conn.prepare("resolve_divergences",
+               "UPDATE lsp_sweeper.divergences SET resolved_at = now() WHERE resolved_at IS NULL "
+               "AND last_seen_at < now() AND NOT (payment_hash = ANY($1::text[])) RETURNING " +
+                   divergence_columns);
+  conn.prepare("mark_alerted",
+               "UPDATE lsp_sweeper.divergences SET last_alerted_at = now() "
+               "WHERE id = ANY($1::bigint[])");
+  conn.prepare("open_divergences", "SELECT " + divergence_columns +
+                                       " FROM lsp_sweeper.divergences WHERE resolved_at IS NULL "
+                                       "ORDER BY first_seen_at, id");
+  conn.prepare("recent_runs",
+               "SELECT run_id, EXTRACT(EPOCH FROM started_at)::bigint, "
+               "EXTRACT(EPOCH FROM finished_at - started_at)::float8, status, exit_code, "
+               "(report #>> '{node,payments_scanned}')::bigint, "
+               "(report #>> '{summary,repairs_applied}')::bigint, "
+               "(report #>> '{summary,divergences}')::bigint "
+               "FROM lsp_sweeper.runs ORDER BY started_at DESC, run_id LIMIT $1");
+}
+
+// A row of divergence_columns.
+StoredDivergence to_stored_divergence(const pqxx::row& row) {
+  StoredDivergence d;
+  d.id = row[0].as<std::int64_t>();
+  const auto kind = plan::parse_divergence_kind(row[1].as<std::string>());
+  d.divergence.kind = kind.value_or(plan::DivergenceKind::UnexplainedState);
+  d.divergence.flow = parse_flow(row[2].as<std::string>());
+  d.divergence.payment_hash = row[3].as<std::string>();
+  d.divergence.detail = row[4].as<std::string>();
+  d.divergence.needs_person = row[5].as<bool>();
+  d.is_new = row[6].as<bool>();
+  d.first_seen_at = row[7].as<std::int64_t>();
+  d.last_seen_at = row[8].as<std::int64_t>();
+  d.last_alerted_at = optional_int(row[9]);
+  return d;
 }
 
 }  // namespace
@@ -284,6 +333,77 @@ void PgStore::finish_run(const RunRecord& run) {
     throw StoreError(context + ": " + detail::one_line(e.what()));
   }
   if (updated != 1) throw StoreError(context + ": no such run was begun");
+}
+
+DivergenceUpdate PgStore::record_divergences(const std::vector<plan::Divergence>& seen,
+                                             bool resolve_unseen,
+                                             const std::vector<std::string>& keep_open) {
+  DivergenceUpdate update;
+  try {
+    pqxx::work txn(*impl_->conn);
+    for (const plan::Divergence& d : seen) {
+      update.seen.push_back(to_stored_divergence(
+          txn.exec_prepared1("upsert_divergence", std::string(plan::to_string(d.kind)),
+                             d.flow ? std::string(to_string(*d.flow)) : std::string(),
+                             d.payment_hash, d.detail, d.needs_person)));
+    }
+    if (resolve_unseen) {
+      for (const pqxx::row& row : txn.exec_prepared("resolve_divergences", text_array(keep_open))) {
+        update.resolved.push_back(to_stored_divergence(row));
+      }
+    }
+    txn.commit();
+  } catch (const std::exception& e) {
+    throw StoreError("record divergences: " + detail::one_line(e.what()));
+  }
+  return update;
+}
+
+void PgStore::mark_alerted(const std::vector<std::int64_t>& ids) {
+  std::vector<std::string> texts;
+  for (std::int64_t id : ids) texts.push_back(std::to_string(id));
+  try {
+    pqxx::work txn(*impl_->conn);
+    txn.exec_prepared("mark_alerted", text_array(texts));
+    txn.commit();
+  } catch (const std::exception& e) {
+    throw StoreError("mark divergences alerted: " + detail::one_line(e.what()));
+  }
+}
+
+std::vector<RunSummary> PgStore::recent_runs(int limit) {
+  std::vector<RunSummary> runs;
+  try {
+    pqxx::read_transaction txn(*impl_->conn);
+    for (const pqxx::row& row : txn.exec_prepared("recent_runs", limit)) {
+      RunSummary run;
+      run.run_id = row[0].as<std::string>();
+      run.started_at = row[1].as<std::int64_t>();
+      if (!row[2].is_null()) run.duration_seconds = row[2].as<double>();
+      run.status = row[3].as<std::string>();
+      if (!row[4].is_null()) run.exit_code = row[4].as<int>();
+      run.scanned = optional_int(row[5]);
+      run.repaired = optional_int(row[6]);
+      run.divergences = optional_int(row[7]);
+      runs.push_back(std::move(run));
+    }
+  } catch (const std::exception& e) {
+    throw StoreError("recent runs: " + detail::one_line(e.what()));
+  }
+  return runs;
+}
+
+std::vector<StoredDivergence> PgStore::open_divergences() {
+  std::vector<StoredDivergence> open;
+  try {
+    pqxx::read_transaction txn(*impl_->conn);
+    for (const pqxx::row& row : txn.exec_prepared("open_divergences")) {
+      open.push_back(to_stored_divergence(row));
+    }
+  } catch (const std::exception& e) {
+    throw StoreError("open divergences: " + detail::one_line(e.what()));
+  }
+  return open;
 }
 
 bool PgStore::try_lock_sweep() {

@@ -7,10 +7,13 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 
 #include "integration/sweep_fixture.hpp"
+#include "integration/webhook_receiver.hpp"
 #include "lsp_sweeper/store/store.hpp"
 #include "lsp_sweeper/util/file.hpp"
 #include "lsp_sweeper/util/hex.hpp"
@@ -24,6 +27,17 @@ using namespace testing;
 
 class Sweep : public SweepFixture {
  protected:
+  // An APay record whose payment the node reports with a forged preimage (a divergence that
+  // needs a person) and a relay record whose payment_sent callback was lost (a repair).
+  std::pair<Secret, Secret> serve_forged_and_lost(char forged_seed, char lost_seed) {
+    const Secret forged = secret(forged_seed), lost = secret(lost_seed);
+    seed_apay(forged.hash, "outbound_paid", 2000000);
+    seed_relay(lost.hash, "outbound_pending", 7000000);
+    serve(json::array({outbound_succeeded(forged.hash, lost.preimage),
+                       outbound_succeeded(lost.hash, lost.preimage)}));
+    return {forged, lost};
+  }
+
   static std::vector<std::string> repair_kinds(const json& report) {
     std::vector<std::string> out;
     for (const auto& r : report["repairs"]) out.push_back(r["kind"].get<std::string>());
@@ -416,6 +430,325 @@ TEST_F(Sweep, MetricsFilePassesPromtoolAndMatchesTheRun) {
   std::filesystem::remove_all(dir);
 }
 
+TEST_F(Sweep, JsonLogsAreOneObjectPerLineEndingWithTheSummary) {
+  const Secret forged = secret('1');
+  seed_apay(forged.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(forged.hash, secret('2').preimage)}));
+  const auto json_logs = [&](const std::string& token) {
+    const ProcessResult run =
+        run_process({LSP_SWEEPER_BINARY, "--log-format", "json", "run", "--node-url", node_->url()},
+                    {{"LSP_SWEEPER_DB_URL", db_.uri()}, {"LSP_SWEEPER_NODE_TOKEN", token}});
+    std::istringstream lines(run.err);
+    std::vector<json> logs;
+    for (std::string line; std::getline(lines, line);) {
+      EXPECT_NO_THROW(logs.push_back(json::parse(line))) << line;
+    }
+    for (const auto& log : logs) {
+      EXPECT_TRUE(log["time"].is_string()) << log;
+      EXPECT_TRUE(log["level"].is_string()) << log;
+    }
+    EXPECT_FALSE(logs.empty()) << run.err;
+    return std::make_pair(run.exit_code, logs);
+  };
+
+  const auto [code, logs] = json_logs(kToken);
+  EXPECT_EQ(code, 1);
+  ASSERT_GE(logs.size(), 2u);
+  EXPECT_EQ(logs.front()["level"], "warning");
+  EXPECT_NE(logs.front()["message"].get<std::string>().find("preimage_mismatch"),
+            std::string::npos);
+  const std::string summary = logs.back()["message"];
+  EXPECT_EQ(summary.rfind("sweep complete: ", 0), 0u) << summary;
+  EXPECT_NE(summary.find("needing_person=1"), std::string::npos) << summary;
+
+  // The failed run's summary quotes its error ("..."): still one valid object.
+  const auto [failed_code, failed_logs] = json_logs("wrong-token");
+  EXPECT_EQ(failed_code, 2);
+  ASSERT_FALSE(failed_logs.empty());
+  EXPECT_EQ(failed_logs.back()["level"], "error");
+  const std::string failed = failed_logs.back()["message"];
+  EXPECT_NE(failed.find("sweep INCOMPLETE"), std::string::npos) << failed;
+  EXPECT_NE(failed.find("error=\"GET /networkinfo"), std::string::npos) << failed;
+}
+
+TEST_F(Sweep, HistoryShowsRecentRunsAndOpenDivergences) {
+  const auto [forged, lost] = serve_forged_and_lost('3', '4');
+  EXPECT_EQ(sweep().exit_code, 1);
+  EXPECT_EQ(sweep().exit_code, 1);
+  const auto history = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{LSP_SWEEPER_BINARY, "history"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv, {{"LSP_SWEEPER_DB_URL", db_.uri()}});
+  };
+
+  const ProcessResult as_json = history({"--json"});
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.err;
+  const json h = json::parse(as_json.out);
+  ASSERT_EQ(h["runs"].size(), 2u);
+  const json& newest = h["runs"][0];
+  EXPECT_EQ(newest["status"], "divergences");
+  EXPECT_EQ(newest["exit_code"], 1);
+  EXPECT_EQ(newest["payments_scanned"], 2);
+  EXPECT_EQ(newest["repairs_applied"], 0);
+  EXPECT_EQ(h["runs"][1]["repairs_applied"], 1);
+  EXPECT_EQ(newest["divergences"], 1);
+  EXPECT_TRUE(newest["duration_seconds"].is_number());
+  ASSERT_EQ(h["open_divergences"].size(), 1u);
+  EXPECT_EQ(h["open_divergences"][0]["payment_hash"], forged.hash);
+
+  EXPECT_EQ(json::parse(history({"--json", "--last", "1"}).out)["runs"].size(), 1u);
+
+  const ProcessResult table = history({});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(table.out.rfind("STARTED", 0), 0u) << table.out;
+  EXPECT_NE(table.out.find("Open divergences: 1"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("preimage_mismatch  apay  " + forged.hash), std::string::npos)
+      << table.out;
+}
+
+// A scratch directory with a config file in it, removed afterwards.
+class ConfigDir {
+ public:
+  ConfigDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "lsp-cfg.XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    dir_ = pattern;
+  }
+  ~ConfigDir() { std::filesystem::remove_all(dir_); }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string write(const std::string& text, std::filesystem::perms mode) const {
+    const std::string file = path("lsp-sweeper.toml");
+    std::ofstream(file, std::ios::trunc) << text;
+    std::filesystem::permissions(file, mode);
+    return file;
+  }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+constexpr auto kOwnerOnly =
+    std::filesystem::perms::owner_read | std::filesystem::perms::owner_write;
+constexpr auto kWorldReadable =
+    kOwnerOnly | std::filesystem::perms::group_read | std::filesystem::perms::others_read;
+
+TEST_F(Sweep, ConfigFileIsTheLowestLayerBelowEnvironmentAndFlags) {
+  const Secret lost = secret('6');
+  seed_relay(lost.hash, "outbound_pending", 7000000);
+  serve(json::array({outbound_succeeded(lost.hash, lost.preimage)}));
+  ConfigDir dir;
+  const std::string file_report = dir.path("file.json"), env_report = dir.path("env.json"),
+                    flag_report = dir.path("flag.json");
+  const std::string config =
+      dir.write("# lsp-sweeper\nnode-url = \"" + node_->url() + "\"\ndb = \"" + db_.uri() +
+                    "\"\nreport = \"" + file_report + "\"\nlookback = \"2d\"\n",
+                kOwnerOnly);
+  // Which of the three reports a run wrote; each run starts with none of them.
+  const auto written = [&] {
+    std::string which;
+    for (const auto& [name, path] : {std::pair{"file", file_report}, std::pair{"env", env_report},
+                                     std::pair{"flag", flag_report}}) {
+      if (std::filesystem::remove(path)) which += name;
+    }
+    return which;
+  };
+  const auto run = [&](std::vector<std::string> flags, std::map<std::string, std::string> env) {
+    std::vector<std::string> argv{LSP_SWEEPER_BINARY, "--config", config, "run"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    env["LSP_SWEEPER_NODE_TOKEN"] = kToken;
+    env["LSP_SWEEPER_NODE_URL"] = "";
+    env["LSP_SWEEPER_DB_URL"] = "";
+    return run_process(argv, env);
+  };
+
+  const ProcessResult from_file = run({}, {});
+  ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
+  EXPECT_EQ(written(), "file");
+  EXPECT_EQ(relay_status(lost.hash), "outbound_claimed");
+
+  const ProcessResult from_env = run({}, {{"LSP_SWEEPER_REPORT", env_report}});
+  EXPECT_EQ(from_env.exit_code, 0) << from_env.err;
+  EXPECT_EQ(written(), "env");
+
+  const ProcessResult from_flag =
+      run({"--report", flag_report}, {{"LSP_SWEEPER_REPORT", env_report}});
+  EXPECT_EQ(from_flag.exit_code, 0) << from_flag.err;
+  EXPECT_EQ(written(), "flag");
+  EXPECT_EQ(count("lsp_sweeper.runs"), 3);
+
+  // The documented example is accepted key by key; the environment's db beats its db.
+  const ProcessResult example =
+      run_process({LSP_SWEEPER_BINARY, "--config", EXAMPLE_CONFIG, "history", "--json"},
+                  {{"LSP_SWEEPER_DB_URL", db_.uri()}});
+  ASSERT_EQ(example.exit_code, 0) << example.err;
+  EXPECT_EQ(json::parse(example.out)["runs"].size(), 3u);
+}
+
+TEST_F(Sweep, ConfigFileRefusesTokensUnknownKeysAndExposedSecrets) {
+  serve(json::array());
+  ConfigDir dir;
+  const auto run = [&](const std::string& config) {
+    return run_process({LSP_SWEEPER_BINARY, "run", "--config=" + config, "--dry-run"},
+                       {{"LSP_SWEEPER_NODE_URL", node_->url()},
+                        {"LSP_SWEEPER_DB_URL", ""},
+                        {"LSP_SWEEPER_NODE_TOKEN", kToken}});
+  };
+
+  const std::string with_password = "db = \"postgresql://sweeper:pw-Zk41@127.0.0.1:1/lsp\"\n";
+  const ProcessResult exposed = run(dir.write(with_password, kWorldReadable));
+  EXPECT_EQ(exposed.exit_code, 2);
+  EXPECT_NE(exposed.err.find("chmod o-r"), std::string::npos) << exposed.err;
+  EXPECT_EQ(exposed.err.find("pw-Zk41"), std::string::npos) << exposed.err;
+  // The same file kept private is accepted (the run then fails on the unreachable database).
+  const ProcessResult private_file = run(dir.write(with_password, kOwnerOnly));
+  EXPECT_EQ(private_file.err.find("chmod o-r"), std::string::npos) << private_file.err;
+  EXPECT_NE(private_file.err.find("127.0.0.1"), std::string::npos) << private_file.err;
+  EXPECT_EQ(private_file.err.find("pw-Zk41"), std::string::npos) << private_file.err;
+
+  const ProcessResult token = run(dir.write("node-token = \"tok-Vb3\"\n", kOwnerOnly));
+  EXPECT_EQ(token.exit_code, 2);
+  EXPECT_NE(token.err.find("node-token-file"), std::string::npos) << token.err;
+  EXPECT_EQ(token.err.find("tok-Vb3"), std::string::npos) << token.err;
+
+  const ProcessResult unknown = run(dir.write("no-such-key = 1\n", kOwnerOnly));
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("'no-such-key' is not a configuration key"), std::string::npos)
+      << unknown.err;
+}
+
+TEST_F(Sweep, DivergencesAreNewThenOngoingThenResolved) {
+  const Secret forged = secret('s');
+  seed_apay(forged.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(forged.hash, secret('t').preimage)}));
+
+  const json first = report(sweep());
+  ASSERT_EQ(first["divergences"].size(), 1u);
+  EXPECT_EQ(first["divergences"][0]["state"], "new");
+  EXPECT_EQ(first["summary"]["divergences_new"], 1);
+  EXPECT_EQ(first["resolved_divergences"], json::array());
+  EXPECT_EQ(db_.query_value<std::string>("SELECT kind FROM lsp_sweeper.divergences WHERE "
+                                         "payment_hash = $1 AND resolved_at IS NULL",
+                                         forged.hash),
+            "preimage_mismatch");
+
+  const json second = report(sweep());
+  EXPECT_EQ(second["divergences"][0]["state"], "ongoing");
+  EXPECT_EQ(second["summary"]["divergences_new"], 0);
+  EXPECT_EQ(count("lsp_sweeper.divergences"), 1);
+  EXPECT_TRUE(
+      db_.query_value<bool>("SELECT last_seen_at > first_seen_at FROM lsp_sweeper.divergences"));
+
+  // A dry run neither records nor resolves anything.
+  node_->replace_payments(json::array());
+  const json dry = report(sweep({"--dry-run"}));
+  EXPECT_EQ(dry["resolved_divergences"], json::array());
+  EXPECT_TRUE(db_.query_value<bool>("SELECT resolved_at IS NULL FROM lsp_sweeper.divergences"));
+
+  // The node no longer reports the payment: a complete run resolves it.
+  const ProcessResult third = sweep();
+  EXPECT_EQ(third.exit_code, 0) << third.err;
+  const json r = report(third);
+  ASSERT_EQ(r["resolved_divergences"].size(), 1u);
+  EXPECT_EQ(r["resolved_divergences"][0]["payment_hash"], forged.hash);
+  EXPECT_EQ(r["resolved_divergences"][0]["kind"], "preimage_mismatch");
+  EXPECT_EQ(r["summary"]["divergences_resolved"], 1);
+  EXPECT_TRUE(db_.query_value<bool>("SELECT resolved_at IS NOT NULL FROM lsp_sweeper.divergences"));
+  EXPECT_EQ(report(sweep())["summary"]["divergences_resolved"], 0);
+}
+
+TEST_F(Sweep, RunsThatCannotSeeEverythingResolveNothing) {
+  const Secret forged = secret('u'), recent = secret('v');
+  seed_apay(forged.hash, "outbound_paid", 2000000);
+  seed_relay(recent.hash, "outbound_pending", 2000000);
+  json changed = outbound_succeeded(recent.hash, secret('w').preimage);
+  serve(json::array({outbound_succeeded(forged.hash, secret('t').preimage), changed}));
+  EXPECT_EQ(report(sweep())["summary"]["divergences_new"], 2);
+
+  // The second payment changed moments ago: deferred by --min-age, its divergence stays.
+  changed["updated_ago"] = 1;
+  node_->replace_payments(json::array({changed}));
+  const json deferred = report(sweep());
+  EXPECT_EQ(deferred["summary"]["deferred"], 1);
+  ASSERT_EQ(deferred["resolved_divergences"].size(), 1u);
+  EXPECT_EQ(deferred["resolved_divergences"][0]["payment_hash"], forged.hash);
+  EXPECT_EQ(db_.query_value<int>(
+                "SELECT count(*) FROM lsp_sweeper.divergences WHERE resolved_at IS NULL AND "
+                "payment_hash = $1",
+                recent.hash),
+            1);
+
+  // A legacy node has no Claimable listing: not seeing a divergence there proves nothing.
+  serve(json::array(), "legacy");
+  const json legacy = report(sweep());
+  EXPECT_EQ(legacy["resolved_divergences"], json::array());
+  EXPECT_EQ(db_.query_value<int>(
+                "SELECT count(*) FROM lsp_sweeper.divergences WHERE resolved_at IS NULL"),
+            1);
+}
+
+TEST_F(Sweep, WebhookReceivesNewDivergencesRepairsAndReminders) {
+  const auto [forged, lost] = serve_forged_and_lost('x', 'y');
+  testing::WebhookReceiver receiver("/services/T000/B000/hook-secret-Xy7", 200);
+
+  const ProcessResult first = sweep({"--alert-webhook", receiver.url()});
+  EXPECT_EQ(first.exit_code, 1) << first.err;
+  EXPECT_EQ(first.err.find("hook-secret-Xy7"), std::string::npos) << first.err;
+  EXPECT_EQ(report(first)["summary"]["alerts_sent"], 1);
+  ASSERT_EQ(receiver.bodies().size(), 1u);
+  const json body = json::parse(receiver.bodies()[0]);
+  const std::string text = body["text"];
+  EXPECT_NE(text.find("1 new"), std::string::npos) << text;
+  EXPECT_NE(text.find(forged.hash), std::string::npos) << text;
+  EXPECT_NE(text.find("missed_payment_sent"), std::string::npos) << text;
+  ASSERT_EQ(body["new_divergences"].size(), 1u);
+  EXPECT_EQ(body["new_divergences"][0]["kind"], "preimage_mismatch");
+  ASSERT_EQ(body["repairs_applied"].size(), 1u);
+  EXPECT_EQ(body["repairs_applied"][0]["payment_hash"], lost.hash);
+  EXPECT_TRUE(
+      db_.query_value<bool>("SELECT last_alerted_at IS NOT NULL FROM lsp_sweeper.divergences"));
+
+  // Still open, alerted moments ago, nothing repaired: nothing to say.
+  EXPECT_EQ(sweep({"--alert-webhook", receiver.url()}).exit_code, 1);
+  EXPECT_EQ(receiver.bodies().size(), 1u);
+
+  // Past --realert-after: a reminder.
+  EXPECT_EQ(sweep({"--alert-webhook", receiver.url(), "--realert-after", "0s"}).exit_code, 1);
+  ASSERT_EQ(receiver.bodies().size(), 2u);
+  const json reminder = json::parse(receiver.bodies()[1]);
+  EXPECT_EQ(reminder["new_divergences"], json::array());
+  ASSERT_EQ(reminder["ongoing_divergences"].size(), 1u);
+  EXPECT_EQ(reminder["ongoing_divergences"][0]["payment_hash"], forged.hash);
+
+  // Gone from the node: the alert says it is resolved.
+  node_->replace_payments(json::array());
+  EXPECT_EQ(sweep({"--alert-webhook", receiver.url()}).exit_code, 0);
+  ASSERT_EQ(receiver.bodies().size(), 3u);
+  const json resolved = json::parse(receiver.bodies()[2]);
+  ASSERT_EQ(resolved["resolved_divergences"].size(), 1u);
+  EXPECT_EQ(resolved["resolved_divergences"][0]["payment_hash"], forged.hash);
+}
+
+TEST_F(Sweep, FailingWebhookIsCountedAndRepairsStayCommitted) {
+  const Secret lost = secret('0');
+  seed_relay(lost.hash, "outbound_pending", 7000000);
+  serve(json::array({outbound_succeeded(lost.hash, lost.preimage)}));
+  testing::WebhookReceiver broken("/hooks/broken-secret-Q9", 500);
+
+  const ProcessResult run = sweep({"--alert-webhook", broken.url()});
+  EXPECT_EQ(run.exit_code, 1) << "an undelivered alert needs attention\n" << run.err;
+  const json r = report(run);
+  EXPECT_EQ(r["summary"]["alert_failures"], 1);
+  EXPECT_EQ(r["summary"]["alerts_sent"], 0);
+  EXPECT_EQ(broken.bodies().size(), 3u) << "a 500 is retried, 3 attempts in all";
+  EXPECT_NE(run.err.find("HTTP 500"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find("broken-secret-Q9"), std::string::npos) << run.err;
+  EXPECT_EQ(relay_status(lost.hash), "outbound_claimed");
+  EXPECT_EQ(jobs(lost.hash, "lightning_send_claim_inbound"), 1);
+  EXPECT_EQ(db_.query_value<int>("SELECT (report #>> '{summary,alert_failures}')::int FROM "
+                                 "lsp_sweeper.runs"),
+            1);
+}
+
 // The LSP's own live callback lands after the sweeper read the records but before it applies
 // its repair: the conditional UPDATE then changes nothing and no second job appears.
 class CallbackLandsMidSweep : public store::RecordStore {
@@ -446,6 +779,12 @@ class CallbackLandsMidSweep : public store::RecordStore {
     inner_.begin_run(run_id, dry_run);
   }
   void finish_run(const store::RunRecord& run) override { inner_.finish_run(run); }
+  store::DivergenceUpdate record_divergences(const std::vector<plan::Divergence>& seen,
+                                             bool resolve_unseen,
+                                             const std::vector<std::string>& keep_open) override {
+    return inner_.record_divergences(seen, resolve_unseen, keep_open);
+  }
+  void mark_alerted(const std::vector<std::int64_t>& ids) override { inner_.mark_alerted(ids); }
 
  private:
   store::RecordStore& inner_;

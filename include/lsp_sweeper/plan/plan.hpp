@@ -55,6 +55,7 @@ enum class DivergenceKind {
   MalformedPayment,        // the node sent a payment the decoder rejected
 };
 std::string_view to_string(DivergenceKind k);
+std::optional<DivergenceKind> parse_divergence_kind(std::string_view s);
 
 // Every kind, for views that list all of them (the metrics file shows zeros too).
 inline constexpr std::array kDivergenceKinds{
@@ -87,6 +88,7 @@ struct Plan {
   std::vector<Divergence> divergences;
   int orphans = 0;   // node payments no LSP record knows: other traffic of the node
   int deferred = 0;  // payments updated less than min_age ago: left to the next sweep
+  std::vector<std::string> deferred_hashes;  // their hashes
 };
 
 // The transition table of DOMAIN.md, the four rows plus the two missing-outbox-job rows per

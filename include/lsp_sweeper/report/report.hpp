@@ -11,13 +11,15 @@
 
 #include "lsp_sweeper/node/decode.hpp"
 #include "lsp_sweeper/plan/plan.hpp"
+#include "lsp_sweeper/store/store.hpp"
 
 namespace lsp_sweeper::report {
 
 // The documented exit codes (README, "Exit codes").
 enum ExitCode : int {
   kExitClean = 0,           // nothing left to do
-  kExitNeedsAttention = 1,  // divergences need a person, or a dry run found repairs
+  kExitNeedsAttention = 1,  // divergences need a person, a dry run found repairs, or an
+                            // alert could not be delivered
   kExitIncomplete = 2,      // the run could not complete (node, database, configuration)
   kExitUsage = 64,          // bad command line
   kExitBusy = 75,           // another run holds the sweep lock: try again later (EX_TEMPFAIL)
@@ -43,6 +45,13 @@ struct RunResult {
   std::vector<plan::Divergence> divergences;
   std::int64_t orphans = 0;
   std::int64_t deferred = 0;
+  // Set once a complete run that may write has recorded its divergences in
+  // lsp_sweeper.divergences: `tracked` holds one entry per divergence, in the same order,
+  // and `resolved` the open ones this run resolved. Empty otherwise (dry or incomplete run).
+  bool divergences_recorded = false;
+  std::vector<store::StoredDivergence> tracked;
+  std::vector<store::StoredDivergence> resolved;
+  int alerts_sent = 0;               // webhook deliveries that succeeded
   std::vector<std::string> notes;    // things the operator should know once per run
   std::optional<std::string> error;  // why the run could not complete
   std::int64_t alert_failures = 0;   // alert deliveries that failed (set by the alert step)
@@ -51,6 +60,13 @@ struct RunResult {
 int exit_code(const RunResult& result);
 nlohmann::ordered_json to_json(const RunResult& result);
 std::string summary_line(const RunResult& result);
+
+// One divergence as the report and the alerts show it.
+nlohmann::ordered_json divergence_json(const plan::Divergence& d);
+// The same plus first_seen_at, for a divergence kept in lsp_sweeper.divergences.
+nlohmann::ordered_json divergence_json(const store::StoredDivergence& d);
+
+std::chrono::system_clock::time_point from_unix(std::int64_t seconds);
 
 // RFC 3339 in UTC with millisecond precision, e.g. 2026-11-23T17:24:01.123Z.
 std::string rfc3339(std::chrono::system_clock::time_point t);

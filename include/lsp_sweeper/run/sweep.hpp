@@ -5,8 +5,10 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "lsp_sweeper/node/client.hpp"
+#include "lsp_sweeper/report/alert.hpp"
 #include "lsp_sweeper/report/report.hpp"
 #include "lsp_sweeper/store/store.hpp"
 
@@ -19,10 +21,15 @@ struct SweepOptions {
   std::int64_t lookback = 14 * 24 * 3600;  // seconds
   std::int64_t waiting_grace = 15 * 60;    // seconds
   std::uint32_t page_size = 1000;
+  std::vector<std::string> alert_webhooks;  // full URLs; never logged as such
+  std::int64_t realert_after = 6 * 3600;    // seconds
+  report::WebhookOptions webhook;
 };
 
 // Runs one sweep. Never throws for a node or database failure: the result is then
 // incomplete, with `error` saying what failed; repairs already committed stay committed.
+// A complete run that may write then records its divergences (lsp_sweeper.divergences) and
+// sends the alert it owes to every webhook; a failed delivery is counted, never fatal.
 report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store,
                             const SweepOptions& options);
 

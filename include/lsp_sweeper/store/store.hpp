@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -26,6 +27,22 @@ struct RunRecord {
   std::string status;  // "ok", "divergences", "failed"
   int exit_code = 0;
   std::string report_json;
+};
+
+// A divergence as lsp_sweeper.divergences keeps it. Times are unix seconds.
+struct StoredDivergence {
+  std::int64_t id = 0;
+  plan::Divergence divergence;
+  bool is_new = false;  // first seen by the run that recorded it
+  std::int64_t first_seen_at = 0;
+  std::int64_t last_seen_at = 0;
+  std::optional<std::int64_t> last_alerted_at;
+};
+
+// What recording one run's divergences changed.
+struct DivergenceUpdate {
+  std::vector<StoredDivergence> seen;      // one per divergence passed in, same order
+  std::vector<StoredDivergence> resolved;  // open before, not seen by this run
 };
 
 class RecordStore {
@@ -51,6 +68,27 @@ class RecordStore {
   // lsp_sweeper.runs: a row when the run starts, completed when it ends.
   virtual void begin_run(const std::string& run_id, bool dry_run) = 0;
   virtual void finish_run(const RunRecord& run) = 0;
+
+  // lsp_sweeper.divergences, in one transaction: opens a row for each divergence in `seen`
+  // that has no open row (kind, flow, payment_hash) and refreshes the open ones. With
+  // `resolve_unseen` it then resolves every open row not seen now, except those whose
+  // payment_hash is in `keep_open` (payments the run saw but left for later).
+  virtual DivergenceUpdate record_divergences(const std::vector<plan::Divergence>& seen,
+                                              bool resolve_unseen,
+                                              const std::vector<std::string>& keep_open) = 0;
+
+  // Sets last_alerted_at = now() on these rows (an alert about them was delivered).
+  virtual void mark_alerted(const std::vector<std::int64_t>& ids) = 0;
+};
+
+// A finished or running sweep, as `history` shows it (lsp_sweeper.runs).
+struct RunSummary {
+  std::string run_id;
+  std::int64_t started_at = 0;             // unix seconds
+  std::optional<double> duration_seconds;  // none while running
+  std::string status;
+  std::optional<int> exit_code;
+  std::optional<std::int64_t> scanned, repaired, divergences;  // from the report, if any
 };
 
 // The key of the session-level advisory lock a writing run holds for its whole duration
@@ -71,6 +109,15 @@ class PgStore final : public RecordStore {
   bool apply(const plan::Repair& repair, const std::string& run_id) override;
   void begin_run(const std::string& run_id, bool dry_run) override;
   void finish_run(const RunRecord& run) override;
+  DivergenceUpdate record_divergences(const std::vector<plan::Divergence>& seen,
+                                      bool resolve_unseen,
+                                      const std::vector<std::string>& keep_open) override;
+  void mark_alerted(const std::vector<std::int64_t>& ids) override;
+
+  // For `history`: the newest `limit` runs, newest first, and the open divergences, oldest
+  // first.
+  std::vector<RunSummary> recent_runs(int limit);
+  std::vector<StoredDivergence> open_divergences();
 
   // Takes the sweep lock on this store's connection without waiting. false: another run
   // holds it. Held until the store is destroyed (which releases it) or the connection

@@ -1,0 +1,19 @@
+// `lsp-sweeper history`: recent runs and the open divergences, as an aligned table for a
+// terminal or as JSON.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "lsp_sweeper/store/store.hpp"
+
+namespace lsp_sweeper::report {
+
+std::string history_table(const std::vector<store::RunSummary>& runs,
+                          const std::vector<store::StoredDivergence>& open);
+
+nlohmann::ordered_json history_json(const std::vector<store::RunSummary>& runs,
+                                    const std::vector<store::StoredDivergence>& open);
+
+}  // namespace lsp_sweeper::report
