@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libssl-dev libcpp-httplib-dev
   postgresql jq curl
   time python3 xxd  # bench/ only: /usr/bin/time, the generator, the shell baseline
+  prometheus  # promtool: the tests check the metrics file and deploy/prometheus rules
 )
 
 missing=()

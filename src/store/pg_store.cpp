@@ -292,4 +292,14 @@ void PgStore::finish_run(const RunRecord& run) {
   if (updated != 1) throw StoreError(context + ": no such run was begun");
 }
 
+bool PgStore::try_lock_sweep() {
+  try {
+    // Session-level, not transaction-level: it must outlive every transaction of the run.
+    pqxx::nontransaction txn(*impl_->conn);
+    return txn.exec_params1("SELECT pg_try_advisory_lock($1)", kSweepLockKey)[0].as<bool>();
+  } catch (const std::exception& e) {
+    throw StoreError("taking the sweep lock: " + detail::one_line(e.what()));
+  }
+}
+
 }  // namespace lsp_sweeper::store

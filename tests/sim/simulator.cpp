@@ -9,7 +9,6 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -262,32 +261,108 @@ struct NodeSimulator::Impl {
 
   mutable std::mutex mu;  // guards everything below
   Scenario scenario;
-  std::map<std::string, std::deque<int>> faults;  // path -> statuses still to answer
+  std::map<std::string, std::map<std::uint64_t, Fault>> faults;  // path -> request number -> fault
   std::uint64_t total_requests = 0;
   std::map<std::string, std::uint64_t> requests_per_path;
   std::function<void(const std::string&)> request_log;  // set before start, then only read
 
-  // Runs before any route: counting, injected faults, then the node's own order of checks
-  // (authentication first, then the lock).
-  httplib::Server::HandlerResponse gate(const httplib::Request& req, httplib::Response& res) {
+  // Counts the request and takes the fault scheduled for it, if any.
+  std::optional<Fault> take_fault(const std::string& path) {
     std::lock_guard lock(mu);
     ++total_requests;
-    ++requests_per_path[req.path];
-    if (auto it = faults.find(req.path); it != faults.end() && !it->second.empty()) {
-      const int code = it->second.front();
-      it->second.pop_front();
-      reply_error(res, code, "Injected fault (node simulator)", "InjectedFault");
-      return httplib::Server::HandlerResponse::Handled;
-    }
+    const std::uint64_t n = ++requests_per_path[path];
+    const auto it = faults.find(path);
+    if (it == faults.end()) return std::nullopt;
+    const auto f = it->second.find(n);
+    if (f == it->second.end()) return std::nullopt;
+    Fault fault = std::move(f->second);
+    it->second.erase(f);
+    return fault;
+  }
+
+  // The node's own order of checks: authentication first, then the lock. True when answered.
+  bool refuse(const httplib::Request& req, httplib::Response& res) const {
+    std::lock_guard lock(mu);
     if (req.get_header_value("Authorization") != "Bearer " + token) {
       reply_error(res, 401, "Unauthorized", "Unauthorized");
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
     if (scenario.locked) {
       reply_error(res, 403, "Node is locked (hint: call unlock)", "LockedNode");
+      return true;
+    }
+    return false;
+  }
+
+  // Runs before any route: counting, injected faults, then authentication and the lock. A
+  // fault that distorts the answer has the route answer here first.
+  httplib::Server::HandlerResponse gate(const httplib::Request& req, httplib::Response& res) {
+    std::optional<Fault> fault = take_fault(req.path);
+    if (fault && fault->kind == FaultKind::Status) {
+      reply_error(res, fault->status, "Injected fault (node simulator)", "InjectedFault");
       return httplib::Server::HandlerResponse::Handled;
     }
-    return httplib::Server::HandlerResponse::Unhandled;
+    if (fault && fault->kind == FaultKind::Slow) std::this_thread::sleep_for(fault->delay);
+    if (fault && fault->kind == FaultKind::Action && fault->action) fault->action();
+    if (refuse(req, res)) return httplib::Server::HandlerResponse::Handled;
+    if (!fault || fault->kind == FaultKind::Slow || fault->kind == FaultKind::Action) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    route(req, res);
+    distort(*fault, req, res);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+
+  void route(const httplib::Request& req, httplib::Response& res) const {
+    if (req.path == "/listpayments") {
+      list_payments(req, res);
+    } else if (req.path == "/getpayment") {
+      get_payment(req, res);
+    } else if (req.path == "/networkinfo") {
+      network_info(res);
+    } else {
+      reply_error(res, 404, "Not found", "NotFound");
+    }
+  }
+
+  static void distort(const Fault& fault, const httplib::Request& req, httplib::Response& res) {
+    const std::string body = res.body;
+    // set_content adds a Content-Type header; the route's would otherwise be sent as well.
+    res.headers.erase("Content-Type");
+    switch (fault.kind) {
+      case FaultKind::ResetMidBody: {
+        // Returning false from the provider makes httplib drop the connection. A body left in
+        // place would be sent instead.
+        res.body.clear();
+        res.set_content_provider(body.size(), "application/json",
+                                 [body](std::size_t, std::size_t, httplib::DataSink& sink) {
+                                   sink.write(body.data(), body.size() / 2);
+                                   return false;
+                                 });
+        return;
+      }
+      case FaultKind::TruncatedBody:
+        res.set_content(body.substr(0, body.size() / 2), "application/json");
+        return;
+      case FaultKind::WrongContentType: res.set_content(body, "text/html"); return;
+      case FaultKind::Oversized: {
+        json doc = json::parse(body);
+        doc["padding"] = std::string(fault.size, 'x');
+        res.set_content(doc.dump(), "application/json");
+        return;
+      }
+      case FaultKind::CursorRepeat:
+      case FaultKind::CursorGrow: {
+        json doc = json::parse(body);
+        const std::uint64_t offset = uint_param(req, "index_offset").value_or(0);
+        doc["last_index_offset"] = fault.kind == FaultKind::CursorRepeat ? offset : offset + 10;
+        res.set_content(doc.dump(), "application/json");
+        return;
+      }
+      case FaultKind::Status:
+      case FaultKind::Slow:
+      case FaultKind::Action: return;  // handled in gate()
+    }
   }
 
   void list_payments(const httplib::Request& req, httplib::Response& res) const {
@@ -498,9 +573,19 @@ void NodeSimulator::set_locked(bool locked) {
 }
 
 void NodeSimulator::fail_next(const std::string& path, int http_status, int count) {
+  std::uint64_t next = 0;
+  {
+    std::lock_guard lock(impl_->mu);
+    next = impl_->requests_per_path[path] + 1;
+  }
+  for (int i = 0; i < count; ++i) {
+    inject(path, next + static_cast<std::uint64_t>(i), {FaultKind::Status, http_status, {}, 0, {}});
+  }
+}
+
+void NodeSimulator::inject(const std::string& path, std::uint64_t request, Fault fault) {
   std::lock_guard lock(impl_->mu);
-  auto& queue = impl_->faults[path];
-  for (int i = 0; i < count; ++i) queue.push_back(http_status);
+  impl_->faults[path][request] = std::move(fault);
 }
 
 std::uint64_t NodeSimulator::request_count() const {
