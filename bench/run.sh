@@ -128,7 +128,7 @@ floor() {
   echo "$(median "${curl_times[@]}") $(median "${psql_times[@]}") $i"
 }
 
-echo "| node payments | LSP state | wall s | CPU s | peak RSS MB | scanned | scanned/s | repairs | repairs/s | floor s (curl + psql) | sweep / floor |"
+echo "| node payments | LSP state | wall s | CPU s | peak RSS MB | scanned | scanned/s | repairs | repairs per wall s | floor s (curl + psql) | sweep / floor |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 notes=()
 first=1
@@ -184,7 +184,7 @@ for size in ${sizes//,/ }; do
   read -r lost_wall _ _ _ lost_repairs < <(summary "$work/lost10.txt")
   added=$(calc %.3f "$lost_wall - $steady_wall")
   rate="within the noise"
-  [ "$(calc %d "$added > 0.05")" = 1 ] && rate="$(calc %.0f "$lost_repairs / $added")/s"
+  [ "$(calc %d "($added > 0.05)")" = 1 ] && rate="$(calc %.0f "$lost_repairs / $added")/s"
   notes+=("$n: $pages requests; steady / 10% lost = $(calc %.2f "$steady_wall / $lost_wall"); \
 the $lost_repairs repairs at 10% lost per second of the time they add to the steady sweep ($added s): $rate")
 

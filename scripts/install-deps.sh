@@ -8,6 +8,7 @@ packages=(
   libcurl4-openssl-dev nlohmann-json3-dev libpqxx-dev libcli11-dev libspdlog-dev
   libgtest-dev libssl-dev libcpp-httplib-dev
   postgresql jq curl
+  time python3 xxd  # bench/ only: /usr/bin/time, the generator, the shell baseline
   prometheus  # promtool: the tests check the metrics file and deploy/prometheus rules
 )
 

@@ -94,6 +94,25 @@ LspRecord to_record(Flow flow, const pqxx::row& row) {
   return record;
 }
 
+// The tail of a repair statement whose CTE `changed` holds one row when the repair changed
+// something: the audit row, `applied` from that row. One statement is one implicit
+// transaction, so the change, its job and the audit row commit or fail together, in one round
+// trip instead of five (BEGIN, UPDATE, INSERT, INSERT, COMMIT). Parameters: the run id is
+// $first, then kind, flow and observed status; the others are named.
+std::string audited(int first, std::string_view hash, std::string_view to,
+                    std::string_view action) {
+  const auto param = [&](int offset) {
+    std::string p = "$";  // appending: GCC 12 warns falsely (-Wrestrict) on "$" + std::string&&
+    p += std::to_string(first + offset);
+    return p + "::text";
+  };
+  return "INSERT INTO lsp_sweeper.actions (run_id, kind, flow, payment_hash, from_status, "
+         "to_status, outbox_action, applied) SELECT " +
+         param(0) + ", " + param(1) + ", " + param(2) + ", " + std::string(hash) + ", " + param(3) +
+         ", " + std::string(to) + ", " + std::string(action) +
+         ", EXISTS (SELECT 1 FROM changed) RETURNING applied";
+}
+
 void prepare_statements(pqxx::connection& conn) {
   for (const RecordTable& t : kRecordTables) {
     const std::string table(t.table);
@@ -119,34 +138,33 @@ void prepare_statements(pqxx::connection& conn) {
     // changes nothing (and inserts no job). Exactly one of the two changes the row; the
     // outbox's UNIQUE (payment_hash, action) with ON CONFLICT DO NOTHING makes the job single
     // even if the other side inserts it without such a guard.
-    const std::string update = "UPDATE " + table + " SET status = $3, ";
-    const std::string where =
-        ", updated_at = now() WHERE payment_hash = $1 AND "
-        "status = ANY($2::text[])";
+    // The job is inserted only when the UPDATE changed the row.
+    const auto callback_repair = [&](std::string_view sets) {
+      return "WITH changed AS (UPDATE " + table + " SET status = $3::text, " + std::string(sets) +
+             ", updated_at = now() WHERE payment_hash = $1::text AND status = ANY($2::text[])"
+             " RETURNING payment_hash), job AS (INSERT INTO async_rotating_invoice_outbox"
+             " (payment_hash, action, status, available_at) SELECT payment_hash, $5::text,"
+             " 'pending', now() FROM changed ON CONFLICT (payment_hash, action) DO NOTHING) " +
+             audited(6, "$1", "$3", "$5");
+    };
     conn.prepare(name_of(plan::RepairKind::MissedClaimable, t.flow),
-                 update + std::string(t.claimable_sets) + where);
+                 callback_repair(t.claimable_sets));
     conn.prepare(name_of(plan::RepairKind::MissedPaymentSent, t.flow),
-                 update + std::string(t.payment_sent_sets) + where);
+                 callback_repair(t.payment_sent_sets));
 
     // A job for a record already in its state, only while it still is. FOR SHARE holds the
     // record in that state until this transaction ends (the LSP's own UPDATE waits), and a
     // record moved meanwhile is re-checked and no longer matches: the job never lands after
     // the state it belongs to has been left.
     conn.prepare(name_of(plan::RepairKind::MissingOutboxJob, t.flow),
-                 "INSERT INTO async_rotating_invoice_outbox (payment_hash, action, status, "
-                 "available_at) SELECT $1::text, $2::text, 'pending', now() WHERE EXISTS "
-                 "(SELECT 1 FROM " +
+                 "WITH changed AS (INSERT INTO async_rotating_invoice_outbox (payment_hash, "
+                 "action, status, available_at) SELECT $1::text, $2::text, 'pending', now() "
+                 "WHERE EXISTS (SELECT 1 FROM " +
                      table +
                      " WHERE payment_hash = $1 AND status = ANY($3::text[]) FOR SHARE)"
-                     " ON CONFLICT (payment_hash, action) DO NOTHING");
+                     " ON CONFLICT (payment_hash, action) DO NOTHING RETURNING payment_hash) " +
+                     audited(4, "$1", "$8", "$2"));
   }
-  conn.prepare("insert_outbox_job",
-               "INSERT INTO async_rotating_invoice_outbox (payment_hash, action, status, "
-               "available_at) VALUES ($1, $2, 'pending', now()) "
-               "ON CONFLICT (payment_hash, action) DO NOTHING");
-  conn.prepare("insert_action",
-               "INSERT INTO lsp_sweeper.actions (run_id, kind, flow, payment_hash, from_status, "
-               "to_status, outbox_action, applied) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
   conn.prepare("begin_run",
                "INSERT INTO lsp_sweeper.runs (run_id, started_at, dry_run, status) "
                "VALUES ($1, now(), $2, 'running')");
@@ -272,41 +290,29 @@ bool PgStore::apply(const plan::Repair& repair, const std::string& run_id) {
 
   const std::string statement = name_of(repair.kind, repair.flow);
   const std::string from = text_array(repair.from);
-  std::string_view step = "update";
+  const std::string flow(to_string(repair.flow));
   try {
-    pqxx::work txn(*impl_->conn);
-    bool applied = false;
+    // Autocommit: the statement is its own transaction (see audited()).
+    pqxx::nontransaction txn(*impl_->conn);
+    pqxx::result row;
     switch (repair.kind) {
       case plan::RepairKind::MissedClaimable:
-      case plan::RepairKind::MissedPaymentSent: {
-        const pqxx::result updated =
-            repair.kind == plan::RepairKind::MissedClaimable
-                ? txn.exec_prepared(statement, repair.payment_hash, from, repair.to,
-                                    *repair.claim_deadline_height)
-                : txn.exec_prepared(statement, repair.payment_hash, from, repair.to,
-                                    *repair.preimage);
-        applied = updated.affected_rows() == 1;
-        if (applied) {
-          step = "outbox insert";
-          txn.exec_prepared("insert_outbox_job", repair.payment_hash, repair.outbox_action);
-        }
+        row = txn.exec_prepared(statement, repair.payment_hash, from, repair.to,
+                                *repair.claim_deadline_height, repair.outbox_action, run_id, kind,
+                                flow, repair.observed_status);
         break;
-      }
+      case plan::RepairKind::MissedPaymentSent:
+        row = txn.exec_prepared(statement, repair.payment_hash, from, repair.to, *repair.preimage,
+                                repair.outbox_action, run_id, kind, flow, repair.observed_status);
+        break;
       case plan::RepairKind::MissingOutboxJob:
-        step = "outbox insert";
-        applied = txn.exec_prepared(statement, repair.payment_hash, repair.outbox_action, from)
-                      .affected_rows() == 1;
+        row = txn.exec_prepared(statement, repair.payment_hash, repair.outbox_action, from, run_id,
+                                kind, flow, repair.observed_status, repair.to);
         break;
     }
-    step = "audit row";
-    txn.exec_prepared("insert_action", run_id, kind, std::string(to_string(repair.flow)),
-                      repair.payment_hash, repair.observed_status, repair.to, repair.outbox_action,
-                      applied);
-    step = "commit";
-    txn.commit();
-    return applied;
+    return row.at(0).at(0).as<bool>();
   } catch (const std::exception& e) {
-    throw StoreError(context + ": " + std::string(step) + ": " + detail::one_line(e.what()));
+    throw StoreError(context + ": update, outbox job and audit row: " + detail::one_line(e.what()));
   }
 }
 

@@ -502,7 +502,7 @@ TEST_F(StoreTest, RefusesARepairWithoutItsValue) {
 }
 
 // An apply whose audit row cannot be written (no such run) leaves the record and the outbox
-// as they were: UPDATE, job and audit row are one transaction.
+// as they were: UPDATE, job and audit row are one statement, hence one transaction.
 TEST_F(StoreTest, FailedApplyRollsBackAndSaysWhere) {
   const std::string hash = hash_of("apay");
   seed_apay(hash, "active");
@@ -511,8 +511,11 @@ TEST_F(StoreTest, FailedApplyRollsBackAndSaysWhere) {
     FAIL() << "apply without a run succeeded";
   } catch (const StoreError& e) {
     EXPECT_EQ(
-        std::string(e.what()).rfind("apply missed_claimable apay " + hash + ": audit row: ", 0), 0u)
+        std::string(e.what()).rfind(
+            "apply missed_claimable apay " + hash + ": update, outbox job and audit row: ", 0),
+        0u)
         << e.what();
+    EXPECT_NE(std::string(e.what()).find("actions"), std::string::npos) << e.what();
   }
   EXPECT_EQ(status_of("async_rotating_invoices", hash), "active");
   EXPECT_EQ(jobs_for(hash), 0);
