@@ -115,7 +115,7 @@ class Sweep : public ::testing::Test {
     std::vector<std::string> argv{LSP_SWEEPER_BINARY, "run", "--report", "-"};
     argv.insert(argv.end(), args.begin(), args.end());
     return run_process(argv, {{"LSP_SWEEPER_NODE_URL", node_->url()},
-                              {"LSP_SWEEPER_DB_URL", db_.uri()},
+                              {"LSP_SWEEPER_DB_URL", db_.uri_as_sweeper()},
                               {"LSP_SWEEPER_NODE_TOKEN", token}});
   }
 
@@ -553,7 +553,7 @@ TEST_F(Sweep, CallbackLandingBetweenPlanAndApplyLeavesExactlyOneJob) {
   serve(json::array({outbound_succeeded(s.hash, s.preimage)}));
 
   node::NodeClient client({node_->url(), kToken});
-  store::PgStore pg(db_.uri());
+  store::PgStore pg(db_.uri_as_sweeper());
   CallbackLandsMidSweep racing(pg, db_);
   run::SweepOptions options;
   options.node_url = node_->url();
