@@ -9,6 +9,7 @@
 #include "lsp_sweeper/node/client.hpp"
 #include "lsp_sweeper/report/metrics.hpp"
 #include "lsp_sweeper/report/report.hpp"
+#include "lsp_sweeper/run/check.hpp"
 #include "lsp_sweeper/run/sweep.hpp"
 #include "lsp_sweeper/store/store.hpp"
 #include "lsp_sweeper/util/duration.hpp"
@@ -87,6 +88,31 @@ struct RunFlags {
   std::uint64_t max_response_bytes = 64ull * 1024 * 1024;
 };
 
+// The options `run` and `check` share: where the node and the database are, and how to ask.
+void add_connection_options(CLI::App* command, RunFlags& flags) {
+  command->add_option("--node-url", flags.node_url, "The node's REST API base URL")
+      ->envname("LSP_SWEEPER_NODE_URL")
+      ->required();
+  command
+      ->add_option("--node-token-file", flags.node_token_file,
+                   "File holding the node's bearer token (else env LSP_SWEEPER_NODE_TOKEN)")
+      ->check(CLI::ExistingFile);
+  command->add_option("--db", flags.db, "libpq connection string of the LSP database")
+      ->envname("LSP_SWEEPER_DB_URL")
+      ->required();
+  command->add_option("--timeout", flags.timeout_seconds, "Seconds per node request")
+      ->check(CLI::Range(0.1, 3600.0));
+}
+
+node::NodeClientOptions node_client_options(const RunFlags& flags) {
+  node::NodeClientOptions options;
+  options.base_url = flags.node_url;
+  options.token = read_node_token(flags.node_token_file);
+  options.timeout = std::chrono::milliseconds(static_cast<long>(flags.timeout_seconds * 1000));
+  options.max_response_bytes = flags.max_response_bytes;
+  return options;
+}
+
 int run_command(const RunFlags& flags) {
   run::SweepOptions options;
   options.node_url = flags.node_url;
@@ -96,11 +122,7 @@ int run_command(const RunFlags& flags) {
   options.waiting_grace = duration_option("--waiting-grace", flags.waiting_grace);
   options.page_size = flags.page_size;
 
-  node::NodeClientOptions node_options;
-  node_options.base_url = flags.node_url;
-  node_options.token = read_node_token(flags.node_token_file);
-  node_options.timeout = std::chrono::milliseconds(static_cast<long>(flags.timeout_seconds * 1000));
-  node_options.max_response_bytes = flags.max_response_bytes;
+  const node::NodeClientOptions node_options = node_client_options(flags);
 
   const auto started_at = std::chrono::system_clock::now();
   report::RunResult result;
@@ -129,6 +151,16 @@ int run_command(const RunFlags& flags) {
   return report::exit_code(result);
 }
 
+int check_command(const RunFlags& flags) {
+  node::NodeClient node(node_client_options(flags));
+  std::vector<util::Check> checks = run::check_node(node, node::redact_url(flags.node_url));
+  const std::vector<util::Check> database = store::check_database(flags.db);
+  checks.insert(checks.end(), database.begin(), database.end());
+  for (const util::Check& c : checks) std::cout << util::format(c) << '\n';
+  std::cout << std::flush;
+  return util::all_pass(checks) ? report::kExitClean : report::kExitNeedsAttention;
+}
+
 constexpr const char* kRunExamples = R"(
 Examples:
   # See what would be repaired, write nothing:
@@ -155,6 +187,7 @@ int main(int argc, char** argv) {
 Examples:
   lsp-sweeper migrate --db "$LSP_SWEEPER_DB_URL"
   LSP_SWEEPER_NODE_TOKEN=... lsp-sweeper run --node-url http://127.0.0.1:3001 --dry-run --report -
+  lsp-sweeper check --node-url http://127.0.0.1:3001 --db "$LSP_SWEEPER_DB_URL"
   lsp-sweeper version
 
 Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
@@ -162,15 +195,7 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
   RunFlags run_flags;
   auto* run = app.add_subcommand("run", "Sweep once: find missed callbacks and repair them");
   run->option_defaults()->always_capture_default();
-  run->add_option("--node-url", run_flags.node_url, "The node's REST API base URL")
-      ->envname("LSP_SWEEPER_NODE_URL")
-      ->required();
-  run->add_option("--node-token-file", run_flags.node_token_file,
-                  "File holding the node's bearer token (else env LSP_SWEEPER_NODE_TOKEN)")
-      ->check(CLI::ExistingFile);
-  run->add_option("--db", run_flags.db, "libpq connection string of the LSP database")
-      ->envname("LSP_SWEEPER_DB_URL")
-      ->required();
+  add_connection_options(run, run_flags);
   run->add_flag("--dry-run", run_flags.dry_run, "Plan and report everything, write nothing");
   run->add_option("--report", run_flags.report_path, "Write the JSON report here ('-' = stdout)");
   run->add_option("--metrics-file", run_flags.metrics_path,
@@ -185,12 +210,23 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
                   "needs a person");
   run->add_option("--page-size", run_flags.page_size, "Payments per node request")
       ->check(CLI::Range(1u, 100000u));
-  run->add_option("--timeout", run_flags.timeout_seconds, "Seconds per node request")
-      ->check(CLI::Range(0.1, 3600.0));
   run->add_option("--max-response-bytes", run_flags.max_response_bytes,
                   "Largest node response accepted")
       ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 34));
   run->footer(kRunExamples);
+
+  RunFlags check_flags;
+  auto* check = app.add_subcommand(
+      "check", "Pre-flight after a deploy: node, token, database, schema, privileges");
+  check->option_defaults()->always_capture_default();
+  add_connection_options(check, check_flags);
+  check->footer(R"(
+One line per check (ok, FAIL, or warn for more privileges than the sweeper needs).
+Exit codes: 0 every check passed; 1 a check failed; 2 configuration (e.g. no token); 64 usage.
+
+Example:
+  LSP_SWEEPER_NODE_TOKEN=... lsp-sweeper check --node-url https://node.internal:3001 \
+      --db 'postgresql://lsp_sweeper@db/lsp')");
 
   std::string migrate_db;
   bool with_lsp_schema = false;
@@ -226,6 +262,7 @@ Examples:
                    with_lsp_schema ? ", LSP tables present" : "");
       return 0;
     }
+    if (check->parsed()) return check_command(check_flags);
     return run_command(run_flags);
   } catch (const CLI::ValidationError& e) {
     std::cerr << e.what() << '\n';

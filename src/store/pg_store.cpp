@@ -18,7 +18,8 @@ namespace {
 
 // The table each flow keeps its records in, and what the two missed callbacks set besides
 // status and updated_at (DOMAIN.md, "The transitions to apply"). The only place that names
-// the LSP's record tables. These are constants of this file, never outside input, so
+// the LSP's record tables in a statement (check.cpp lists the privileges these statements
+// need; a column set here must be granted there and in sql/roles). These are constants of this file, never outside input, so
 // composing them into statement text is safe; every value is a $n parameter.
 struct RecordTable {
   Flow flow;
