@@ -461,6 +461,29 @@ TEST_F(Sweep, SweepLockHeldElsewhereBlocksRealRunsButNotDryRuns) {
   EXPECT_EQ(apay_status(s.hash), "outbound_claimed");
 }
 
+TEST_F(Sweep, LosingTheLockedConnectionEndsTheRun) {
+  const Secret s = secret('x');
+  seed_apay(s.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(s.hash, s.preimage)}));
+
+  // The sweeper's session dies (a database restart, a network cut) while it asks the node:
+  // the lock went with it, and another run may take it. The next statement finds the broken
+  // connection and ends this run, before any repair, rather than carrying on without the lock
+  // (libpqxx 6 would reconnect a later transaction; none comes but the run's closing row).
+  bool terminated = false;
+  node_->on_request([&](const std::string& path) {
+    if (path != "/listpayments" || terminated) return;
+    terminated = db_.query_value<int>("SELECT count(pg_terminate_backend(pid)) FROM "
+                                      "pg_stat_activity WHERE usename = 'lsp_sweeper' AND "
+                                      "datname = current_database()") == 1;
+  });
+  const ProcessResult run = sweep();
+  ASSERT_TRUE(terminated);
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_EQ(apay_status(s.hash), "outbound_paid");
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 0);
+}
+
 // The value of the sample `series` (name and labels as written) in a metrics file.
 std::optional<double> sample(const std::string& text, const std::string& series) {
   const std::string prefix = "\n" + series + " ";
