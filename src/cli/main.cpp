@@ -1,6 +1,7 @@
 // lsp-sweeper's command line: wires options to a migrate or a run. No sweep logic lives here.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -121,6 +122,13 @@ int run_command(const RunFlags& flags) {
   options.lookback = duration_option("--lookback", flags.lookback);
   options.waiting_grace = duration_option("--waiting-grace", flags.waiting_grace);
   options.page_size = flags.page_size;
+  // Only for a person watching: under cron stderr is a file or a pipe, and stays clean.
+  const bool progress = isatty(STDERR_FILENO) == 1;
+  if (progress) {
+    options.on_progress = [](const report::NodeSummary& node) {
+      std::cerr << '\r' << report::progress_line(node) << "\x1b[K" << std::flush;
+    };
+  }
 
   const node::NodeClientOptions node_options = node_client_options(flags);
 
@@ -141,6 +149,7 @@ int run_command(const RunFlags& flags) {
     // and the report and metrics say so as they would for any failed run.
     result = run::run_not_started(options, started_at, e.what());
   }
+  if (progress && result.node.pages > 0) std::cerr << '\n';
   if (!flags.report_path.empty()) write_report(flags.report_path, report::to_json(result).dump(2));
   if (!flags.metrics_path.empty()) write_metrics(flags.metrics_path, result);
   if (result.complete) {

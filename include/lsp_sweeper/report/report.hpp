@@ -51,6 +51,8 @@ struct RunResult {
 int exit_code(const RunResult& result);
 nlohmann::ordered_json to_json(const RunResult& result);
 std::string summary_line(const RunResult& result);
+// "scanning the node: 12 pages, 11873 payments", for a terminal.
+std::string progress_line(const NodeSummary& node);
 
 // RFC 3339 in UTC with millisecond precision, e.g. 2026-11-23T17:24:01.123Z.
 std::string rfc3339(std::chrono::system_clock::time_point t);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "lsp_sweeper/node/client.hpp"
@@ -19,6 +20,9 @@ struct SweepOptions {
   std::int64_t lookback = 14 * 24 * 3600;  // seconds
   std::int64_t waiting_grace = 15 * 60;    // seconds
   std::uint32_t page_size = 1000;
+  // Called after each page of the node's listings with the counts so far, for a progress
+  // display on a terminal; empty under cron.
+  std::function<void(const report::NodeSummary&)> on_progress;
 };
 
 // Runs one sweep. Never throws for a node or database failure: the result is then
