@@ -130,11 +130,10 @@ int run_command(const RunFlags& flags) {
     };
   }
 
-  const node::NodeClientOptions node_options = node_client_options(flags);
-
   const auto started_at = std::chrono::system_clock::now();
   report::RunResult result;
   try {
+    const node::NodeClientOptions node_options = node_client_options(flags);
     store::PgStore store(flags.db);
     // Before anything else, so an overlapping run asks the node nothing and writes nothing. A
     // dry run writes nothing either: it neither takes the lock nor waits for it.
@@ -144,9 +143,9 @@ int run_command(const RunFlags& flags) {
     }
     node::NodeClient node(node_options);
     result = run::run_sweep(node, store, options);
-  } catch (const store::StoreError& e) {
-    // Only the connection and the lock fail here (run_sweep reports everything after them),
-    // and the report and metrics say so as they would for any failed run.
+  } catch (const std::exception& e) {
+    // No token, the database unreachable, or the lock query failed: run_sweep reports
+    // everything after this, and the report and metrics say so as for any failed run.
     result = run::run_not_started(options, started_at, e.what());
   }
   if (progress && result.node.pages > 0) std::cerr << '\n';

@@ -1,6 +1,8 @@
 // The real lsp-sweeper binary, end to end: a real PostgreSQL database per test and the node
 // simulator over real HTTP. Each test seeds the LSP's records, serves the node's payments,
 // runs the binary as cron would, and checks the rows, the outbox and the JSON report.
+#include "lsp_sweeper/run/sweep.hpp"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -8,9 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "integration/process.hpp"
-#include "integration/test_db.hpp"
-#include "lsp_sweeper/run/sweep.hpp"
+#include "integration/sweep_fixture.hpp"
 #include "lsp_sweeper/store/store.hpp"
 #include "lsp_sweeper/util/file.hpp"
 #include "lsp_sweeper/util/hex.hpp"
@@ -20,110 +20,10 @@ namespace lsp_sweeper {
 namespace {
 
 using nlohmann::json;
-using testing::ProcessResult;
-using testing::run_process;
-using testing::TestDatabase;
+using namespace testing;
 
-constexpr const char* kToken = "integration-test-token-b7Qx";
-constexpr std::int64_t kHeight = 800000;
-
-struct Secret {
-  std::string preimage;
-  std::string hash;
-};
-
-Secret secret(char seed) {
-  const std::string bytes(32, seed);
-  std::string hex;
-  for (unsigned char c : bytes) {
-    hex.push_back("0123456789abcdef"[c >> 4]);
-    hex.push_back("0123456789abcdef"[c & 15]);
-  }
-  return {hex, util::sha256_hex(bytes)};
-}
-
-json hodl_claimable(const std::string& hash, std::int64_t amt,
-                    std::optional<std::int64_t> deadline = kHeight + 144) {
-  json p{{"payment_hash", hash}, {"payment_type", "InboundHodl"}, {"status", "Claimable"},
-         {"amt_msat", amt},      {"created_ago", 600},            {"updated_ago", 300},
-         {"payee_pubkey", "03" + std::string(64, 'b')}};
-  if (deadline) p["claim_deadline_height"] = *deadline;
-  return p;
-}
-
-json outbound_succeeded(const std::string& hash, const std::string& preimage) {
-  return {{"payment_hash", hash},
-          {"payment_type", "Outbound"},
-          {"status", "Succeeded"},
-          {"amt_msat", 1000000},
-          {"preimage", preimage},
-          {"created_ago", 600},
-          {"updated_ago", 300},
-          {"payee_pubkey", "03" + std::string(64, 'c')}};
-}
-
-class Sweep : public ::testing::Test {
+class Sweep : public SweepFixture {
  protected:
-  void serve(json payments, const std::string& dialect = "paginated") {
-    json doc{{"dialect", dialect}, {"height", kHeight}, {"payments", std::move(payments)}};
-    node_ = std::make_unique<sim::NodeSimulator>(sim::parse_scenario(doc, sim::unix_now()),
-                                                 kToken);
-    node_->start();
-  }
-
-  void seed_apay(const std::string& hash, const std::string& status, std::int64_t amount,
-                 std::optional<std::int64_t> deadline = std::nullopt) {
-    db_.exec(
-        "INSERT INTO async_orders (peer_pubkey, status) VALUES ($1, 'active') "
-        "ON CONFLICT (peer_pubkey) DO NOTHING",
-        std::string("peer"));
-    db_.exec(
-        "INSERT INTO async_rotating_invoices (order_id, invoice_slot, payment_hash, amount_msat, "
-        "claim_deadline_height, expires_at, status) "
-        "SELECT order_id, (SELECT count(*) FROM async_rotating_invoices), $1, $2, $3, "
-        "now() + interval '1 day', $4 FROM async_orders WHERE peer_pubkey = 'peer'",
-        hash, amount, deadline, status);
-  }
-
-  void seed_relay(const std::string& hash, const std::string& status, std::int64_t amount) {
-    db_.exec(
-        "INSERT INTO lightning_send_mappings (payment_hash, inbound_amount_msat, status) "
-        "VALUES ($1, $2, $3)",
-        hash, amount, status);
-  }
-
-  std::string apay_status(const std::string& hash) {
-    return db_.query_value<std::string>(
-        "SELECT status FROM async_rotating_invoices WHERE payment_hash = $1", hash);
-  }
-  std::string relay_status(const std::string& hash) {
-    return db_.query_value<std::string>(
-        "SELECT status FROM lightning_send_mappings WHERE payment_hash = $1", hash);
-  }
-  int jobs(const std::string& hash, const std::string& action) {
-    return db_.query_value<int>(
-        "SELECT count(*) FROM async_rotating_invoice_outbox WHERE payment_hash = $1 AND "
-        "action = $2 AND status = 'pending'",
-        hash, action);
-  }
-  int count(const std::string& table) {
-    return db_.query_value<int>("SELECT count(*) FROM " + table);
-  }
-
-  // Runs `lsp-sweeper run` with the token in the environment and the report on stdout.
-  ProcessResult sweep(std::vector<std::string> args = {}, const std::string& token = kToken) {
-    std::vector<std::string> argv{LSP_SWEEPER_BINARY, "run", "--report", "-"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv, {{"LSP_SWEEPER_NODE_URL", node_->url()},
-                              {"LSP_SWEEPER_DB_URL", db_.uri_as_sweeper()},
-                              {"LSP_SWEEPER_NODE_TOKEN", token}});
-  }
-
-  static json report(const ProcessResult& r) {
-    EXPECT_FALSE(r.out.empty()) << r.err;
-    return json::parse(r.out);
-  }
-
   static std::vector<std::string> repair_kinds(const json& report) {
     std::vector<std::string> out;
     for (const auto& r : report["repairs"]) out.push_back(r["kind"].get<std::string>());
@@ -136,9 +36,6 @@ class Sweep : public ::testing::Test {
     }
     return nullptr;
   }
-
-  TestDatabase db_;
-  std::unique_ptr<sim::NodeSimulator> node_;
 };
 
 TEST_F(Sweep, RepairsEveryMissedTransitionOnceAndOnlyOnce) {
@@ -294,10 +191,10 @@ TEST_F(Sweep, UppercaseHexFromTheNodeMatchesLowercaseRecords) {
 
   EXPECT_EQ(sweep().exit_code, 0);
   EXPECT_EQ(apay_status(s.hash), "outbound_claimed");
-  EXPECT_EQ(db_.query_value<std::string>(
-                "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1",
-                s.hash),
-            s.preimage);
+  EXPECT_EQ(
+      db_.query_value<std::string>(
+          "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1", s.hash),
+      s.preimage);
 }
 
 TEST_F(Sweep, MalformedPaymentsAreRejectedOneByOne) {
@@ -349,8 +246,8 @@ TEST_F(Sweep, LegacyNodeRepairsPaymentSentAndSaysClaimableCannotBeChecked) {
   const Secret sent = secret('p'), held = secret('q');
   seed_apay(sent.hash, "outbound_paid", 2000000);
   seed_apay(held.hash, "active", 3000000);
-  serve(json::array({outbound_succeeded(sent.hash, sent.preimage),
-                     hodl_claimable(held.hash, 3000000)}),
+  serve(json::array(
+            {outbound_succeeded(sent.hash, sent.preimage), hodl_claimable(held.hash, 3000000)}),
         "legacy");
 
   const ProcessResult run = sweep();
@@ -390,26 +287,33 @@ TEST_F(Sweep, ConfigurationAndUsageErrorsHaveTheirOwnExitCodes) {
   const ProcessResult no_token = sweep({}, "");
   EXPECT_EQ(no_token.exit_code, 2);
   EXPECT_NE(no_token.err.find("LSP_SWEEPER_NODE_TOKEN"), std::string::npos) << no_token.err;
+  // Alerting reads the report: a run that could not start still writes one.
+  const json r = report(no_token);
+  EXPECT_FALSE(r["complete"]);
+  EXPECT_EQ(r["exit_code"], 2);
+  EXPECT_NE(r["error"].get<std::string>().find("no node token"), std::string::npos);
 
   const ProcessResult bad_flag = sweep({"--page-size", "zero"});
   EXPECT_EQ(bad_flag.exit_code, 64);
 
-  const ProcessResult no_db = run_process({LSP_SWEEPER_BINARY, "run"},
-                                          {{"LSP_SWEEPER_NODE_URL", node_->url()},
-                                           {"LSP_SWEEPER_DB_URL", ""},
-                                           {"LSP_SWEEPER_NODE_TOKEN", kToken}});
+  const ProcessResult no_db =
+      run_process({LSP_SWEEPER_BINARY, "run"}, {{"LSP_SWEEPER_NODE_URL", node_->url()},
+                                                {"LSP_SWEEPER_DB_URL", ""},
+                                                {"LSP_SWEEPER_NODE_TOKEN", kToken}});
   EXPECT_EQ(no_db.exit_code, 64) << no_db.err;
 }
 
 TEST_F(Sweep, UnreachableDatabaseEndsTheRunWithoutItsPassword) {
   serve(json::array());
   const ProcessResult run = run_process(
-      {LSP_SWEEPER_BINARY, "run"},
+      {LSP_SWEEPER_BINARY, "run", "--report", "-"},
       {{"LSP_SWEEPER_NODE_URL", node_->url()},
        {"LSP_SWEEPER_DB_URL", "postgresql://sweeper:s3cret-pw@127.0.0.1:1/lsp?connect_timeout=2"},
        {"LSP_SWEEPER_NODE_TOKEN", kToken}});
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_EQ(run.err.find("s3cret-pw"), std::string::npos) << run.err;
+  EXPECT_EQ(run.out.find("s3cret-pw"), std::string::npos) << run.out;
+  EXPECT_NE(report(run)["error"].get<std::string>().find("cannot connect"), std::string::npos);
 }
 
 TEST_F(Sweep, OverlappingRunTouchesNothingAndExits75) {
@@ -420,9 +324,10 @@ TEST_F(Sweep, OverlappingRunTouchesNothingAndExits75) {
   // While the first run waits for the node's first answer (it holds the lock by then), a
   // second real process starts: cron firing again over a slow sweep.
   std::optional<ProcessResult> second;
-  node_->on_request([&](const std::string&) {
-    if (!second) second = sweep();
-  });
+  sim::Fault start_second;
+  start_second.kind = sim::FaultKind::Action;
+  start_second.action = [&] { second = sweep(); };
+  node_->inject("/networkinfo", 1, start_second);
   const ProcessResult first = sweep();
 
   ASSERT_TRUE(second.has_value());
@@ -471,13 +376,15 @@ TEST_F(Sweep, LosingTheLockedConnectionEndsTheRun) {
   // connection and ends this run, before any repair, rather than carrying on without the lock
   // (libpqxx 6 would reconnect a later transaction; none comes but the run's closing row).
   bool terminated = false;
-  node_->on_request([&](const std::string& path) {
-    if (path != "/listpayments" || terminated) return;
+  sim::Fault cut;
+  cut.kind = sim::FaultKind::Action;
+  cut.action = [&] {
     terminated = db_.query_value<int>(
                      "SELECT count(pg_terminate_backend(pid)) FROM "
                      "pg_stat_activity WHERE usename = 'lsp_sweeper' AND "
                      "datname = current_database()") == 1;
-  });
+  };
+  node_->inject("/listpayments", 1, cut);
   const ProcessResult run = sweep();
   ASSERT_TRUE(terminated);
   EXPECT_EQ(run.exit_code, 2) << run.err;
@@ -608,10 +515,10 @@ TEST_F(Sweep, CallbackLandingBetweenPlanAndApplyLeavesExactlyOneJob) {
   EXPECT_EQ(report::exit_code(result), 0);
   EXPECT_EQ(jobs(s.hash, "claim_inbound_invoice"), 1);
   // The callback's write stands; the sweeper did not overwrite it.
-  EXPECT_EQ(db_.query_value<std::string>(
-                "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1",
-                s.hash),
-            "from-callback");
+  EXPECT_EQ(
+      db_.query_value<std::string>(
+          "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1", s.hash),
+      "from-callback");
   EXPECT_EQ(db_.query_value<bool>("SELECT applied FROM lsp_sweeper.actions"), false);
 }
 

@@ -9,11 +9,11 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <fstream>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -70,18 +70,19 @@ std::string lowercase(std::string text) {
 }
 
 // The field as a string, or nothing when the payment is not an object or the field is
-// missing or of another type: such a payment then matches no filter on it.
-std::optional<std::string> string_field(const json& payment, const char* key) {
+// missing or of another type: such a payment then matches no filter on it. A view into the
+// payment, not a copy: filters run over the whole history for every page.
+std::optional<std::string_view> string_field(const json& payment, const char* key) {
   if (!payment.is_object()) return std::nullopt;
   const auto it = payment.find(key);
   if (it == payment.end() || !it->is_string()) return std::nullopt;
-  return it->get<std::string>();
+  return it->get_ref<const std::string&>();
 }
 
 // The real node parses the hash into bytes, so any hex case finds the payment.
 bool same_hash(const json& payment, const std::string& lowercase_hash) {
   const auto hash = string_field(payment, "payment_hash");
-  return hash && lowercase(*hash) == lowercase_hash;
+  return hash && lowercase(std::string(*hash)) == lowercase_hash;
 }
 
 bool is_inbound(const json& payment) {
@@ -99,9 +100,10 @@ json to_legacy(json payment) {
     payment.erase(it);
     payment["inbound"] = !outbound;
   }
-  if (const auto status = string_field(payment, "status")) {
-    if (*status == "Claimable" || *status == "Claiming") payment["status"] = "Pending";
-    if (*status == "Cancelled") payment["status"] = "Failed";
+  if (const auto field = string_field(payment, "status")) {
+    const std::string status(*field);  // the view dies with the value it is replaced by
+    if (status == "Claimable" || status == "Claiming") payment["status"] = "Pending";
+    if (status == "Cancelled") payment["status"] = "Failed";
   }
   return payment;
 }
@@ -259,39 +261,108 @@ struct NodeSimulator::Impl {
 
   mutable std::mutex mu;  // guards everything below
   Scenario scenario;
-  std::map<std::string, std::deque<int>> faults;  // path -> statuses still to answer
+  std::map<std::string, std::map<std::uint64_t, Fault>> faults;  // path -> request number -> fault
   std::uint64_t total_requests = 0;
   std::map<std::string, std::uint64_t> requests_per_path;
-  std::function<void(const std::string&)> request_hook;
+  std::function<void(const std::string&)> request_log;  // set before start, then only read
 
-  // Runs before any route: counting, injected faults, then the node's own order of checks
-  // (authentication first, then the lock).
-  httplib::Server::HandlerResponse gate(const httplib::Request& req, httplib::Response& res) {
-    std::function<void(const std::string&)> hook;
-    {
-      std::lock_guard lock(mu);
-      ++total_requests;
-      ++requests_per_path[req.path];
-      hook = request_hook;
-    }
-    // Outside the lock: the hook may take its time, or call back into the simulator.
-    if (hook) hook(req.path);
+  // Counts the request and takes the fault scheduled for it, if any.
+  std::optional<Fault> take_fault(const std::string& path) {
     std::lock_guard lock(mu);
-    if (auto it = faults.find(req.path); it != faults.end() && !it->second.empty()) {
-      const int code = it->second.front();
-      it->second.pop_front();
-      reply_error(res, code, "Injected fault (node simulator)", "InjectedFault");
-      return httplib::Server::HandlerResponse::Handled;
-    }
+    ++total_requests;
+    const std::uint64_t n = ++requests_per_path[path];
+    const auto it = faults.find(path);
+    if (it == faults.end()) return std::nullopt;
+    const auto f = it->second.find(n);
+    if (f == it->second.end()) return std::nullopt;
+    Fault fault = std::move(f->second);
+    it->second.erase(f);
+    return fault;
+  }
+
+  // The node's own order of checks: authentication first, then the lock. True when answered.
+  bool refuse(const httplib::Request& req, httplib::Response& res) const {
+    std::lock_guard lock(mu);
     if (req.get_header_value("Authorization") != "Bearer " + token) {
       reply_error(res, 401, "Unauthorized", "Unauthorized");
-      return httplib::Server::HandlerResponse::Handled;
+      return true;
     }
     if (scenario.locked) {
       reply_error(res, 403, "Node is locked (hint: call unlock)", "LockedNode");
+      return true;
+    }
+    return false;
+  }
+
+  // Runs before any route: counting, injected faults, then authentication and the lock. A
+  // fault that distorts the answer has the route answer here first.
+  httplib::Server::HandlerResponse gate(const httplib::Request& req, httplib::Response& res) {
+    std::optional<Fault> fault = take_fault(req.path);
+    if (fault && fault->kind == FaultKind::Status) {
+      reply_error(res, fault->status, "Injected fault (node simulator)", "InjectedFault");
       return httplib::Server::HandlerResponse::Handled;
     }
-    return httplib::Server::HandlerResponse::Unhandled;
+    if (fault && fault->kind == FaultKind::Slow) std::this_thread::sleep_for(fault->delay);
+    if (fault && fault->kind == FaultKind::Action && fault->action) fault->action();
+    if (refuse(req, res)) return httplib::Server::HandlerResponse::Handled;
+    if (!fault || fault->kind == FaultKind::Slow || fault->kind == FaultKind::Action) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    route(req, res);
+    distort(*fault, req, res);
+    return httplib::Server::HandlerResponse::Handled;
+  }
+
+  void route(const httplib::Request& req, httplib::Response& res) const {
+    if (req.path == "/listpayments") {
+      list_payments(req, res);
+    } else if (req.path == "/getpayment") {
+      get_payment(req, res);
+    } else if (req.path == "/networkinfo") {
+      network_info(res);
+    } else {
+      reply_error(res, 404, "Not found", "NotFound");
+    }
+  }
+
+  static void distort(const Fault& fault, const httplib::Request& req, httplib::Response& res) {
+    const std::string body = res.body;
+    // set_content adds a Content-Type header; the route's would otherwise be sent as well.
+    res.headers.erase("Content-Type");
+    switch (fault.kind) {
+      case FaultKind::ResetMidBody: {
+        // Returning false from the provider makes httplib drop the connection. A body left in
+        // place would be sent instead.
+        res.body.clear();
+        res.set_content_provider(body.size(), "application/json",
+                                 [body](std::size_t, std::size_t, httplib::DataSink& sink) {
+                                   sink.write(body.data(), body.size() / 2);
+                                   return false;
+                                 });
+        return;
+      }
+      case FaultKind::TruncatedBody:
+        res.set_content(body.substr(0, body.size() / 2), "application/json");
+        return;
+      case FaultKind::WrongContentType: res.set_content(body, "text/html"); return;
+      case FaultKind::Oversized: {
+        json doc = json::parse(body);
+        doc["padding"] = std::string(fault.size, 'x');
+        res.set_content(doc.dump(), "application/json");
+        return;
+      }
+      case FaultKind::CursorRepeat:
+      case FaultKind::CursorGrow: {
+        json doc = json::parse(body);
+        const std::uint64_t offset = uint_param(req, "index_offset").value_or(0);
+        doc["last_index_offset"] = fault.kind == FaultKind::CursorRepeat ? offset : offset + 10;
+        res.set_content(doc.dump(), "application/json");
+        return;
+      }
+      case FaultKind::Status:
+      case FaultKind::Slow:
+      case FaultKind::Action: return;  // handled in gate()
+    }
   }
 
   void list_payments(const httplib::Request& req, httplib::Response& res) const {
@@ -356,7 +427,7 @@ struct NodeSimulator::Impl {
                   "JsonExtractorRejection");
       return;
     }
-    const std::string wanted = lowercase(*hash);
+    const std::string wanted = lowercase(std::string(*hash));
     const StoredPayment* found = nullptr;
     for (const auto& p : scenario.payments) {
       if (!same_hash(p.wire, wanted)) continue;
@@ -372,7 +443,7 @@ struct NodeSimulator::Impl {
     if (!found) {
       // The real node answers an unknown payment with 403, like a lock: a client must tell
       // them apart by `name`, not by status.
-      reply_error(res, 403, "Payment not found: " + *hash, "PaymentNotFound");
+      reply_error(res, 403, "Payment not found: " + std::string(*hash), "PaymentNotFound");
       return;
     }
     reply(res, 200, json{{"payment", legacy ? to_legacy(found->wire) : found->wire}}.dump());
@@ -411,6 +482,14 @@ NodeSimulator::NodeSimulator(Scenario scenario, std::string token)
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
+  svr.set_logger([impl](const httplib::Request& req, const httplib::Response&) {
+    if (!impl->request_log) return;
+    std::lock_guard lock(impl->mu);  // server threads answer requests concurrently
+    impl->request_log(req.method + " " + req.target);
+  });
+  // A response leaves in several writes (headers, then body); with Nagle's algorithm on, the
+  // second waits for the client's delayed ACK, up to 40 ms per keep-alive request.
+  svr.set_tcp_nodelay(true);
   // Keep-alive connections would otherwise hold stop() for the default 5 s.
   svr.set_keep_alive_timeout(1);
 }
@@ -479,6 +558,10 @@ bool NodeSimulator::set_payment_status(const std::string& payment_hash,
   return false;
 }
 
+void NodeSimulator::set_request_log(std::function<void(const std::string&)> log) {
+  impl_->request_log = std::move(log);
+}
+
 void NodeSimulator::set_height(std::int64_t height) {
   std::lock_guard lock(impl_->mu);
   impl_->scenario.height = height;
@@ -490,14 +573,19 @@ void NodeSimulator::set_locked(bool locked) {
 }
 
 void NodeSimulator::fail_next(const std::string& path, int http_status, int count) {
-  std::lock_guard lock(impl_->mu);
-  auto& queue = impl_->faults[path];
-  for (int i = 0; i < count; ++i) queue.push_back(http_status);
+  std::uint64_t next = 0;
+  {
+    std::lock_guard lock(impl_->mu);
+    next = impl_->requests_per_path[path] + 1;
+  }
+  for (int i = 0; i < count; ++i) {
+    inject(path, next + static_cast<std::uint64_t>(i), {FaultKind::Status, http_status, {}, 0, {}});
+  }
 }
 
-void NodeSimulator::on_request(std::function<void(const std::string& path)> hook) {
+void NodeSimulator::inject(const std::string& path, std::uint64_t request, Fault fault) {
   std::lock_guard lock(impl_->mu);
-  impl_->request_hook = std::move(hook);
+  impl_->faults[path][request] = std::move(fault);
 }
 
 std::uint64_t NodeSimulator::request_count() const {

@@ -10,6 +10,8 @@
 // wrong type there simply never matches a filter.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -64,6 +66,27 @@ Scenario load_scenario(const std::filesystem::path& file, std::int64_t now);
 // Unix seconds now, the clock relative times are resolved against.
 std::int64_t unix_now();
 
+// What an injected fault does to one request; see NodeSimulator::inject.
+enum class FaultKind {
+  Status,         // answer `status` with a node error body, before authentication
+  Slow,           // wait `delay`, then answer normally (a client with a shorter timeout gives up)
+  ResetMidBody,   // declare the full length, send half the body, close the connection
+  TruncatedBody,  // a complete HTTP answer whose JSON body is cut in half
+  WrongContentType,  // the normal body, labelled text/html
+  Oversized,         // the normal JSON object padded to at least `size` bytes
+  CursorRepeat,      // /listpayments: last_index_offset equal to the request's index_offset
+  CursorGrow,        // /listpayments: last_index_offset above the request's index_offset
+  Action,            // run `action` (e.g. change a payment's status), then answer normally
+};
+
+struct Fault {
+  FaultKind kind = FaultKind::Status;
+  int status = 500;
+  std::chrono::milliseconds delay{0};
+  std::size_t size = 0;
+  std::function<void()> action;  // called without the simulator's lock held
+};
+
 class NodeSimulator {
  public:
   NodeSimulator(Scenario scenario, std::string token);
@@ -93,9 +116,14 @@ class NodeSimulator {
   // would.
   void fail_next(const std::string& path, int http_status, int count = 1);
 
-  // Called with each request's path before it is answered, on the server's thread, so a test
-  // can act while the client waits for the answer (e.g. start a second run mid-sweep).
-  void on_request(std::function<void(const std::string& path)> hook);
+  // The `request`-th request to `path` since start (1 is the first; with a fixed page size
+  // that is a given page of a scan) meets `fault` instead of, or on top of, its answer.
+  // A later injection for the same request replaces an earlier one.
+  void inject(const std::string& path, std::uint64_t request, Fault fault);
+
+  // Called after each answered request with its method and target ("GET /listpayments?..."),
+  // so a benchmark can replay exactly the requests a client made. Set before start().
+  void set_request_log(std::function<void(const std::string&)> log);
 
   // Requests received since start, in total or for one path, whatever their answer.
   std::uint64_t request_count() const;

@@ -1,0 +1,70 @@
+// The node token and the database password never appear in anything a run leaves behind:
+// stdout, stderr at the most verbose level, the report file, or the audit tables.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "integration/sweep_fixture.hpp"
+
+namespace lsp_sweeper {
+namespace {
+
+using nlohmann::json;
+using namespace testing;
+
+class Secrets : public SweepFixture {
+ protected:
+  void expect_absent(const std::string& secret, const std::string& where, const std::string& text) {
+    EXPECT_EQ(text.find(secret), std::string::npos) << secret << " found in " << where;
+  }
+};
+
+TEST_F(Secrets, TokenIsInNoOutputOfAGoodOrAFailedRun) {
+  const Secret s = secret('1');
+  seed_apay(s.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(s.hash, s.preimage)}));
+  const auto report_path = std::filesystem::temp_directory_path() / ("report-" + db_.name());
+
+  for (const bool fail : {false, true}) {
+    if (fail) node_->fail_next("/listpayments", 503, 4);
+    const ProcessResult r = run_process(
+        {LSP_SWEEPER_BINARY, "--log-level", "trace", "run", "--report", report_path.string()},
+        {{"LSP_SWEEPER_NODE_URL", node_->url()},
+         {"LSP_SWEEPER_DB_URL", db_.uri_as_sweeper()},
+         {"LSP_SWEEPER_NODE_TOKEN", kToken}});
+    EXPECT_EQ(r.exit_code, fail ? 2 : 0) << r.err;
+    std::ifstream in(report_path);
+    std::stringstream report_text;
+    report_text << in.rdbuf();
+    EXPECT_FALSE(report_text.str().empty());
+    expect_absent(kToken, "stdout", r.out);
+    expect_absent(kToken, "stderr", r.err);
+    expect_absent(kToken, "the report file", report_text.str());
+  }
+  std::filesystem::remove(report_path);
+  EXPECT_EQ(db_.query_value<int>("SELECT count(*) FROM lsp_sweeper.runs WHERE report::text "
+                                 "LIKE '%' || $1 || '%'",
+                                 std::string(kToken)),
+            0);
+  EXPECT_EQ(count("lsp_sweeper.runs"), 2);
+}
+
+TEST_F(Secrets, DatabasePasswordIsRedactedWhereTheRunFails) {
+  serve(json::array());
+  const std::string password = "pw-Xk29-secret";
+  const ProcessResult r =
+      run_process({LSP_SWEEPER_BINARY, "--log-level", "trace", "run", "--report", "-"},
+                  {{"LSP_SWEEPER_NODE_URL", node_->url()},
+                   {"LSP_SWEEPER_DB_URL",
+                    "postgresql://sweeper:" + password + "@127.0.0.1:1/lsp?connect_timeout=2"},
+                   {"LSP_SWEEPER_NODE_TOKEN", kToken}});
+  EXPECT_EQ(r.exit_code, 2);
+  expect_absent(password, "stdout", r.out);
+  expect_absent(password, "stderr", r.err);
+  expect_absent(kToken, "stderr", r.err);
+}
+
+}  // namespace
+}  // namespace lsp_sweeper

@@ -1,0 +1,156 @@
+// What the end-to-end tests of the real binary share: deterministic payment secrets, the
+// node's wire form of the payments they serve, seeding of the LSP's records, and a fixture
+// holding one test database and one node simulator.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "integration/process.hpp"
+#include "integration/test_db.hpp"
+#include "lsp_sweeper/util/hex.hpp"
+#include "sim/simulator.hpp"
+
+namespace lsp_sweeper::testing {
+
+inline constexpr const char* kToken = "integration-test-token-b7Qx";
+inline constexpr std::int64_t kHeight = 800000;
+
+struct Secret {
+  std::string preimage;
+  std::string hash;
+};
+
+// A preimage of 32 bytes each equal to `seed`, and its hash.
+inline Secret secret(char seed) {
+  const std::string bytes(32, seed);
+  std::string hex;
+  for (unsigned char c : bytes) {
+    hex.push_back("0123456789abcdef"[c >> 4]);
+    hex.push_back("0123456789abcdef"[c & 15]);
+  }
+  return {hex, util::sha256_hex(bytes)};
+}
+
+inline nlohmann::json hodl_claimable(const std::string& hash, std::int64_t amt,
+                                     std::optional<std::int64_t> deadline = kHeight + 144) {
+  nlohmann::json p{{"payment_hash", hash},
+                   {"payment_type", "InboundHodl"},
+                   {"status", "Claimable"},
+                   {"amt_msat", amt},
+                   {"created_ago", 600},
+                   {"updated_ago", 300},
+                   {"payee_pubkey", "03" + std::string(64, 'b')}};
+  if (deadline) p["claim_deadline_height"] = *deadline;
+  return p;
+}
+
+inline nlohmann::json outbound_succeeded(const std::string& hash, const std::string& preimage) {
+  return {{"payment_hash", hash},  {"payment_type", "Outbound"},
+          {"status", "Succeeded"}, {"amt_msat", 1000000},
+          {"preimage", preimage},  {"created_ago", 600},
+          {"updated_ago", 300},    {"payee_pubkey", "03" + std::string(64, 'c')}};
+}
+
+inline void seed_apay(TestDatabase& db, const std::string& hash, const std::string& status,
+                      std::int64_t amount, std::optional<std::int64_t> deadline = std::nullopt) {
+  db.exec(
+      "INSERT INTO async_orders (peer_pubkey, status) VALUES ($1, 'active') "
+      "ON CONFLICT (peer_pubkey) DO NOTHING",
+      std::string("peer"));
+  db.exec(
+      "INSERT INTO async_rotating_invoices (order_id, invoice_slot, payment_hash, amount_msat, "
+      "claim_deadline_height, expires_at, status) "
+      "SELECT order_id, (SELECT count(*) FROM async_rotating_invoices), $1, $2, $3, "
+      "now() + interval '1 day', $4 FROM async_orders WHERE peer_pubkey = 'peer'",
+      hash, amount, deadline, status);
+}
+
+inline void seed_relay(TestDatabase& db, const std::string& hash, const std::string& status,
+                       std::int64_t amount) {
+  db.exec(
+      "INSERT INTO lightning_send_mappings (payment_hash, inbound_amount_msat, status) "
+      "VALUES ($1, $2, $3)",
+      hash, amount, status);
+}
+
+// Everything a sweep may change in the LSP's tables and the outbox, timestamps aside, as one
+// comparable text: two databases in the same state give the same text.
+inline std::string lsp_state(TestDatabase& db) {
+  return db.query_value<std::string>(
+      "SELECT concat_ws(E'\\n', "
+      "(SELECT string_agg(concat_ws(' ', payment_hash, status, payment_preimage, "
+      "claim_deadline_height, claimable_at IS NOT NULL), E'\\n' ORDER BY payment_hash) "
+      "FROM async_rotating_invoices), "
+      "(SELECT string_agg(concat_ws(' ', payment_hash, status, payment_preimage, "
+      "claim_deadline_height), E'\\n' ORDER BY payment_hash) FROM lightning_send_mappings), "
+      "(SELECT string_agg(concat_ws(' ', payment_hash, action, status), E'\\n' "
+      "ORDER BY payment_hash, action) FROM async_rotating_invoice_outbox))");
+}
+
+// `lsp-sweeper run` with the token in the environment and the report on stdout.
+inline ProcessResult run_sweeper(const std::string& node_url, const std::string& db_uri,
+                                 const std::vector<std::string>& args = {},
+                                 const std::string& token = kToken) {
+  std::vector<std::string> argv{LSP_SWEEPER_BINARY, "run", "--report", "-"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_process(argv, {{"LSP_SWEEPER_NODE_URL", node_url},
+                            {"LSP_SWEEPER_DB_URL", db_uri},
+                            {"LSP_SWEEPER_NODE_TOKEN", token}});
+}
+
+class SweepFixture : public ::testing::Test {
+ protected:
+  void serve(nlohmann::json payments, const std::string& dialect = "paginated") {
+    nlohmann::json doc{
+        {"dialect", dialect}, {"height", kHeight}, {"payments", std::move(payments)}};
+    node_ = std::make_unique<sim::NodeSimulator>(sim::parse_scenario(doc, sim::unix_now()), kToken);
+    node_->start();
+  }
+
+  void seed_apay(const std::string& hash, const std::string& status, std::int64_t amount,
+                 std::optional<std::int64_t> deadline = std::nullopt) {
+    testing::seed_apay(db_, hash, status, amount, deadline);
+  }
+  void seed_relay(const std::string& hash, const std::string& status, std::int64_t amount) {
+    testing::seed_relay(db_, hash, status, amount);
+  }
+
+  std::string apay_status(const std::string& hash) {
+    return db_.query_value<std::string>(
+        "SELECT status FROM async_rotating_invoices WHERE payment_hash = $1", hash);
+  }
+  std::string relay_status(const std::string& hash) {
+    return db_.query_value<std::string>(
+        "SELECT status FROM lightning_send_mappings WHERE payment_hash = $1", hash);
+  }
+  int jobs(const std::string& hash, const std::string& action) {
+    return db_.query_value<int>(
+        "SELECT count(*) FROM async_rotating_invoice_outbox WHERE payment_hash = $1 AND "
+        "action = $2 AND status = 'pending'",
+        hash, action);
+  }
+  int count(const std::string& table) {
+    return db_.query_value<int>("SELECT count(*) FROM " + table);
+  }
+
+  ProcessResult sweep(const std::vector<std::string>& args = {},
+                      const std::string& token = kToken) {
+    return run_sweeper(node_->url(), db_.uri_as_sweeper(), args, token);
+  }
+
+  static nlohmann::json report(const ProcessResult& r) {
+    EXPECT_FALSE(r.out.empty()) << r.err;
+    return nlohmann::json::parse(r.out);
+  }
+
+  TestDatabase db_;
+  std::unique_ptr<sim::NodeSimulator> node_;
+};
+
+}  // namespace lsp_sweeper::testing
