@@ -40,5 +40,7 @@ run_pass "warnings as errors" build/test
 if [ "$sanitizers" -eq 1 ]; then
   # Any report from either sanitizer fails the test that triggered it.
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  # Known leaks of third-party libraries only, each explained in the file.
+  export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
   run_pass "address + undefined sanitizers" build/asan -DLSP_SWEEPER_SANITIZE=ON
 fi

@@ -1,5 +1,6 @@
 // lsp-sweeper's command line: wires options to a migrate or a run. No sweep logic lives here.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include "lsp_sweeper/report/history.hpp"
 #include "lsp_sweeper/report/metrics.hpp"
 #include "lsp_sweeper/report/report.hpp"
+#include "lsp_sweeper/run/check.hpp"
 #include "lsp_sweeper/run/sweep.hpp"
 #include "lsp_sweeper/store/store.hpp"
 #include "lsp_sweeper/util/duration.hpp"
@@ -84,6 +86,32 @@ struct RunFlags {
   std::string realert_after = "6h";
 };
 
+// The options `run` and `check` share: where the node and the database are, and how to ask.
+void add_connection_options(CLI::App* command, RunFlags& flags) {
+  command->add_option("--node-url", flags.node_url, "The node's REST API base URL")
+      ->envname("LSP_SWEEPER_NODE_URL")
+      ->required();
+  command
+      ->add_option("--node-token-file", flags.node_token_file,
+                   "File holding the node's bearer token (else env LSP_SWEEPER_NODE_TOKEN)")
+      ->envname("LSP_SWEEPER_NODE_TOKEN_FILE");  // a missing file is reported when read
+  command->add_option("--db", flags.db, "libpq connection string of the LSP database")
+      ->envname("LSP_SWEEPER_DB_URL")
+      ->required();
+  command->add_option("--timeout", flags.timeout_seconds, "Seconds per node request")
+      ->envname("LSP_SWEEPER_TIMEOUT")
+      ->check(CLI::Range(0.1, 3600.0));
+}
+
+node::NodeClientOptions node_client_options(const RunFlags& flags) {
+  node::NodeClientOptions options;
+  options.base_url = flags.node_url;
+  options.token = read_node_token(flags.node_token_file);
+  options.timeout = std::chrono::milliseconds(static_cast<long>(flags.timeout_seconds * 1000));
+  options.max_response_bytes = flags.max_response_bytes;
+  return options;
+}
+
 int run_command(const RunFlags& flags) {
   run::SweepOptions options;
   options.node_url = flags.node_url;
@@ -94,16 +122,18 @@ int run_command(const RunFlags& flags) {
   options.page_size = flags.page_size;
   options.alert_webhooks = flags.alert_webhooks;
   options.realert_after = duration_option("--realert-after", flags.realert_after);
+  // Only for a person watching: under cron stderr is a file or a pipe, and stays clean.
+  const bool progress = isatty(STDERR_FILENO) == 1;
+  if (progress) {
+    options.on_progress = [](const report::NodeSummary& node) {
+      std::cerr << '\r' << report::progress_line(node) << "\x1b[K" << std::flush;
+    };
+  }
 
   const auto started_at = std::chrono::system_clock::now();
   report::RunResult result;
   try {
-    node::NodeClientOptions node_options;
-    node_options.base_url = flags.node_url;
-    node_options.token = read_node_token(flags.node_token_file);
-    node_options.timeout =
-        std::chrono::milliseconds(static_cast<long>(flags.timeout_seconds * 1000));
-    node_options.max_response_bytes = flags.max_response_bytes;
+    const node::NodeClientOptions node_options = node_client_options(flags);
     store::PgStore store(flags.db);
     // Before anything else, so an overlapping run asks the node nothing and writes nothing. A
     // dry run writes nothing either: it neither takes the lock nor waits for it.
@@ -118,6 +148,7 @@ int run_command(const RunFlags& flags) {
     // everything after this, and the report and metrics say so as for any failed run.
     result = run::run_not_started(options, started_at, e.what());
   }
+  if (progress && result.node.pages > 0) std::cerr << '\n';
   if (!flags.report_path.empty()) write_report(flags.report_path, report::to_json(result).dump(2));
   if (!flags.metrics_path.empty()) write_metrics(flags.metrics_path, result);
   if (result.complete) {
@@ -126,6 +157,16 @@ int run_command(const RunFlags& flags) {
     spdlog::error("{}", report::summary_line(result));
   }
   return report::exit_code(result);
+}
+
+int check_command(const RunFlags& flags) {
+  node::NodeClient node(node_client_options(flags));
+  std::vector<util::Check> checks = run::check_node(node, node::redact_url(flags.node_url));
+  const std::vector<util::Check> database = store::check_database(flags.db);
+  checks.insert(checks.end(), database.begin(), database.end());
+  for (const util::Check& c : checks) std::cout << util::format(c) << '\n';
+  std::cout << std::flush;
+  return util::all_pass(checks) ? report::kExitClean : report::kExitNeedsAttention;
 }
 
 constexpr const char* kRunExamples = R"(
@@ -164,6 +205,7 @@ int main(int argc, char** argv) {
 Examples:
   lsp-sweeper migrate --db "$LSP_SWEEPER_DB_URL"
   LSP_SWEEPER_NODE_TOKEN=... lsp-sweeper run --node-url http://127.0.0.1:3001 --dry-run --report -
+  lsp-sweeper check --node-url http://127.0.0.1:3001 --db "$LSP_SWEEPER_DB_URL"
   lsp-sweeper version
 
 Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
@@ -171,15 +213,7 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
   RunFlags run_flags;
   auto* run = app.add_subcommand("run", "Sweep once: find missed callbacks and repair them");
   run->option_defaults()->always_capture_default();
-  run->add_option("--node-url", run_flags.node_url, "The node's REST API base URL")
-      ->envname("LSP_SWEEPER_NODE_URL")
-      ->required();
-  run->add_option("--node-token-file", run_flags.node_token_file,
-                  "File holding the node's bearer token (else env LSP_SWEEPER_NODE_TOKEN)")
-      ->envname("LSP_SWEEPER_NODE_TOKEN_FILE");  // a missing file is reported when read
-  run->add_option("--db", run_flags.db, "libpq connection string of the LSP database")
-      ->envname("LSP_SWEEPER_DB_URL")
-      ->required();
+  add_connection_options(run, run_flags);
   run->add_flag("--dry-run", run_flags.dry_run, "Plan and report everything, write nothing");
   run->add_option("--report", run_flags.report_path, "Write the JSON report here ('-' = stdout)")
       ->envname("LSP_SWEEPER_REPORT");
@@ -200,9 +234,6 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
   run->add_option("--page-size", run_flags.page_size, "Payments per node request")
       ->envname("LSP_SWEEPER_PAGE_SIZE")
       ->check(CLI::Range(1u, 100000u));
-  run->add_option("--timeout", run_flags.timeout_seconds, "Seconds per node request")
-      ->envname("LSP_SWEEPER_TIMEOUT")
-      ->check(CLI::Range(0.1, 3600.0));
   run->add_option("--max-response-bytes", run_flags.max_response_bytes,
                   "Largest node response accepted")
       ->envname("LSP_SWEEPER_MAX_RESPONSE_BYTES")
@@ -216,6 +247,19 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
                   "Remind the webhooks of a divergence still open after this long (e.g. 6h)")
       ->envname("LSP_SWEEPER_REALERT_AFTER");
   run->footer(kRunExamples);
+
+  RunFlags check_flags;
+  auto* check = app.add_subcommand(
+      "check", "Pre-flight after a deploy: node, token, database, schema, privileges");
+  check->option_defaults()->always_capture_default();
+  add_connection_options(check, check_flags);
+  check->footer(R"(
+One line per check (ok, FAIL, or warn for more privileges than the sweeper needs).
+Exit codes: 0 every check passed; 1 a check failed; 2 configuration (e.g. no token); 64 usage.
+
+Example:
+  LSP_SWEEPER_NODE_TOKEN=... lsp-sweeper check --node-url https://node.internal:3001 \
+      --db 'postgresql://lsp_sweeper@db/lsp')");
 
   std::string migrate_db;
   bool with_lsp_schema = false;
@@ -282,6 +326,7 @@ Examples:
                 << std::flush;
       return 0;
     }
+    if (check->parsed()) return check_command(check_flags);
     return run_command(run_flags);
   } catch (const CLI::ValidationError& e) {
     std::cerr << e.what() << '\n';

@@ -142,4 +142,9 @@ std::string summary_line(const RunResult& r) {
   return line;
 }
 
+std::string progress_line(const NodeSummary& node) {
+  return "scanning the node: " + std::to_string(node.pages) + " pages, " +
+         std::to_string(node.payments_scanned) + " payments";
+}
+
 }  // namespace lsp_sweeper::report

@@ -43,6 +43,7 @@ class Sweep {
     result_.node.height = context_.current_height;
 
     for (const auto& query : queries(now - options_.lookback)) {
+      listing_pages_ = 0;
       const node::ScanStats stats =
           node_.scan(query, options_.page_size, [this](node::PaymentPage& page) { on_page(page); });
       result_.node.dialect = stats.dialect;
@@ -90,6 +91,11 @@ class Sweep {
     result_.node.payments_scanned +=
         static_cast<std::int64_t>(page.payments.size() + page.rejected.size());
     result_.node.payments_rejected += static_cast<std::int64_t>(page.rejected.size());
+    if (options_.on_progress) {
+      report::NodeSummary so_far = result_.node;
+      so_far.pages += ++listing_pages_;
+      options_.on_progress(so_far);
+    }
     for (const auto& rejected : page.rejected) {
       spdlog::warn("node payment rejected: hash '{}': {}", rejected.payment_hash, rejected.reason);
     }
@@ -147,6 +153,7 @@ class Sweep {
   std::unordered_set<std::string> seen_;
   std::vector<std::string> deferred_;
   bool saw_everything_ = true;
+  int listing_pages_ = 0;  // pages of the current listing, for progress before its total is in
 };
 
 // Sends the alert the run owes to every webhook. A delivery that fails is logged and counted

@@ -13,6 +13,9 @@ namespace lsp_sweeper::store::detail {
 // and libpq's reason, with any password scrubbed from the reason too.
 std::unique_ptr<pqxx::connection> connect(const std::string& connection_string);
 
+// The version of the lsp_sweeper schema in place, 0 before the first migration.
+int schema_version(pqxx::transaction_base& txn);
+
 // A PostgreSQL or libpqxx error message as one line: libpq ends messages with a newline and
 // puts DETAIL and HINT on lines of their own (kept), and the statement excerpt with a caret
 // under the error position on two more (dropped).

@@ -16,7 +16,11 @@ namespace {
 // finds the work done instead of failing on CREATE of something the first just created.
 constexpr std::int64_t kMigrationLockKey = 0x6c73705f73776570;  // "lsp_swep"
 
-int current_version(pqxx::work& txn) {
+}  // namespace
+
+namespace detail {
+
+int schema_version(pqxx::transaction_base& txn) {
   // The table does not exist before the first migration; to_regclass says so without an error
   // (which would abort the transaction).
   if (txn.exec1("SELECT to_regclass('lsp_sweeper.schema_version') IS NULL")[0].as<bool>()) {
@@ -25,7 +29,7 @@ int current_version(pqxx::work& txn) {
   return txn.exec1("SELECT COALESCE(max(version), 0) FROM lsp_sweeper.schema_version")[0].as<int>();
 }
 
-}  // namespace
+}  // namespace detail
 
 int expected_schema_version() {
   int version = 0;
@@ -46,7 +50,7 @@ int migrate(const std::string& connection_string, bool with_lsp_schema) {
     txn.exec_params("SELECT pg_advisory_xact_lock($1)", kMigrationLockKey);
 
     step = "reading the schema version";
-    int version = current_version(txn);
+    int version = detail::schema_version(txn);
     if (version > expected_schema_version()) {
       throw StoreError("database schema version " + std::to_string(version) +
                        " is newer than this lsp-sweeper supports (" +

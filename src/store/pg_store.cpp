@@ -18,7 +18,8 @@ namespace {
 
 // The table each flow keeps its records in, and what the two missed callbacks set besides
 // status and updated_at (DOMAIN.md, "The transitions to apply"). The only place that names
-// the LSP's record tables. These are constants of this file, never outside input, so
+// the LSP's record tables in a statement (check.cpp lists the privileges these statements
+// need; a column set here must be granted there and in sql/roles). These are constants of this file, never outside input, so
 // composing them into statement text is safe; every value is a $n parameter.
 struct RecordTable {
   Flow flow;
@@ -179,8 +180,8 @@ void prepare_statements(pqxx::connection& conn) {
   // whose last_seen_at is now() was seen by it.
   const std::string divergence_columns =
       "id, kind, COALESCE(flow, ''), payment_hash, detail, needs_person, first_seen_at = now(), "
-      "EXTRACT(EPOCH FROM first_seen_at)::bigint, EXTRACT(EPOCH FROM last_seen_at)::bigint, "
-      "EXTRACT(EPOCH FROM last_alerted_at)::bigint";
+      "floor(EXTRACT(EPOCH FROM first_seen_at))::bigint, floor(EXTRACT(EPOCH FROM last_seen_at))::bigint, "
+      "floor(EXTRACT(EPOCH FROM last_alerted_at))::bigint";
   conn.prepare("upsert_divergence",
                "INSERT INTO lsp_sweeper.divergences AS d (kind, flow, payment_hash, detail, "
                "needs_person) VALUES ($1, NULLIF($2, ''), $3, $4, $5) "
@@ -199,7 +200,7 @@ void prepare_statements(pqxx::connection& conn) {
                                        " FROM lsp_sweeper.divergences WHERE resolved_at IS NULL "
                                        "ORDER BY first_seen_at, id");
   conn.prepare("recent_runs",
-               "SELECT run_id, EXTRACT(EPOCH FROM started_at)::bigint, "
+               "SELECT run_id, floor(EXTRACT(EPOCH FROM started_at))::bigint, "
                "EXTRACT(EPOCH FROM finished_at - started_at)::float8, status, exit_code, "
                "(report #>> '{node,payments_scanned}')::bigint, "
                "(report #>> '{summary,repairs_applied}')::bigint, "

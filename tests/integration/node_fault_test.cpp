@@ -237,7 +237,7 @@ TEST_P(NodeFault, EndsCleanlyAndTheNextRunConverges) {
   const ProcessResult clean = sweep(kPaging);
   TestDatabase reference;
   seed_world(reference);
-  const ProcessResult fault_free = run_sweeper(node_->url(), reference.uri(), kPaging);
+  const ProcessResult fault_free = run_sweeper(node_->url(), reference.uri_as_sweeper(), kPaging);
   ASSERT_NE(fault_free.exit_code, 2) << fault_free.err;
   EXPECT_EQ(clean.exit_code, fault_free.exit_code) << clean.err;
   EXPECT_EQ(lsp_state(db_), lsp_state(reference));

@@ -67,7 +67,7 @@ TEST_F(Race, EightSweepersApplyEveryRepairExactlyOnce) {
     runs.push_back(std::async(std::launch::async, [this] {
       return run_process({LSP_SWEEPER_BINARY, "run"},
                          {{"LSP_SWEEPER_NODE_URL", node_->url()},
-                          {"LSP_SWEEPER_DB_URL", db_.uri()},
+                          {"LSP_SWEEPER_DB_URL", db_.uri_as_sweeper()},
                           {"LSP_SWEEPER_NODE_TOKEN", kToken}},
                          std::chrono::seconds(600));
     }));
@@ -166,7 +166,7 @@ TEST_F(Race, LiveCallbacksRacingTheSweeperLeaveOneJobPerHash) {
   // The same hashes, the sweeper alone: the final state does not depend on who won.
   TestDatabase sequential;
   seed_missed_claimables(sequential, all);
-  ASSERT_EQ(run_sweeper(node_->url(), sequential.uri()).exit_code, 0);
+  ASSERT_EQ(run_sweeper(node_->url(), sequential.uri_as_sweeper()).exit_code, 0);
   EXPECT_EQ(lsp_state(db_), lsp_state(sequential));
   std::cout << "callbacks won " << won_by_callback.size() << ", sweeper applied " << sweeper_applied
             << ", sweeper lost " << reported_lost << '\n';

@@ -32,7 +32,7 @@ TEST_F(Secrets, TokenIsInNoOutputOfAGoodOrAFailedRun) {
     const ProcessResult r = run_process(
         {LSP_SWEEPER_BINARY, "--log-level", "trace", "run", "--report", report_path.string()},
         {{"LSP_SWEEPER_NODE_URL", node_->url()},
-         {"LSP_SWEEPER_DB_URL", db_.uri()},
+         {"LSP_SWEEPER_DB_URL", db_.uri_as_sweeper()},
          {"LSP_SWEEPER_NODE_TOKEN", kToken}});
     EXPECT_EQ(r.exit_code, fail ? 2 : 0) << r.err;
     std::ifstream in(report_path);

@@ -107,7 +107,7 @@ class StoreTest : public ::testing::Test {
   }
 
   TestDatabase db;
-  PgStore store{db.uri()};
+  PgStore store{db.uri_as_sweeper()};  // the least-privilege role, as in production
   const std::string run_id = "run-1";
 };
 
@@ -429,7 +429,7 @@ TEST_F(StoreTest, ConcurrentCallbackInFlightWins) {
   const std::string hash = hash_of("relay");
   seed_relay(hash, "quoted");
   db.exec("ALTER DATABASE " + db.name() + " SET default_transaction_isolation = 'serializable'");
-  PgStore strict_store(db.uri());  // a session that starts with that default
+  PgStore strict_store(db.uri_as_sweeper());  // a session that starts with that default
   strict_store.begin_run(run_id, false);
 
   pqxx::connection lsp(db.uri());
@@ -545,6 +545,34 @@ TEST_F(StoreTest, RecordsARun) {
 
   EXPECT_THROW(store.begin_run(run_id, false), StoreError);  // run ids are unique
   EXPECT_THROW(store.finish_run({"no-such-run", "ok", 0, "{}"}), StoreError);
+}
+
+// sql/roles/lsp_sweeper_role.sql grants what the sweep uses (every StoreTest runs as that role)
+// and nothing more: each statement here is one the sweeper never needs.
+TEST(SweeperRole, HoldsNothingBeyondWhatTheSweepNeeds) {
+  TestDatabase db;
+  pqxx::connection sweeper(db.uri_as_sweeper());
+  {
+    pqxx::nontransaction txn(sweeper);
+    EXPECT_EQ(txn.exec1("SELECT current_user")[0].as<std::string>(), "lsp_sweeper");
+    EXPECT_FALSE(txn.exec1("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0]
+                     .as<bool>());
+  }
+  for (const std::string statement : {
+           "UPDATE async_rotating_invoices SET amount_msat = 1",
+           "UPDATE lightning_send_mappings SET inbound_amount_msat = 1",
+           "UPDATE async_rotating_invoice_outbox SET status = 'done'",
+           "DELETE FROM async_rotating_invoice_outbox",
+           "DELETE FROM lightning_send_mappings",
+           "INSERT INTO async_rotating_invoices (amount_msat, expires_at, status) "
+           "VALUES (1, now(), 'active')",
+           "SELECT count(*) FROM async_orders",
+           "CREATE TABLE lsp_sweeper.extra (id int)",
+           "CREATE TABLE public.extra (id int)",
+       }) {
+    pqxx::nontransaction txn(sweeper);
+    EXPECT_THROW(txn.exec(statement), pqxx::insufficient_privilege) << statement;
+  }
 }
 
 }  // namespace

@@ -141,7 +141,7 @@ class SweepFixture : public ::testing::Test {
 
   ProcessResult sweep(const std::vector<std::string>& args = {},
                       const std::string& token = kToken) {
-    return run_sweeper(node_->url(), db_.uri(), args, token);
+    return run_sweeper(node_->url(), db_.uri_as_sweeper(), args, token);
   }
 
   static nlohmann::json report(const ProcessResult& r) {

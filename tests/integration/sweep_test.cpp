@@ -380,6 +380,51 @@ TEST_F(Sweep, SweepLockHeldElsewhereBlocksRealRunsButNotDryRuns) {
   EXPECT_EQ(apay_status(s.hash), "outbound_claimed");
 }
 
+TEST_F(Sweep, LosingTheLockedConnectionEndsTheRun) {
+  const Secret s = secret('x');
+  seed_apay(s.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(s.hash, s.preimage)}));
+
+  // The sweeper's session dies (a database restart, a network cut) while it asks the node:
+  // the lock went with it, and another run may take it. The next statement finds the broken
+  // connection and ends this run, before any repair, rather than carrying on without the lock
+  // (libpqxx 6 would reconnect a later transaction; none comes but the run's closing row).
+  bool terminated = false;
+  sim::Fault cut;
+  cut.kind = sim::FaultKind::Action;
+  cut.action = [&] {
+    terminated = db_.query_value<int>(
+                     "SELECT count(pg_terminate_backend(pid)) FROM "
+                     "pg_stat_activity WHERE usename = 'lsp_sweeper' AND "
+                     "datname = current_database()") == 1;
+  };
+  node_->inject("/listpayments", 1, cut);
+  const ProcessResult run = sweep();
+  ASSERT_TRUE(terminated);
+  EXPECT_EQ(run.exit_code, 2) << run.err;
+  EXPECT_EQ(apay_status(s.hash), "outbound_paid");
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 0);
+}
+
+TEST_F(Sweep, ProgressShowsOnATerminalOnly) {
+  serve(json::array({hodl_claimable(secret('y').hash, 1000), hodl_claimable(secret('z').hash, 1000),
+                     hodl_claimable(secret('0').hash, 1000)}));
+  const ProcessResult cron = sweep({"--page-size", "1"});
+  EXPECT_EQ(cron.exit_code, 0) << cron.err;
+  EXPECT_EQ(cron.err.find("scanning the node"), std::string::npos) << cron.err;
+
+  // script(1) runs the binary on a pseudo-terminal, as a person would.
+  const ProcessResult tty =
+      run_process({"/usr/bin/script", "-qec",
+                   std::string(LSP_SWEEPER_BINARY) + " run --page-size 1", "/dev/null"},
+                  {{"LSP_SWEEPER_NODE_URL", node_->url()},
+                   {"LSP_SWEEPER_DB_URL", db_.uri_as_sweeper()},
+                   {"LSP_SWEEPER_NODE_TOKEN", kToken}});
+  EXPECT_EQ(tty.exit_code, 0) << tty.out << tty.err;
+  EXPECT_NE(tty.out.find("scanning the node: 1 pages, 1 payments"), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find(" 3 payments"), std::string::npos) << tty.out;
+}
+
 // The value of the sample `series` (name and labels as written) in a metrics file.
 std::optional<double> sample(const std::string& text, const std::string& series) {
   const std::string prefix = "\n" + series + " ";
@@ -797,7 +842,7 @@ TEST_F(Sweep, CallbackLandingBetweenPlanAndApplyLeavesExactlyOneJob) {
   serve(json::array({outbound_succeeded(s.hash, s.preimage)}));
 
   node::NodeClient client({node_->url(), kToken});
-  store::PgStore pg(db_.uri());
+  store::PgStore pg(db_.uri_as_sweeper());
   CallbackLandsMidSweep racing(pg, db_);
   run::SweepOptions options;
   options.node_url = node_->url();

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "lsp_sweeper/store/store.hpp"
+#include "lsp_sweeper/util/file.hpp"
 
 namespace lsp_sweeper::testing {
 
@@ -46,6 +47,13 @@ void drop_database(const std::string& admin_uri, const std::string& dbname) {
   admin_command(admin_uri, "DROP DATABASE IF EXISTS", dbname, " WITH (FORCE)");
 }
 
+std::string read_role_script() {
+  const std::string path = std::string(LSP_SWEEPER_SOURCE_DIR) + "/sql/roles/lsp_sweeper_role.sql";
+  auto text = util::read_file(path);
+  if (!text) throw std::runtime_error("cannot read " + path);
+  return *std::move(text);
+}
+
 }  // namespace
 
 std::string with_database(const std::string& admin_uri, const std::string& dbname) {
@@ -60,16 +68,28 @@ std::string with_database(const std::string& admin_uri, const std::string& dbnam
          (query == std::string::npos ? "" : admin_uri.substr(query));
 }
 
+std::string with_user(const std::string& uri, const std::string& user) {
+  const std::size_t scheme = uri.find("://");
+  if (scheme == std::string::npos) return uri + " user=" + user;  // key=value: the last wins
+  // postgresql://[userinfo@]host...: replace or add the userinfo.
+  const std::size_t authority = scheme + 3;
+  const std::size_t end = uri.find_first_of("@/?", authority);
+  const std::size_t host = end != std::string::npos && uri[end] == '@' ? end + 1 : authority;
+  return uri.substr(0, authority) + user + "@" + uri.substr(host);
+}
+
 TestDatabase::TestDatabase()
     : admin_uri_(admin_uri_from_env()),
       name_(fresh_name()),
-      uri_(with_database(admin_uri_, name_)) {
+      uri_(with_database(admin_uri_, name_)),
+      sweeper_uri_(with_user(uri_, "lsp_sweeper")) {
   // A database left behind by a crashed run with a recycled pid would make CREATE fail.
   drop_database(admin_uri_, name_);
   admin_command(admin_uri_, "CREATE DATABASE", name_);
   try {
     store::migrate(uri_, /*with_lsp_schema=*/true);
     conn_ = std::make_unique<pqxx::connection>(uri_);
+    exec(read_role_script());
   } catch (const std::exception&) {
     drop();  // the destructor does not run for a constructor that throws
     throw;

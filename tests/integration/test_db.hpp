@@ -5,7 +5,7 @@
 //   TestDatabase db;
 //   db.exec("INSERT INTO lightning_send_mappings (payment_hash, status) VALUES ($1, 'quoted')",
 //           hash);
-//   lsp_sweeper::store::PgStore store(db.uri());
+//   lsp_sweeper::store::PgStore store(db.uri_as_sweeper());
 //   EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM async_rotating_invoice_outbox"), 1);
 #pragma once
 
@@ -25,8 +25,12 @@ class TestDatabase {
   TestDatabase(const TestDatabase&) = delete;
   TestDatabase& operator=(const TestDatabase&) = delete;
 
-  // A connection URI for this database, for PgStore, migrate or the lsp-sweeper binary.
+  // A connection URI for this database as the admin (the owner of every table), for
+  // migrate and for seeding.
   const std::string& uri() const { return uri_; }
+  // The same database as the role sql/roles/lsp_sweeper_role.sql creates, with its grants
+  // applied: what PgStore and the lsp-sweeper binary connect as in production.
+  const std::string& uri_as_sweeper() const { return sweeper_uri_; }
   const std::string& name() const { return name_; }
 
   // Runs `sql` in autocommit mode, for seeding: without params any number of statements,
@@ -55,10 +59,14 @@ class TestDatabase {
   std::string admin_uri_;
   std::string name_;
   std::string uri_;
+  std::string sweeper_uri_;
   std::unique_ptr<pqxx::connection> conn_;
 };
 
 // `admin_uri` (a libpq URI or key=value string) pointed at database `dbname` instead.
 std::string with_database(const std::string& admin_uri, const std::string& dbname);
+
+// `uri` (a libpq URI or key=value string) connecting as `user` instead, without a password.
+std::string with_user(const std::string& uri, const std::string& user);
 
 }  // namespace lsp_sweeper::testing

@@ -60,6 +60,8 @@ struct RunResult {
 int exit_code(const RunResult& result);
 nlohmann::ordered_json to_json(const RunResult& result);
 std::string summary_line(const RunResult& result);
+// "scanning the node: 12 pages, 11873 payments", for a terminal.
+std::string progress_line(const NodeSummary& node);
 
 // One divergence as the report and the alerts show it.
 nlohmann::ordered_json divergence_json(const plan::Divergence& d);

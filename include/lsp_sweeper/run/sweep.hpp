@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct SweepOptions {
   std::vector<std::string> alert_webhooks;  // full URLs; never logged as such
   std::int64_t realert_after = 6 * 3600;    // seconds
   report::WebhookOptions webhook;
+  // Called after each page of the node's listings with the counts so far, for a progress
+  // display on a terminal; empty under cron.
+  std::function<void(const report::NodeSummary&)> on_progress;
 };
 
 // Runs one sweep. Never throws for a node or database failure: the result is then

@@ -12,6 +12,7 @@
 
 #include "lsp_sweeper/domain.hpp"
 #include "lsp_sweeper/plan/plan.hpp"
+#include "lsp_sweeper/util/check.hpp"
 
 namespace lsp_sweeper::store {
 
@@ -136,6 +137,12 @@ int expected_schema_version();
 // transaction), and with `with_lsp_schema` the LSP's own tables too (for development, tests
 // and the demo). Returns the schema version now in place.
 int migrate(const std::string& connection_string, bool with_lsp_schema);
+
+// `lsp-sweeper check`, the database's half: reachable, the sweeper's schema at
+// expected_schema_version(), the LSP's tables present, and the connected role holding every
+// privilege the sweep uses (Fail when one is missing) and no more (Warn: superuser, owner of
+// an LSP table, or a privilege on one the sweep never uses).
+std::vector<util::Check> check_database(const std::string& connection_string);
 
 // A libpq connection string with any password removed, for logs and error messages.
 std::string redact_connection_string(const std::string& connection_string);

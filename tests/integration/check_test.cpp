@@ -1,0 +1,136 @@
+// `lsp-sweeper check`, the real binary against a real database and the node simulator.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "integration/process.hpp"
+#include "integration/test_db.hpp"
+#include "sim/simulator.hpp"
+
+namespace lsp_sweeper {
+namespace {
+
+using testing::ProcessResult;
+using testing::run_process;
+using testing::TestDatabase;
+
+constexpr const char* kToken = "check-test-token-Jr4w";
+
+class Check : public ::testing::Test {
+ protected:
+  void serve(const std::string& dialect = "paginated") {
+    nlohmann::json doc{
+        {"dialect", dialect}, {"height", 812345}, {"payments", nlohmann::json::array()}};
+    node_ = std::make_unique<sim::NodeSimulator>(sim::parse_scenario(doc, sim::unix_now()), kToken);
+    node_->start();
+  }
+
+  ProcessResult check(const std::string& db_uri, const std::string& token = kToken) {
+    return run_process({LSP_SWEEPER_BINARY, "check"}, {{"LSP_SWEEPER_NODE_URL", node_->url()},
+                                                       {"LSP_SWEEPER_DB_URL", db_uri},
+                                                       {"LSP_SWEEPER_NODE_TOKEN", token}});
+  }
+
+  static bool has_line(const ProcessResult& r, const std::string& line) {
+    std::istringstream lines(r.out);
+    for (std::string l; std::getline(lines, l);) {
+      if (l == line) return true;
+    }
+    return false;
+  }
+
+  static int count_prefix(const ProcessResult& r, const std::string& prefix) {
+    int n = 0;
+    std::istringstream lines(r.out);
+    for (std::string l; std::getline(lines, l);) n += l.starts_with(prefix);
+    return n;
+  }
+
+  TestDatabase db_;
+  std::unique_ptr<sim::NodeSimulator> node_;
+};
+
+TEST_F(Check, EverythingInPlaceForTheSweeperRolePasses) {
+  serve();
+  const ProcessResult r = check(db_.uri_as_sweeper());
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(has_line(r, "ok    node reachable: " + node_->url())) << r.out;
+  EXPECT_TRUE(has_line(r, "ok    node token accepted")) << r.out;
+  EXPECT_TRUE(has_line(r, "ok    node unlocked")) << r.out;
+  EXPECT_TRUE(has_line(r, "ok    node API dialect: paginated")) << r.out;
+  EXPECT_TRUE(has_line(r, "ok    node block height: 812345")) << r.out;
+  EXPECT_TRUE(has_line(r, "ok    LSP tables present")) << r.out;
+  EXPECT_TRUE(has_line(r, "ok    privileges of role lsp_sweeper: all the sweep needs")) << r.out;
+  EXPECT_EQ(count_prefix(r, "ok    "), 9) << r.out;
+  EXPECT_EQ(count_prefix(r, "FAIL"), 0) << r.out;
+  EXPECT_EQ(count_prefix(r, "warn"), 0) << r.out;
+  EXPECT_EQ(r.out.find(kToken), std::string::npos);
+}
+
+TEST_F(Check, SuperuserPassesWithAWarning) {
+  serve();
+  const ProcessResult r = check(db_.uri());
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(count_prefix(r, "warn  privileges of role postgres: superuser"), 1) << r.out;
+}
+
+TEST_F(Check, AMissingPrivilegeFailsAndAnExtraOneWarns) {
+  serve();
+  db_.exec("REVOKE UPDATE (payment_preimage) ON async_rotating_invoices FROM lsp_sweeper");
+  db_.exec("GRANT DELETE ON async_rotating_invoice_outbox TO lsp_sweeper");
+  db_.exec("GRANT UPDATE (amount_msat) ON async_rotating_invoices TO lsp_sweeper");
+  const ProcessResult r = check(db_.uri_as_sweeper());
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(has_line(r,
+                       "FAIL  privileges of role lsp_sweeper: missing: "
+                       "UPDATE(payment_preimage) on async_rotating_invoices"))
+      << r.out;
+  EXPECT_TRUE(has_line(r,
+                       "warn  privileges of role lsp_sweeper: more than the sweeper needs: "
+                       "UPDATE(amount_msat) on async_rotating_invoices, "
+                       "DELETE on async_rotating_invoice_outbox"))
+      << r.out;
+}
+
+TEST_F(Check, SchemaNotMigratedFails) {
+  serve();
+  db_.exec("DELETE FROM lsp_sweeper.schema_version");
+  const ProcessResult r = check(db_.uri_as_sweeper());
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_EQ(count_prefix(r, "FAIL  sweeper schema: version 0"), 1) << r.out;
+}
+
+TEST_F(Check, NodeProblemsAreNamed) {
+  serve();
+  const ProcessResult refused = check(db_.uri_as_sweeper(), "wrong-token-Pq7");
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_TRUE(has_line(refused, "ok    node reachable: " + node_->url())) << refused.out;
+  EXPECT_EQ(count_prefix(refused, "FAIL  node token accepted"), 1) << refused.out;
+  EXPECT_EQ(refused.out.find("wrong-token-Pq7"), std::string::npos);
+
+  node_->set_locked(true);
+  const ProcessResult locked = check(db_.uri_as_sweeper());
+  EXPECT_EQ(locked.exit_code, 1);
+  EXPECT_TRUE(has_line(locked, "ok    node token accepted")) << locked.out;
+  EXPECT_EQ(count_prefix(locked, "FAIL  node unlocked"), 1) << locked.out;
+}
+
+TEST_F(Check, LegacyNodeIsNamed) {
+  serve("legacy");
+  const ProcessResult r = check(db_.uri_as_sweeper());
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(count_prefix(r, "ok    node API dialect: legacy"), 1) << r.out;
+}
+
+TEST_F(Check, UnreachableDatabaseFailsWithoutItsPassword) {
+  serve();
+  const ProcessResult r = check("postgresql://sweeper:s3cret-pw@127.0.0.1:1/lsp?connect_timeout=2");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(count_prefix(r, "FAIL  database reachable"), 1) << r.out;
+  EXPECT_EQ(r.out.find("s3cret-pw"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find("s3cret-pw"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace lsp_sweeper
