@@ -8,6 +8,7 @@ packages=(
   libcurl4-openssl-dev nlohmann-json3-dev libpqxx-dev libcli11-dev libspdlog-dev
   libgtest-dev libssl-dev libcpp-httplib-dev
   postgresql jq curl
+  clang libclang-rt-14-dev  # the libFuzzer targets (tests/fuzz)
 )
 
 missing=()

@@ -183,6 +183,19 @@ std::vector<NodeFaultCase> cases() {
                  {},
                  1,
                  "node payment rejected"});
+  // Hashes and preimages no decoder may pass on: each payment is rejected on its own.
+  json forged_preimage = outbound_succeeded(kJunk.hash, std::string(63, 'a') + "\u00e9");
+  out.push_back({"HostileHashesAndPreimages",
+                 json::array({junk("payment_hash", "'; DROP TABLE async_rotating_invoices; --"),
+                              junk("payment_hash", kJunk.hash.substr(0, 32) + std::string(1, '\0') +
+                                                       kJunk.hash.substr(33)),
+                              junk("payment_hash", kJunk.hash.substr(0, 63) + "\u00e9"),
+                              junk("payment_hash", kJunk.hash + "00"),
+                              junk("payment_hash", std::string(64, 'g')), forged_preimage}),
+                 {},
+                 {},
+                 1,
+                 "node payment rejected"});
   return out;
 }
 
