@@ -46,8 +46,7 @@ std::string read_node_token(const std::string& token_file) {
   }
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
   if (token.empty()) {
-    throw ConfigError(
-        "no node token: set LSP_SWEEPER_NODE_TOKEN or pass --node-token-file PATH");
+    throw ConfigError("no node token: set LSP_SWEEPER_NODE_TOKEN or pass --node-token-file PATH");
   }
   return token;
 }
@@ -87,6 +86,8 @@ struct RunFlags {
   std::uint32_t page_size = 1000;
   double timeout_seconds = 30;
   std::uint64_t max_response_bytes = 64ull * 1024 * 1024;
+  std::string ca_file;
+  bool allow_insecure_http = false;
 };
 
 int run_command(const RunFlags& flags) {
@@ -103,6 +104,8 @@ int run_command(const RunFlags& flags) {
   node_options.token = read_node_token(flags.node_token_file);
   node_options.timeout = std::chrono::milliseconds(static_cast<long>(flags.timeout_seconds * 1000));
   node_options.max_response_bytes = flags.max_response_bytes;
+  node_options.ca_file = flags.ca_file;
+  node_options.allow_insecure_http = flags.allow_insecure_http;
 
   report::RunResult result;
   try {
@@ -181,6 +184,11 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
   run->add_option("--max-response-bytes", run_flags.max_response_bytes,
                   "Largest node response accepted")
       ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 34));
+  run->add_option("--ca-file", run_flags.ca_file,
+                  "PEM file of the CA that signs the node's certificate (else the system's)")
+      ->check(CLI::ExistingFile);
+  run->add_flag("--allow-insecure-http", run_flags.allow_insecure_http,
+                "Allow plain http:// to a host other than loopback (the token goes in clear)");
   run->footer(kRunExamples);
 
   std::string migrate_db;
