@@ -162,10 +162,12 @@ inline ProcessResult run_sweeper(const std::string& node_url, const std::string&
 
 class SweepFixture : public ::testing::Test {
  protected:
-  void serve(nlohmann::json payments, const std::string& dialect = "paginated") {
+  void serve(nlohmann::json payments, const std::string& dialect = "paginated",
+             const std::optional<sim::TlsFiles>& tls = std::nullopt) {
     nlohmann::json doc{
         {"dialect", dialect}, {"height", kHeight}, {"payments", std::move(payments)}};
-    node_ = std::make_unique<sim::NodeSimulator>(sim::parse_scenario(doc, sim::unix_now()), kToken);
+    node_ = std::make_unique<sim::NodeSimulator>(sim::parse_scenario(doc, sim::unix_now()), kToken,
+                                                 tls);
     node_->start();
   }
 
