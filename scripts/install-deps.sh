@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libssl-dev libcpp-httplib-dev
   postgresql jq curl
   clang libclang-rt-14-dev  # the libFuzzer targets (tests/fuzz)
+  prometheus  # promtool: the tests check the metrics file and deploy/prometheus rules
 )
 
 missing=()

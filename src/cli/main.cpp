@@ -4,16 +4,15 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include "lsp_sweeper/node/client.hpp"
+#include "lsp_sweeper/report/metrics.hpp"
 #include "lsp_sweeper/report/report.hpp"
 #include "lsp_sweeper/run/sweep.hpp"
 #include "lsp_sweeper/store/store.hpp"
 #include "lsp_sweeper/util/duration.hpp"
+#include "lsp_sweeper/util/file.hpp"
 
 namespace {
 
@@ -36,11 +35,9 @@ void setup_logging(const std::string& level) {
 std::string read_node_token(const std::string& token_file) {
   std::string token;
   if (!token_file.empty()) {
-    std::ifstream in(token_file);
-    if (!in) throw ConfigError("cannot read the node token file " + token_file);
-    std::ostringstream text;
-    text << in.rdbuf();
-    token = text.str();
+    const auto text = util::read_file(token_file);
+    if (!text) throw ConfigError("cannot read the node token file " + token_file);
+    token = *text;
   } else if (const char* env = std::getenv("LSP_SWEEPER_NODE_TOKEN")) {
     token = env;
   }
@@ -57,15 +54,16 @@ void write_report(const std::string& path, const std::string& text) {
     std::cout << text << '\n' << std::flush;
     return;
   }
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text << '\n';
-    if (!out.flush()) throw ConfigError("cannot write the report to " + tmp);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw ConfigError("cannot move the report into place at " + path + ": " + ec.message());
+  util::write_file_atomically(path, text + '\n');
+}
+
+// The previous file's last success is carried over when this run is not one: the file alone
+// keeps it, so it survives a database that is down (the very case it must report).
+void write_metrics(const std::string& path, const report::RunResult& result) {
+  const auto previous = util::read_file(path);
+  util::write_file_atomically(
+      path, report::to_prometheus(
+                result, previous ? report::last_success_timestamp(*previous) : std::nullopt));
 }
 
 std::int64_t duration_option(const std::string& flag, const std::string& text) {
@@ -80,6 +78,7 @@ struct RunFlags {
   std::string db;
   bool dry_run = false;
   std::string report_path;
+  std::string metrics_path;
   std::int64_t min_age = 30;
   std::string lookback = "14d";
   std::string waiting_grace = "15m";
@@ -99,25 +98,35 @@ int run_command(const RunFlags& flags) {
   options.waiting_grace = duration_option("--waiting-grace", flags.waiting_grace);
   options.page_size = flags.page_size;
 
-  node::NodeClientOptions node_options;
-  node_options.base_url = flags.node_url;
-  node_options.token = read_node_token(flags.node_token_file);
-  node_options.timeout = std::chrono::milliseconds(static_cast<long>(flags.timeout_seconds * 1000));
-  node_options.max_response_bytes = flags.max_response_bytes;
-  node_options.ca_file = flags.ca_file;
-  node_options.allow_insecure_http = flags.allow_insecure_http;
-
+  const auto started_at = std::chrono::system_clock::now();
   report::RunResult result;
   try {
+    node::NodeClientOptions node_options;
+    node_options.base_url = flags.node_url;
+    node_options.token = read_node_token(flags.node_token_file);
+    node_options.timeout =
+        std::chrono::milliseconds(static_cast<long>(flags.timeout_seconds * 1000));
+    node_options.max_response_bytes = flags.max_response_bytes;
+    node_options.ca_file = flags.ca_file;
+    node_options.allow_insecure_http = flags.allow_insecure_http;
+    // Refuses an insecure node URL before any connection, the database's included; it sends
+    // nothing until asked.
     node::NodeClient node(node_options);
     store::PgStore store(flags.db);
+    // Before anything else, so an overlapping run asks the node nothing and writes nothing. A
+    // dry run writes nothing either: it neither takes the lock nor waits for it.
+    if (!flags.dry_run && !store.try_lock_sweep()) {
+      spdlog::warn("another lsp-sweeper run holds the sweep lock; nothing done, try again later");
+      return report::kExitBusy;
+    }
     result = run::run_sweep(node, store, options);
-  } catch (const store::StoreError& e) {
-    // Only the connection itself fails here; run_sweep reports everything after it.
-    spdlog::error("{}", e.what());
-    return report::kExitIncomplete;
+  } catch (const std::exception& e) {
+    // No token, the database unreachable, or the lock query failed: run_sweep reports
+    // everything after this, and the report and metrics say so as for any failed run.
+    result = run::run_not_started(options, started_at, e.what());
   }
   if (!flags.report_path.empty()) write_report(flags.report_path, report::to_json(result).dump(2));
+  if (!flags.metrics_path.empty()) write_metrics(flags.metrics_path, result);
   if (result.complete) {
     spdlog::info("{}", report::summary_line(result));
   } else {
@@ -136,7 +145,8 @@ Examples:
       --db 'host=/run/postgresql dbname=lsp' --report /var/lib/lsp-sweeper/last-run.json
 
 Exit codes: 0 nothing left to do; 1 divergences need a person, or a dry run found repairs;
-2 the run could not complete (node, database, configuration); 64 usage error.)";
+2 the run could not complete (node, database, configuration); 64 usage error; 75 another run
+is in progress (it holds the sweep lock): nothing was done, try again later.)";
 
 }  // namespace
 
@@ -169,6 +179,8 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
       ->required();
   run->add_flag("--dry-run", run_flags.dry_run, "Plan and report everything, write nothing");
   run->add_option("--report", run_flags.report_path, "Write the JSON report here ('-' = stdout)");
+  run->add_option("--metrics-file", run_flags.metrics_path,
+                  "Write Prometheus metrics here (node_exporter textfile collector, *.prom)");
   run->add_option("--min-age", run_flags.min_age,
                   "Skip payments the node updated less than this many seconds ago")
       ->check(CLI::NonNegativeNumber);

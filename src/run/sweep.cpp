@@ -43,18 +43,20 @@ class Sweep {
     result_.node.height = context_.current_height;
 
     for (const auto& query : queries(now - options_.lookback)) {
-      const node::ScanStats stats = node_.scan(
-          query, options_.page_size, [this](node::PaymentPage& page) { on_page(page); });
+      const node::ScanStats stats =
+          node_.scan(query, options_.page_size, [this](node::PaymentPage& page) { on_page(page); });
       result_.node.dialect = stats.dialect;
       result_.node.pages += stats.pages;
       if (stats.stopped_at_unindexed) {
-        note("the node's cursor reached payments stored before it had an index (index 0); "
-             "older payments of this listing cannot be paged and were not checked");
+        note(
+            "the node's cursor reached payments stored before it had an index (index 0); "
+            "older payments of this listing cannot be paged and were not checked");
       }
       if (stats.dialect == node::Dialect::Legacy) {
         // The legacy node ignores every filter and returned its whole history at once.
-        note("legacy node API: it has no Claimable status, so missed claimable callbacks "
-             "cannot be checked; payment_sent and failed legs were checked");
+        note(
+            "legacy node API: it has no Claimable status, so missed claimable callbacks "
+            "cannot be checked; payment_sent and failed legs were checked");
         break;
       }
     }
@@ -99,7 +101,7 @@ class Sweep {
     }
     for (auto& repair : plan.repairs) {
       if (!options_.dry_run) repair.applied = store_.apply(repair, result_.run_id);
-      const char* outcome = options_.dry_run  ? "would apply"
+      const char* outcome = options_.dry_run ? "would apply"
                             : repair.applied ? "applied"
                                              : "not applied: the record had already moved";
       spdlog::info("repair {} {} {}: {} -> {}, outbox {}: {}", plan::to_string(repair.kind),
@@ -140,13 +142,32 @@ std::string new_run_id() {
   return out;
 }
 
-report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store,
-                            const SweepOptions& options) {
+namespace {
+
+report::RunResult new_result(const SweepOptions& options,
+                             std::chrono::system_clock::time_point started_at) {
   report::RunResult result;
   result.run_id = new_run_id();
   result.dry_run = options.dry_run;
-  result.started_at = std::chrono::system_clock::now();
+  result.started_at = started_at;
   result.node.url = node::redact_url(options.node_url);
+  return result;
+}
+
+}  // namespace
+
+report::RunResult run_not_started(const SweepOptions& options,
+                                  std::chrono::system_clock::time_point started_at,
+                                  std::string error) {
+  report::RunResult result = new_result(options, started_at);
+  result.error = std::move(error);
+  result.finished_at = std::chrono::system_clock::now();
+  return result;
+}
+
+report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store,
+                            const SweepOptions& options) {
+  report::RunResult result = new_result(options, std::chrono::system_clock::now());
 
   bool run_recorded = false;
   try {

@@ -99,8 +99,12 @@ void prepare_statements(pqxx::connection& conn) {
     const std::string table(t.table);
     const std::string columns =
         "payment_hash, status, " + std::string(t.amount_column) + ", claim_deadline_height";
+    // A semi-join on the unnested array, not `= ANY($1)`: for a page of hashes the planner
+    // costs ANY's array as one row per element and picks a sequential scan that compares
+    // every record with every hash (34 ms against 5 ms for 1000 hashes and 100k records).
     conn.prepare(statement_name("records_for", t.flow),
-                 "SELECT " + columns + " FROM " + table + " WHERE payment_hash = ANY($1::text[])");
+                 "SELECT " + columns + " FROM " + table +
+                     " WHERE payment_hash IN (SELECT unnest($1::text[]))");
     conn.prepare(statement_name("records_needing_outbox_job", t.flow),
                  "SELECT " + columns +
                      ", ARRAY(SELECT o.action FROM async_rotating_invoice_outbox o"
@@ -280,6 +284,16 @@ void PgStore::finish_run(const RunRecord& run) {
     throw StoreError(context + ": " + detail::one_line(e.what()));
   }
   if (updated != 1) throw StoreError(context + ": no such run was begun");
+}
+
+bool PgStore::try_lock_sweep() {
+  try {
+    // Session-level, not transaction-level: it must outlive every transaction of the run.
+    pqxx::nontransaction txn(*impl_->conn);
+    return txn.exec_params1("SELECT pg_try_advisory_lock($1)", kSweepLockKey)[0].as<bool>();
+  } catch (const std::exception& e) {
+    throw StoreError("taking the sweep lock: " + detail::one_line(e.what()));
+  }
 }
 
 }  // namespace lsp_sweeper::store

@@ -4,11 +4,15 @@
 #include "lsp_sweeper/run/sweep.hpp"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "integration/sweep_fixture.hpp"
 #include "lsp_sweeper/store/store.hpp"
+#include "lsp_sweeper/util/file.hpp"
 #include "lsp_sweeper/util/hex.hpp"
 #include "sim/simulator.hpp"
 
@@ -283,6 +287,11 @@ TEST_F(Sweep, ConfigurationAndUsageErrorsHaveTheirOwnExitCodes) {
   const ProcessResult no_token = sweep({}, "");
   EXPECT_EQ(no_token.exit_code, 2);
   EXPECT_NE(no_token.err.find("LSP_SWEEPER_NODE_TOKEN"), std::string::npos) << no_token.err;
+  // Alerting reads the report: a run that could not start still writes one.
+  const json r = report(no_token);
+  EXPECT_FALSE(r["complete"]);
+  EXPECT_EQ(r["exit_code"], 2);
+  EXPECT_NE(r["error"].get<std::string>().find("no node token"), std::string::npos);
 
   const ProcessResult bad_flag = sweep({"--page-size", "zero"});
   EXPECT_EQ(bad_flag.exit_code, 64);
@@ -297,12 +306,114 @@ TEST_F(Sweep, ConfigurationAndUsageErrorsHaveTheirOwnExitCodes) {
 TEST_F(Sweep, UnreachableDatabaseEndsTheRunWithoutItsPassword) {
   serve(json::array());
   const ProcessResult run = run_process(
-      {LSP_SWEEPER_BINARY, "run"},
+      {LSP_SWEEPER_BINARY, "run", "--report", "-"},
       {{"LSP_SWEEPER_NODE_URL", node_->url()},
        {"LSP_SWEEPER_DB_URL", "postgresql://sweeper:s3cret-pw@127.0.0.1:1/lsp?connect_timeout=2"},
        {"LSP_SWEEPER_NODE_TOKEN", kToken}});
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_EQ(run.err.find("s3cret-pw"), std::string::npos) << run.err;
+  EXPECT_EQ(run.out.find("s3cret-pw"), std::string::npos) << run.out;
+  EXPECT_NE(report(run)["error"].get<std::string>().find("cannot connect"), std::string::npos);
+}
+
+TEST_F(Sweep, OverlappingRunTouchesNothingAndExits75) {
+  const Secret s = secret('s');
+  seed_apay(s.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(s.hash, s.preimage)}));
+
+  // While the first run waits for the node's first answer (it holds the lock by then), a
+  // second real process starts: cron firing again over a slow sweep.
+  std::optional<ProcessResult> second;
+  sim::Fault start_second;
+  start_second.kind = sim::FaultKind::Action;
+  start_second.action = [&] { second = sweep(); };
+  node_->inject("/networkinfo", 1, start_second);
+  const ProcessResult first = sweep();
+
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->exit_code, 75) << second->err;
+  EXPECT_NE(second->err.find("sweep lock"), std::string::npos) << second->err;
+  EXPECT_TRUE(second->out.empty()) << "no report from a run that did nothing";
+  EXPECT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(report(first)["summary"]["repairs_applied"], 1);
+  // Only the first run asked the node anything or wrote a row.
+  EXPECT_EQ(node_->request_count("/networkinfo"), 1u);
+  EXPECT_EQ(count("lsp_sweeper.runs"), 1);
+  EXPECT_EQ(count("lsp_sweeper.actions"), 1);
+  EXPECT_EQ(jobs(s.hash, "claim_inbound_invoice"), 1);
+}
+
+TEST_F(Sweep, SweepLockHeldElsewhereBlocksRealRunsButNotDryRuns) {
+  const Secret s = secret('t');
+  seed_apay(s.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(s.hash, s.preimage)}));
+  // The documented key, held on the test's own session as a running sweep would hold it.
+  db_.exec("SELECT pg_advisory_lock($1)", store::kSweepLockKey);
+
+  const ProcessResult busy = sweep();
+  EXPECT_EQ(busy.exit_code, 75) << busy.err;
+  EXPECT_EQ(node_->request_count(), 0u);
+  EXPECT_EQ(apay_status(s.hash), "outbound_paid");
+  EXPECT_EQ(count("lsp_sweeper.runs"), 0);
+
+  const ProcessResult dry = sweep({"--dry-run"});
+  EXPECT_EQ(dry.exit_code, 1) << dry.err;
+  EXPECT_EQ(report(dry)["summary"]["repairs_planned"], 1);
+
+  db_.exec("SELECT pg_advisory_unlock($1)", store::kSweepLockKey);
+  const ProcessResult after = sweep();
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(apay_status(s.hash), "outbound_claimed");
+}
+
+// The value of the sample `series` (name and labels as written) in a metrics file.
+std::optional<double> sample(const std::string& text, const std::string& series) {
+  const std::string prefix = "\n" + series + " ";
+  const std::size_t at = ("\n" + text).find(prefix);
+  if (at == std::string::npos) return std::nullopt;
+  return std::stod(text.substr(at + prefix.size() - 1));
+}
+
+TEST_F(Sweep, MetricsFilePassesPromtoolAndMatchesTheRun) {
+  const Secret sent = secret('u'), forged = secret('v');
+  seed_apay(sent.hash, "outbound_paid", 2000000);
+  seed_relay(forged.hash, "outbound_pending", 1000000);
+  serve(json::array({outbound_succeeded(sent.hash, sent.preimage),
+                     outbound_succeeded(forged.hash, secret('w').preimage)}));
+  char dir_template[] = "/tmp/lsp-sweeper-metrics.XXXXXX";
+  const std::filesystem::path dir = mkdtemp(dir_template);
+  const std::string path = dir / "lsp_sweeper.prom";
+
+  const ProcessResult run = sweep({"--metrics-file", path});
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  const json r = report(run);
+  const std::string text = util::read_file(path).value_or("");
+  const ProcessResult promtool =
+      run_process({"/bin/sh", "-c", "promtool check metrics < '" + path + "'"});
+  EXPECT_EQ(promtool.exit_code, 0) << promtool.out << promtool.err << text;
+
+  EXPECT_EQ(sample(text, "lsp_sweeper_run_exit_code"), 1);
+  EXPECT_EQ(sample(text, "lsp_sweeper_payments_scanned"), r["node"]["payments_scanned"]);
+  EXPECT_EQ(sample(text, R"(lsp_sweeper_repairs_applied{kind="missed_payment_sent",flow="apay"})"),
+            1);
+  EXPECT_EQ(sample(text, R"(lsp_sweeper_repairs_applied{kind="missed_payment_sent",flow="relay"})"),
+            0);
+  EXPECT_EQ(sample(text, R"(lsp_sweeper_divergences_needing_person{kind="preimage_mismatch"})"), 1);
+  const auto success = sample(text, "lsp_sweeper_last_success_timestamp_seconds");
+  ASSERT_TRUE(success.has_value()) << text;
+  EXPECT_EQ(success, sample(text, "lsp_sweeper_last_run_timestamp_seconds"));
+
+  // A failed run says so and keeps the last success it read back from the file.
+  node_->set_locked(true);
+  const ProcessResult failed = sweep({"--metrics-file", path});
+  EXPECT_EQ(failed.exit_code, 2) << failed.err;
+  const std::string after = util::read_file(path).value_or("");
+  EXPECT_EQ(sample(after, "lsp_sweeper_run_exit_code"), 2);
+  EXPECT_EQ(sample(after, "lsp_sweeper_run_complete"), 0);
+  EXPECT_EQ(sample(after, "lsp_sweeper_last_success_timestamp_seconds"), success);
+  // Written by rename: nothing but the file itself is left in the directory.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), {}), 1);
+  std::filesystem::remove_all(dir);
 }
 
 // The LSP's own live callback lands after the sweeper read the records but before it applies

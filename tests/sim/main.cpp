@@ -46,6 +46,9 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--port", port, "Port to listen on; 0 picks a free one")->capture_default_str();
   app.add_option("--listen", listen, "Address to listen on")->capture_default_str();
+  std::string request_log;
+  app.add_option("--request-log", request_log,
+                 "Append one line per answered request (method and target) to this file");
   app.add_option("--token-file", token_file,
                  "File holding the bearer token (default: $NODE_SIMULATOR_TOKEN)")
       ->check(CLI::ExistingFile);
@@ -63,6 +66,13 @@ int main(int argc, char** argv) {
     const auto token = read_token(token_file);
     lsp_sweeper::sim::NodeSimulator simulator(
         lsp_sweeper::sim::load_scenario(scenario_file, lsp_sweeper::sim::unix_now()), token);
+    std::ofstream log;
+    if (!request_log.empty()) {
+      log.open(request_log, std::ios::app);
+      if (!log) throw std::runtime_error("cannot open request log " + request_log);
+      // Flushed per line: a benchmark reads it while the simulator keeps running.
+      simulator.set_request_log([&log](const std::string& line) { log << line << std::endl; });
+    }
     simulator.start(port, listen);
     std::cout << "listening on " << simulator.url() << std::endl;  // flushed: scripts wait for it
     int received = 0;

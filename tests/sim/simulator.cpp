@@ -13,6 +13,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -69,18 +70,19 @@ std::string lowercase(std::string text) {
 }
 
 // The field as a string, or nothing when the payment is not an object or the field is
-// missing or of another type: such a payment then matches no filter on it.
-std::optional<std::string> string_field(const json& payment, const char* key) {
+// missing or of another type: such a payment then matches no filter on it. A view into the
+// payment, not a copy: filters run over the whole history for every page.
+std::optional<std::string_view> string_field(const json& payment, const char* key) {
   if (!payment.is_object()) return std::nullopt;
   const auto it = payment.find(key);
   if (it == payment.end() || !it->is_string()) return std::nullopt;
-  return it->get<std::string>();
+  return it->get_ref<const std::string&>();
 }
 
 // The real node parses the hash into bytes, so any hex case finds the payment.
 bool same_hash(const json& payment, const std::string& lowercase_hash) {
   const auto hash = string_field(payment, "payment_hash");
-  return hash && lowercase(*hash) == lowercase_hash;
+  return hash && lowercase(std::string(*hash)) == lowercase_hash;
 }
 
 bool is_inbound(const json& payment) {
@@ -98,9 +100,10 @@ json to_legacy(json payment) {
     payment.erase(it);
     payment["inbound"] = !outbound;
   }
-  if (const auto status = string_field(payment, "status")) {
-    if (*status == "Claimable" || *status == "Claiming") payment["status"] = "Pending";
-    if (*status == "Cancelled") payment["status"] = "Failed";
+  if (const auto field = string_field(payment, "status")) {
+    const std::string status(*field);  // the view dies with the value it is replaced by
+    if (status == "Claimable" || status == "Claiming") payment["status"] = "Pending";
+    if (status == "Cancelled") payment["status"] = "Failed";
   }
   return payment;
 }
@@ -270,6 +273,7 @@ struct NodeSimulator::Impl {
   std::map<std::string, std::map<std::uint64_t, Fault>> faults;  // path -> request number -> fault
   std::uint64_t total_requests = 0;
   std::map<std::string, std::uint64_t> requests_per_path;
+  std::function<void(const std::string&)> request_log;  // set before start, then only read
 
   // Counts the request and takes the fault scheduled for it, if any.
   std::optional<Fault> take_fault(const std::string& path) {
@@ -432,7 +436,7 @@ struct NodeSimulator::Impl {
                   "JsonExtractorRejection");
       return;
     }
-    const std::string wanted = lowercase(*hash);
+    const std::string wanted = lowercase(std::string(*hash));
     const StoredPayment* found = nullptr;
     for (const auto& p : scenario.payments) {
       if (!same_hash(p.wire, wanted)) continue;
@@ -448,7 +452,7 @@ struct NodeSimulator::Impl {
     if (!found) {
       // The real node answers an unknown payment with 403, like a lock: a client must tell
       // them apart by `name`, not by status.
-      reply_error(res, 403, "Payment not found: " + *hash, "PaymentNotFound");
+      reply_error(res, 403, "Payment not found: " + std::string(*hash), "PaymentNotFound");
       return;
     }
     reply(res, 200, json{{"payment", legacy ? to_legacy(found->wire) : found->wire}}.dump());
@@ -491,6 +495,14 @@ NodeSimulator::NodeSimulator(Scenario scenario, std::string token,
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
+  svr.set_logger([impl](const httplib::Request& req, const httplib::Response&) {
+    if (!impl->request_log) return;
+    std::lock_guard lock(impl->mu);  // server threads answer requests concurrently
+    impl->request_log(req.method + " " + req.target);
+  });
+  // A response leaves in several writes (headers, then body); with Nagle's algorithm on, the
+  // second waits for the client's delayed ACK, up to 40 ms per keep-alive request.
+  svr.set_tcp_nodelay(true);
   // Keep-alive connections would otherwise hold stop() for the default 5 s.
   svr.set_keep_alive_timeout(1);
 }
@@ -557,6 +569,10 @@ bool NodeSimulator::set_payment_status(const std::string& payment_hash,
     return true;
   }
   return false;
+}
+
+void NodeSimulator::set_request_log(std::function<void(const std::string&)> log) {
+  impl_->request_log = std::move(log);
 }
 
 void NodeSimulator::set_height(std::int64_t height) {

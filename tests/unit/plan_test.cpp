@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lsp_sweeper/util/hex.hpp"
@@ -87,6 +89,18 @@ std::vector<DivergenceKind> kinds(const Plan& plan) {
   return out;
 }
 
+// A parameterised test's name from its row: gtest allows letters, digits and '_' only.
+std::string test_name(std::initializer_list<std::string_view> parts) {
+  std::string name;
+  for (std::string_view part : parts) {
+    if (!name.empty()) name += '_';
+    for (char c : part) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  }
+  return name;
+}
+
+std::string_view event_name(bool claimable) { return claimable ? "claimable" : "payment_sent"; }
+
 // --- the four callback rows -------------------------------------------------------------
 
 struct CallbackRow {
@@ -137,7 +151,11 @@ INSTANTIATE_TEST_SUITE_P(
         CallbackRow{RepairKind::MissedPaymentSent, Flow::Relay, "outbound_pending",
                     "outbound_claimed", "lightning_send_claim_inbound"},
         CallbackRow{RepairKind::MissedPaymentSent, Flow::Relay, "outbound_paid",
-                    "outbound_claimed", "lightning_send_claim_inbound"}));
+                    "outbound_claimed", "lightning_send_claim_inbound"}),
+    [](const auto& row_info) {
+      const CallbackRow& r = row_info.param;
+      return test_name({to_string(r.flow), to_string(r.kind), r.from});
+    });
 
 TEST(Plan, RelayPaymentSentMayStartFromEitherOutboundState) {
   const Secret s = secret('b');
@@ -177,7 +195,11 @@ INSTANTIATE_TEST_SUITE_P(
                       AlreadyDone{Flow::Apay, false, "outbound_claimed"},
                       AlreadyDone{Flow::Apay, false, "inbound_claimed"},
                       AlreadyDone{Flow::Relay, false, "outbound_claimed"},
-                      AlreadyDone{Flow::Relay, false, "settled"}));
+                      AlreadyDone{Flow::Relay, false, "settled"}),
+    [](const auto& row_info) {
+      const AlreadyDone& r = row_info.param;
+      return test_name({to_string(r.flow), event_name(r.claimable), r.status});
+    });
 
 // --- states the table cannot explain ---------------------------------------------------
 
@@ -212,7 +234,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Unexplained{Flow::Apay, false, "active"},
                       Unexplained{Flow::Apay, false, "outbound_cancelled"},
                       Unexplained{Flow::Relay, false, "quoted"},
-                      Unexplained{Flow::Relay, false, "failed"}));
+                      Unexplained{Flow::Relay, false, "failed"}),
+    [](const auto& row_info) {
+      const Unexplained& r = row_info.param;
+      return test_name({to_string(r.flow), event_name(r.claimable), r.status});
+    });
 
 // --- guards ------------------------------------------------------------------------------
 
@@ -361,7 +387,12 @@ INSTANTIATE_TEST_SUITE_P(
         FailedLeg{Flow::Apay, PaymentType::Outbound, NodeStatus::Failed, "claimable", false},
         FailedLeg{Flow::Relay, PaymentType::Outbound, NodeStatus::Failed, "failed", false},
         FailedLeg{Flow::Relay, PaymentType::InboundHodl, NodeStatus::Cancelled, "quoted",
-                  false}));
+                  false}),
+    [](const auto& row_info) {
+      const FailedLeg& r = row_info.param;
+      return test_name(
+          {to_string(r.flow), to_string(r.type), to_string(r.status), r.record_status});
+    });
 
 TEST(Guards, OutboundAheadOfTheLspWaitsThenNeedsAPerson) {
   const Secret s = secret('p');

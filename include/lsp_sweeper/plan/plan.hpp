@@ -3,6 +3,7 @@
 // transition table of DOMAIN.md lives here once, as data.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,6 +16,8 @@ namespace lsp_sweeper::plan {
 
 enum class RepairKind { MissedClaimable, MissedPaymentSent, MissingOutboxJob };
 std::string_view to_string(RepairKind k);
+inline constexpr std::array kRepairKinds{RepairKind::MissedClaimable, RepairKind::MissedPaymentSent,
+                                         RepairKind::MissingOutboxJob};
 
 // One row of the transition table: a record of `flow` in one of `from` moves to `to`, and
 // the outbox gets a job `outbox_action`. For MissingOutboxJob, from == {to}: only the job
@@ -31,13 +34,13 @@ struct Repair {
   RepairKind kind = RepairKind::MissedClaimable;
   Flow flow = Flow::Apay;
   std::string payment_hash;
-  std::string observed_status;  // the record's status when planned (reported as "from")
+  std::string observed_status;    // the record's status when planned (reported as "from")
   std::vector<std::string> from;  // the conditional UPDATE's `status IN (...)`
   std::string to;
   std::string outbox_action;
   std::optional<std::int64_t> claim_deadline_height;  // MissedClaimable
   std::optional<std::string> preimage;                // MissedPaymentSent, already verified
-  bool applied = false;  // set by the apply step, never by the planner
+  bool applied = false;                               // set by the apply step, never by the planner
 };
 
 enum class DivergenceKind {
@@ -53,6 +56,15 @@ enum class DivergenceKind {
 };
 std::string_view to_string(DivergenceKind k);
 
+// Every kind, for views that list all of them (the metrics file shows zeros too).
+inline constexpr std::array kDivergenceKinds{
+    DivergenceKind::PreimageMismatch,       DivergenceKind::PreimageMissing,
+    DivergenceKind::AmountMismatch,         DivergenceKind::ClaimDeadlineUnknown,
+    DivergenceKind::ClaimDeadlinePassed,    DivergenceKind::NodeLegFailed,
+    DivergenceKind::OutboundSucceededEarly, DivergenceKind::UnexplainedState,
+    DivergenceKind::MalformedPayment,
+};
+
 struct Divergence {
   DivergenceKind kind = DivergenceKind::UnexplainedState;
   std::optional<Flow> flow;  // none for MalformedPayment
@@ -64,9 +76,9 @@ struct Divergence {
 };
 
 struct PlanContext {
-  std::int64_t now = 0;             // unix seconds
-  std::int64_t current_height = 0;  // the node's block height
-  std::int64_t min_age = 30;        // seconds since the node's updated_at before acting
+  std::int64_t now = 0;              // unix seconds
+  std::int64_t current_height = 0;   // the node's block height
+  std::int64_t min_age = 30;         // seconds since the node's updated_at before acting
   std::int64_t waiting_grace = 900;  // seconds an OutboundSucceededEarly may last unalerted
 };
 

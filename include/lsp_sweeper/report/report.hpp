@@ -4,11 +4,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "lsp_sweeper/node/decode.hpp"
 #include "lsp_sweeper/plan/plan.hpp"
@@ -21,6 +20,7 @@ enum ExitCode : int {
   kExitNeedsAttention = 1,  // divergences need a person, or a dry run found repairs
   kExitIncomplete = 2,      // the run could not complete (node, database, configuration)
   kExitUsage = 64,          // bad command line
+  kExitBusy = 75,           // another run holds the sweep lock: try again later (EX_TEMPFAIL)
 };
 
 struct NodeSummary {
@@ -43,8 +43,9 @@ struct RunResult {
   std::vector<plan::Divergence> divergences;
   std::int64_t orphans = 0;
   std::int64_t deferred = 0;
-  std::vector<std::string> notes;  // things the operator should know once per run
+  std::vector<std::string> notes;    // things the operator should know once per run
   std::optional<std::string> error;  // why the run could not complete
+  std::int64_t alert_failures = 0;   // alert deliveries that failed (set by the alert step)
 };
 
 int exit_code(const RunResult& result);

@@ -53,6 +53,11 @@ class RecordStore {
   virtual void finish_run(const RunRecord& run) = 0;
 };
 
+// The key of the session-level advisory lock a writing run holds for its whole duration
+// (README, "Overlapping runs"): pg_try_advisory_lock(7814713333662445171), "lsp_runs" in
+// ASCII. Distinct from the migration lock, so a run never waits on a migrate.
+constexpr std::int64_t kSweepLockKey = 0x6c73705f72756e73;
+
 class PgStore final : public RecordStore {
  public:
   // Connects with any libpq connection string (URI or key=value).
@@ -66,6 +71,11 @@ class PgStore final : public RecordStore {
   bool apply(const plan::Repair& repair, const std::string& run_id) override;
   void begin_run(const std::string& run_id, bool dry_run) override;
   void finish_run(const RunRecord& run) override;
+
+  // Takes the sweep lock on this store's connection without waiting. false: another run
+  // holds it. Held until the store is destroyed (which releases it) or the connection
+  // closes, so a crashed run never leaves it behind.
+  bool try_lock_sweep();
 
  private:
   struct Impl;
