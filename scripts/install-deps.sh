@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libssl-dev libcpp-httplib-dev
   postgresql jq curl
   time python3 xxd  # bench/ only: /usr/bin/time, the generator, the shell baseline
+  clang libclang-rt-14-dev  # the libFuzzer targets (tests/fuzz)
   prometheus  # promtool: the tests check the metrics file and deploy/prometheus rules
 )
 

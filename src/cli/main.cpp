@@ -84,6 +84,8 @@ struct RunFlags {
   std::uint64_t max_response_bytes = 64ull * 1024 * 1024;
   std::vector<std::string> alert_webhooks;
   std::string realert_after = "6h";
+  std::string ca_file;
+  bool allow_insecure_http = false;
 };
 
 // The options `run` and `check` share: where the node and the database are, and how to ask.
@@ -101,6 +103,15 @@ void add_connection_options(CLI::App* command, RunFlags& flags) {
   command->add_option("--timeout", flags.timeout_seconds, "Seconds per node request")
       ->envname("LSP_SWEEPER_TIMEOUT")
       ->check(CLI::Range(0.1, 3600.0));
+  command
+      ->add_option("--ca-file", flags.ca_file,
+                   "PEM file of the CA that signs the node's certificate (else the system's)")
+      ->envname("LSP_SWEEPER_CA_FILE")
+      ->check(CLI::ExistingFile);
+  command
+      ->add_flag("--allow-insecure-http", flags.allow_insecure_http,
+                 "Allow plain http:// to a host other than loopback (the token goes in clear)")
+      ->envname("LSP_SWEEPER_ALLOW_INSECURE_HTTP");
 }
 
 node::NodeClientOptions node_client_options(const RunFlags& flags) {
@@ -109,6 +120,8 @@ node::NodeClientOptions node_client_options(const RunFlags& flags) {
   options.token = read_node_token(flags.node_token_file);
   options.timeout = std::chrono::milliseconds(static_cast<long>(flags.timeout_seconds * 1000));
   options.max_response_bytes = flags.max_response_bytes;
+  options.ca_file = flags.ca_file;
+  options.allow_insecure_http = flags.allow_insecure_http;
   return options;
 }
 
@@ -134,6 +147,9 @@ int run_command(const RunFlags& flags) {
   report::RunResult result;
   try {
     const node::NodeClientOptions node_options = node_client_options(flags);
+    // Refuses an insecure node URL before any connection, the database's included; it sends
+    // nothing until asked.
+    node::NodeClient node(node_options);
     store::PgStore store(flags.db);
     // Before anything else, so an overlapping run asks the node nothing and writes nothing. A
     // dry run writes nothing either: it neither takes the lock nor waits for it.
@@ -141,7 +157,6 @@ int run_command(const RunFlags& flags) {
       spdlog::warn("another lsp-sweeper run holds the sweep lock; nothing done, try again later");
       return report::kExitBusy;
     }
-    node::NodeClient node(node_options);
     result = run::run_sweep(node, store, options);
   } catch (const std::exception& e) {
     // No token, the database unreachable, or the lock query failed: run_sweep reports

@@ -1,5 +1,6 @@
 #include "lsp_sweeper/node/client.hpp"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -112,6 +113,13 @@ struct NodeClient::Impl {
                     [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
       throw std::invalid_argument("node token contains a control character");
     }
+    // Checked before libcurl is even set up: the refused request is never attempted.
+    if (!options.allow_insecure_http && is_insecure_remote_http(base)) {
+      throw NodeError(NodeErrorKind::Transport,
+                      "refusing plain http:// to " + redact_url(base) +
+                          ", which is not loopback: the token would cross the network in clear "
+                          "(use https://, or --allow-insecure-http on a trusted network)");
+    }
     sink.limit = options.max_response_bytes;
 
     init_curl_once();
@@ -139,6 +147,10 @@ struct NodeClient::Impl {
     set(CURLOPT_WRITEFUNCTION, &write_body);
     set(CURLOPT_WRITEDATA, static_cast<void*>(&sink));
     set(CURLOPT_ERRORBUFFER, curl_error);
+    // libcurl's defaults, made explicit: no build or environment may turn them off.
+    set(CURLOPT_SSL_VERIFYPEER, 1L);
+    set(CURLOPT_SSL_VERIFYHOST, 2L);
+    if (!options.ca_file.empty()) set(CURLOPT_CAINFO, options.ca_file.c_str());
   }
 
   template <typename T>
@@ -302,6 +314,28 @@ ScanStats NodeClient::scan(const PaymentQuery& query, std::uint32_t page_size,
     }
     cursor = next;
   }
+}
+
+bool is_insecure_remote_http(const std::string& url) {
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> parsed(curl_url(), curl_url_cleanup);
+  if (!parsed || curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) {
+    throw std::invalid_argument("node URL cannot be parsed: " + redact_url(url));
+  }
+  const auto part = [&](CURLUPart which) {
+    char* text = nullptr;
+    std::string out;
+    if (curl_url_get(parsed.get(), which, &text, 0) == CURLUE_OK && text != nullptr) out = text;
+    curl_free(text);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+  };
+  if (part(CURLUPART_SCHEME) != "http") return false;
+  const std::string host = part(CURLUPART_HOST);
+  // An IPv4 address in 127.0.0.0/8, not a name that merely starts with "127.".
+  in_addr v4{};
+  const bool loopback_v4 = inet_pton(AF_INET, host.c_str(), &v4) == 1 && host.starts_with("127.");
+  return !(host == "localhost" || host == "[::1]" || loopback_v4);
 }
 
 std::string redact_url(const std::string& url) {

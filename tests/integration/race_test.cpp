@@ -2,9 +2,11 @@
 // LSP's own live callback path. Every repair lands exactly once whoever wins.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <set>
 #include <thread>
 
 #include "integration/sweep_fixture.hpp"
@@ -20,37 +22,10 @@ constexpr int kSweepers = 8;
 // What a second sweeper exits with when another one holds the run lock (if the build has it).
 constexpr int kExitLocked = 75;
 
-std::vector<std::string> hashes(int n) {
-  std::vector<std::string> out;
-  for (int i = 0; i < n; ++i) out.push_back(util::sha256_hex("race-" + std::to_string(i)));
-  return out;
-}
-
-// Every hash is an APay record left `active` while the node holds its payment: a missed
-// claimable callback each.
-void seed_missed_claimables(TestDatabase& db, const std::vector<std::string>& all) {
-  std::string array = "{";
-  for (const auto& h : all) array += (array.size() > 1 ? "," : "") + h;  // hex: no quoting
-  array += "}";
-  db.exec(
-      "INSERT INTO async_orders (peer_pubkey, status) VALUES ('peer', 'active') "
-      "ON CONFLICT (peer_pubkey) DO NOTHING");
-  db.exec(
-      "INSERT INTO async_rotating_invoices (order_id, invoice_slot, payment_hash, amount_msat, "
-      "expires_at, status) SELECT (SELECT order_id FROM async_orders WHERE peer_pubkey = 'peer'), "
-      "n, h, 3000000, now() + interval '1 day', 'active' "
-      "FROM unnest($1::text[]) WITH ORDINALITY AS t(h, n)",
-      array);
-}
-
-json held_payments(const std::vector<std::string>& all) {
-  json out = json::array();
-  for (const auto& h : all) out.push_back(hodl_claimable(h, 3000000));
-  return out;
-}
-
 class Race : public SweepFixture {
  protected:
+  void race_live_callbacks(bool serializable);
+
   int applied_actions(bool applied) {
     return db_.query_value<int>("SELECT count(*) FROM lsp_sweeper.actions WHERE applied = $1",
                                 applied);
@@ -58,7 +33,7 @@ class Race : public SweepFixture {
 };
 
 TEST_F(Race, EightSweepersApplyEveryRepairExactlyOnce) {
-  const auto all = hashes(kTransitions);
+  const auto all = many_hashes(kTransitions);
   seed_missed_claimables(db_, all);
   serve(held_payments(all));
 
@@ -93,7 +68,7 @@ TEST_F(Race, EightSweepersApplyEveryRepairExactlyOnce) {
 
 // What the LSP's claimable handler does for one hash, in its own transaction: the same
 // conditional UPDATE, then the outbox job only when the row moved. True when it moved it.
-bool live_callback(pqxx::connection& conn, const std::string& hash) {
+bool live_callback_once(pqxx::connection& conn, const std::string& hash) {
   pqxx::work txn(conn);
   const bool moved =
       txn.exec_params(
@@ -114,23 +89,44 @@ bool live_callback(pqxx::connection& conn, const std::string& hash) {
   return moved;
 }
 
-TEST_F(Race, LiveCallbacksRacingTheSweeperLeaveOneJobPerHash) {
-  const auto all = hashes(kTransitions);
+// The handler retried on a serialization failure, as an LSP running SERIALIZABLE must.
+bool live_callback(pqxx::connection& conn, const std::string& hash, int& serialization_failures) {
+  for (;;) {
+    try {
+      return live_callback_once(conn, hash);
+    } catch (const pqxx::serialization_failure&) {
+      ++serialization_failures;
+    }
+  }
+}
+
+// The callbacks race one sweeper on every hash. With `serializable`, the database's default
+// isolation is SERIALIZABLE: the callbacks then meet serialization failures and retry, while
+// the sweeper keeps READ COMMITTED for its own session and must not fail.
+void Race::race_live_callbacks(bool serializable) {
+  const auto all = many_hashes(kTransitions);
+  if (serializable) {
+    db_.exec("ALTER DATABASE " + db_.name() +
+             " SET default_transaction_isolation TO 'serializable'");
+  }
   seed_missed_claimables(db_, all);
   serve(held_payments(all));
 
   // The sweeper walks newest first (the end of `all`); the callbacks walk from the start, so
   // the two meet in the middle of the list.
   constexpr int kCallbackThreads = 4;
+  std::atomic<int> serialization_failures{0};
   std::vector<std::future<std::vector<std::string>>> callbacks;
   auto sweeper = std::async(std::launch::async, [this] { return sweep({}); });
   for (int t = 0; t < kCallbackThreads; ++t) {
-    callbacks.push_back(std::async(std::launch::async, [this, t, &all] {
+    callbacks.push_back(std::async(std::launch::async, [this, t, &all, &serialization_failures] {
       pqxx::connection conn(db_.uri());
       std::vector<std::string> won;
+      int failures = 0;
       for (std::size_t i = static_cast<std::size_t>(t); i < all.size(); i += kCallbackThreads) {
-        if (live_callback(conn, all[i])) won.push_back(all[i]);
+        if (live_callback(conn, all[i], failures)) won.push_back(all[i]);
       }
+      serialization_failures += failures;
       return won;
     }));
   }
@@ -169,8 +165,13 @@ TEST_F(Race, LiveCallbacksRacingTheSweeperLeaveOneJobPerHash) {
   ASSERT_EQ(run_sweeper(node_->url(), sequential.uri_as_sweeper()).exit_code, 0);
   EXPECT_EQ(lsp_state(db_), lsp_state(sequential));
   std::cout << "callbacks won " << won_by_callback.size() << ", sweeper applied " << sweeper_applied
-            << ", sweeper lost " << reported_lost << '\n';
+            << ", sweeper lost " << reported_lost << ", callback serialization failures "
+            << serialization_failures << '\n';
 }
+
+TEST_F(Race, LiveCallbacksRacingTheSweeperLeaveOneJobPerHash) { race_live_callbacks(false); }
+
+TEST_F(Race, SerializableDatabaseDefaultDoesNotFailTheSweeper) { race_live_callbacks(true); }
 
 }  // namespace
 }  // namespace lsp_sweeper

@@ -1,5 +1,6 @@
 // The node token and the database password never appear in anything a run leaves behind:
-// stdout, stderr at the most verbose level, the report file, or the audit tables.
+// stdout, stderr at the most verbose level, the report file, or the audit tables; and the
+// token is never sent in clear beyond loopback.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -63,6 +64,20 @@ TEST_F(Secrets, DatabasePasswordIsRedactedWhereTheRunFails) {
   EXPECT_EQ(r.exit_code, 2);
   expect_absent(password, "stdout", r.out);
   expect_absent(password, "stderr", r.err);
+  expect_absent(kToken, "stderr", r.err);
+}
+
+// The token would cross the network in clear: the run stops on the URL alone, before it
+// connects anywhere (not even to the database: no run is recorded).
+TEST_F(Secrets, PlainHttpToARemoteNodeIsRefusedBeforeAnyConnection) {
+  const ProcessResult r = run_process({LSP_SWEEPER_BINARY, "run", "--report", "-"},
+                                      {{"LSP_SWEEPER_NODE_URL", "http://10.0.0.1:1"},
+                                       {"LSP_SWEEPER_DB_URL", db_.uri()},
+                                       {"LSP_SWEEPER_NODE_TOKEN", kToken}});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(error_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("refusing plain http:// to http://10.0.0.1:1"), std::string::npos) << r.err;
+  EXPECT_EQ(count("lsp_sweeper.runs"), 0);
   expect_absent(kToken, "stderr", r.err);
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,36 @@ inline void seed_relay(TestDatabase& db, const std::string& hash, const std::str
       hash, amount, status);
 }
 
+// `n` distinct payment hashes.
+inline std::vector<std::string> many_hashes(int n) {
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) out.push_back(util::sha256_hex("race-" + std::to_string(i)));
+  return out;
+}
+
+// Every hash is an APay record left `active` while the node holds its payment: a missed
+// claimable callback each.
+inline void seed_missed_claimables(TestDatabase& db, const std::vector<std::string>& all) {
+  std::string array = "{";
+  for (const auto& h : all) array += (array.size() > 1 ? "," : "") + h;  // hex: no quoting
+  array += "}";
+  db.exec(
+      "INSERT INTO async_orders (peer_pubkey, status) VALUES ('peer', 'active') "
+      "ON CONFLICT (peer_pubkey) DO NOTHING");
+  db.exec(
+      "INSERT INTO async_rotating_invoices (order_id, invoice_slot, payment_hash, amount_msat, "
+      "expires_at, status) SELECT (SELECT order_id FROM async_orders WHERE peer_pubkey = 'peer'), "
+      "n, h, 3000000, now() + interval '1 day', 'active' "
+      "FROM unnest($1::text[]) WITH ORDINALITY AS t(h, n)",
+      array);
+}
+
+inline nlohmann::json held_payments(const std::vector<std::string>& all) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& h : all) out.push_back(hodl_claimable(h, 3000000));
+  return out;
+}
+
 // Everything a sweep may change in the LSP's tables and the outbox, timestamps aside, as one
 // comparable text: two databases in the same state give the same text.
 inline std::string lsp_state(TestDatabase& db) {
@@ -91,6 +122,31 @@ inline std::string lsp_state(TestDatabase& db) {
       "claim_deadline_height), E'\\n' ORDER BY payment_hash) FROM lightning_send_mappings), "
       "(SELECT string_agg(concat_ws(' ', payment_hash, action, status), E'\\n' "
       "ORDER BY payment_hash, action) FROM async_rotating_invoice_outbox))");
+}
+
+// Repairs seen half-applied: a record in a callback's target state without any outbox job, a
+// job whose record never moved, or a job without its `applied` audit row (or the reverse).
+// Valid for databases seeded only with records in a callback's `from` state.
+inline int half_applied(TestDatabase& db) {
+  return db.query_value<int>(
+      "SELECT (SELECT count(*) FROM async_rotating_invoices r WHERE "
+      "(r.status IN ('claimable', 'outbound_claimed')) <> EXISTS (SELECT 1 FROM "
+      "async_rotating_invoice_outbox o WHERE o.payment_hash = r.payment_hash)) + "
+      "(SELECT count(*) FROM lightning_send_mappings r WHERE "
+      "(r.status IN ('claimable', 'outbound_claimed')) <> EXISTS (SELECT 1 FROM "
+      "async_rotating_invoice_outbox o WHERE o.payment_hash = r.payment_hash)) + "
+      "abs((SELECT count(*) FROM async_rotating_invoice_outbox) - "
+      "(SELECT count(*) FROM lsp_sweeper.actions WHERE applied))");
+}
+
+// The lines of a run's log at level error: a failed run says why in exactly one.
+inline int error_lines(const std::string& err) {
+  std::istringstream in(err);
+  int n = 0;
+  for (std::string time, level, rest; in >> time >> level && std::getline(in, rest);) {
+    n += level == "error";
+  }
+  return n;
 }
 
 // `lsp-sweeper run` with the token in the environment and the report on stdout.
@@ -106,10 +162,12 @@ inline ProcessResult run_sweeper(const std::string& node_url, const std::string&
 
 class SweepFixture : public ::testing::Test {
  protected:
-  void serve(nlohmann::json payments, const std::string& dialect = "paginated") {
+  void serve(nlohmann::json payments, const std::string& dialect = "paginated",
+             const std::optional<sim::TlsFiles>& tls = std::nullopt) {
     nlohmann::json doc{
         {"dialect", dialect}, {"height", kHeight}, {"payments", std::move(payments)}};
-    node_ = std::make_unique<sim::NodeSimulator>(sim::parse_scenario(doc, sim::unix_now()), kToken);
+    node_ = std::make_unique<sim::NodeSimulator>(sim::parse_scenario(doc, sim::unix_now()), kToken,
+                                                 tls);
     node_->start();
   }
 

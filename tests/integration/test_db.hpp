@@ -33,6 +33,9 @@ class TestDatabase {
   const std::string& uri_as_sweeper() const { return sweeper_uri_; }
   const std::string& name() const { return name_; }
 
+  // A new connection in place of one the server dropped (e.g. a test restarted it).
+  void reconnect() { conn_ = std::make_unique<pqxx::connection>(uri_); }
+
   // Runs `sql` in autocommit mode, for seeding: without params any number of statements,
   // with params one statement whose $1, $2, ... they bind to.
   template <typename... Params>

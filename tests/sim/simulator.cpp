@@ -248,12 +248,21 @@ Scenario load_scenario(const std::filesystem::path& file, std::int64_t now) {
 }
 
 struct NodeSimulator::Impl {
-  explicit Impl(Scenario s, std::string t) : token(std::move(t)), scenario(std::move(s)) {
+  Impl(Scenario s, std::string t, const std::optional<TlsFiles>& tls)
+      : token(std::move(t)),
+        server_ptr(
+            tls ? std::make_unique<httplib::SSLServer>(tls->cert_pem.c_str(), tls->key_pem.c_str())
+                : std::make_unique<httplib::Server>()),
+        server(*server_ptr),
+        scheme(tls ? "https" : "http"),
+        scenario(std::move(s)) {
     sort_newest_first(scenario.payments);
   }
 
   const std::string token;
-  httplib::Server server;
+  std::unique_ptr<httplib::Server> server_ptr;
+  httplib::Server& server;
+  const std::string scheme;
   std::thread thread;
   std::atomic<bool> listener_done{false};
   std::string host;
@@ -455,9 +464,13 @@ struct NodeSimulator::Impl {
   }
 };
 
-NodeSimulator::NodeSimulator(Scenario scenario, std::string token)
-    : impl_(std::make_unique<Impl>(std::move(scenario), std::move(token))) {
+NodeSimulator::NodeSimulator(Scenario scenario, std::string token,
+                             const std::optional<TlsFiles>& tls)
+    : impl_(std::make_unique<Impl>(std::move(scenario), std::move(token), tls)) {
   if (impl_->token.empty()) throw std::invalid_argument("the node simulator needs a token");
+  if (!impl_->server.is_valid()) {
+    throw std::invalid_argument("node simulator: cannot load the TLS certificate or key");
+  }
   auto& svr = impl_->server;
   Impl* impl = impl_.get();
   svr.set_pre_routing_handler(
@@ -531,7 +544,7 @@ void NodeSimulator::stop() {
 }
 
 std::string NodeSimulator::url() const {
-  return "http://" + impl_->host + ":" + std::to_string(impl_->port);
+  return impl_->scheme + "://" + impl_->host + ":" + std::to_string(impl_->port);
 }
 
 void NodeSimulator::replace_payments(const nlohmann::json& payments) {

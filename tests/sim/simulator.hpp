@@ -87,9 +87,16 @@ struct Fault {
   std::function<void()> action;  // called without the simulator's lock held
 };
 
+// A certificate (chain) and its private key, PEM files, to serve https:// instead of http://.
+struct TlsFiles {
+  std::string cert_pem;
+  std::string key_pem;
+};
+
 class NodeSimulator {
  public:
-  NodeSimulator(Scenario scenario, std::string token);
+  NodeSimulator(Scenario scenario, std::string token,
+                const std::optional<TlsFiles>& tls = std::nullopt);
   ~NodeSimulator();  // stops the server
   NodeSimulator(const NodeSimulator&) = delete;
   NodeSimulator& operator=(const NodeSimulator&) = delete;
@@ -99,7 +106,7 @@ class NodeSimulator {
   // address cannot be bound or the server is already started.
   std::uint16_t start(std::uint16_t port = 0, const std::string& host = "127.0.0.1");
   void stop();
-  std::string url() const;  // http://host:port
+  std::string url() const;  // http://host:port, or https:// with TLS
 
   // Runtime changes, safe while requests are being served. Times resolve against now.
   void replace_payments(const nlohmann::json& payments);

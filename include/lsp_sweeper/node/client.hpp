@@ -68,6 +68,11 @@ struct NodeClientOptions {
   int max_attempts = 4;  // per GET, including the first
   std::chrono::milliseconds first_backoff{200};
   std::uint64_t max_response_bytes = 64ull * 1024 * 1024;
+  // PEM file of the CA(s) that sign the node's certificate; empty: the system's store.
+  // Certificates and host names are always verified.
+  std::string ca_file{};
+  // Plain http:// to a host other than loopback sends the token in clear: refused unless set.
+  bool allow_insecure_http = false;
 };
 
 class NodeClient final : public PaymentSource {
@@ -85,6 +90,10 @@ class NodeClient final : public PaymentSource {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// True when `url` is http:// (not https://) to a host other than loopback (localhost,
+// 127.0.0.0/8, ::1). Throws std::invalid_argument for a URL that cannot be parsed.
+bool is_insecure_remote_http(const std::string& url);
 
 // The URL with any user:password@ part removed, for logs and reports.
 std::string redact_url(const std::string& url);
