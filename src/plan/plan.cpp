@@ -18,10 +18,10 @@ struct StateLadder {
 };
 
 const StateLadder& ladder(Flow flow) {
-  static const StateLadder apay{{"reserved", "active", "claimable", "outbound_requested",
-                                 "outbound_pending", "outbound_paid", "outbound_claimed",
-                                 "inbound_claimed"},
-                                {"inbound_cancelled", "outbound_cancelled", "failed"}};
+  static const StateLadder apay{
+      {"reserved", "active", "claimable", "outbound_requested", "outbound_pending", "outbound_paid",
+       "outbound_claimed", "inbound_claimed"},
+      {"inbound_cancelled", "outbound_cancelled", "failed"}};
   static const StateLadder relay{
       {"quoted", "claimable", "outbound_pending", "outbound_paid", "outbound_claimed", "settled"},
       {"cancelled", "failed"}};
@@ -61,14 +61,26 @@ const std::vector<std::string_view>& in_flight_states(Flow flow, Direction leg) 
 
 std::vector<Transition> build_table() {
   std::vector<Transition> table{
-      {RepairKind::MissedClaimable, Flow::Apay, {"active"}, "claimable",
+      {RepairKind::MissedClaimable,
+       Flow::Apay,
+       {"active"},
+       "claimable",
        "request_outbound_invoice"},
-      {RepairKind::MissedClaimable, Flow::Relay, {"quoted"}, "claimable",
+      {RepairKind::MissedClaimable,
+       Flow::Relay,
+       {"quoted"},
+       "claimable",
        "lightning_send_pay_outbound"},
-      {RepairKind::MissedPaymentSent, Flow::Apay, {"outbound_paid"}, "outbound_claimed",
+      {RepairKind::MissedPaymentSent,
+       Flow::Apay,
+       {"outbound_paid"},
+       "outbound_claimed",
        "claim_inbound_invoice"},
-      {RepairKind::MissedPaymentSent, Flow::Relay, {"outbound_pending", "outbound_paid"},
-       "outbound_claimed", "lightning_send_claim_inbound"},
+      {RepairKind::MissedPaymentSent,
+       Flow::Relay,
+       {"outbound_pending", "outbound_paid"},
+       "outbound_claimed",
+       "lightning_send_claim_inbound"},
   };
   // A record that reached a callback's target state must have that callback's job: derive
   // the missing-job rows from the callback rows so the pairing is written once.
@@ -136,11 +148,11 @@ class Planner {
       guarded = true;
     }
     // APay keeps a deadline the LSP already recorded; relay takes the node's when it has one.
-    const auto deadline = record.flow == Flow::Apay
-                              ? (record.claim_deadline_height ? record.claim_deadline_height
-                                                              : p.claim_deadline_height)
-                              : (p.claim_deadline_height ? p.claim_deadline_height
-                                                         : record.claim_deadline_height);
+    const auto deadline =
+        record.flow == Flow::Apay
+            ? (record.claim_deadline_height ? record.claim_deadline_height
+                                            : p.claim_deadline_height)
+            : (p.claim_deadline_height ? p.claim_deadline_height : record.claim_deadline_height);
     if (!deadline) {
       diverge(DivergenceKind::ClaimDeadlineUnknown, record,
               "no claim_deadline_height from the node or the record; not guessing one");

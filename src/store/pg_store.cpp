@@ -19,8 +19,9 @@ namespace {
 // The table each flow keeps its records in, and what the two missed callbacks set besides
 // status and updated_at (DOMAIN.md, "The transitions to apply"). The only place that names
 // the LSP's record tables in a statement (check.cpp lists the privileges these statements
-// need; a column set here must be granted there and in sql/roles). These are constants of this file, never outside input, so
-// composing them into statement text is safe; every value is a $n parameter.
+// need; a column set here must be granted there and in sql/roles). These are constants of this
+// file, never outside input, so composing them into statement text is safe; every value is a $n
+// parameter.
 struct RecordTable {
   Flow flow;
   std::string_view table;
@@ -180,7 +181,8 @@ void prepare_statements(pqxx::connection& conn) {
   // whose last_seen_at is now() was seen by it.
   const std::string divergence_columns =
       "id, kind, COALESCE(flow, ''), payment_hash, detail, needs_person, first_seen_at = now(), "
-      "floor(EXTRACT(EPOCH FROM first_seen_at))::bigint, floor(EXTRACT(EPOCH FROM last_seen_at))::bigint, "
+      "floor(EXTRACT(EPOCH FROM first_seen_at))::bigint, floor(EXTRACT(EPOCH FROM "
+      "last_seen_at))::bigint, "
       "floor(EXTRACT(EPOCH FROM last_alerted_at))::bigint";
   conn.prepare("upsert_divergence",
                "INSERT INTO lsp_sweeper.divergences AS d (kind, flow, payment_hash, detail, "

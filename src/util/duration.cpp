@@ -15,8 +15,10 @@ std::optional<std::int64_t> parse_duration_seconds(std::string_view text) {
       case 'd': unit = 86400; break;
       default: unit = 0; break;
     }
-    if (unit != 0) text.remove_suffix(1);
-    else unit = 1;
+    if (unit != 0)
+      text.remove_suffix(1);
+    else
+      unit = 1;
   }
   if (text.empty()) return std::nullopt;
   std::int64_t value = 0;

@@ -117,9 +117,14 @@ TEST_F(DbFault, ServerRestartedBetweenTwoRuns) {
   EXPECT_EQ(moved(), 2);
 
   const std::string dir = server_dir();
-  ASSERT_EQ(std::system((std::string(LSP_SWEEPER_SOURCE_DIR) + "/scripts/pg.sh stop '" + dir + "'").c_str()), 0);
   ASSERT_EQ(
-      std::system((std::string(LSP_SWEEPER_SOURCE_DIR) + "/scripts/pg.sh start '" + dir + "' >/dev/null").c_str()), 0);
+      std::system(
+          (std::string(LSP_SWEEPER_SOURCE_DIR) + "/scripts/pg.sh stop '" + dir + "'").c_str()),
+      0);
+  ASSERT_EQ(std::system((std::string(LSP_SWEEPER_SOURCE_DIR) + "/scripts/pg.sh start '" + dir +
+                         "' >/dev/null")
+                            .c_str()),
+            0);
   db_.reconnect();
 
   expect_rerun_completes(6);

@@ -555,8 +555,8 @@ TEST(SweeperRole, HoldsNothingBeyondWhatTheSweepNeeds) {
   {
     pqxx::nontransaction txn(sweeper);
     EXPECT_EQ(txn.exec1("SELECT current_user")[0].as<std::string>(), "lsp_sweeper");
-    EXPECT_FALSE(txn.exec1("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0]
-                     .as<bool>());
+    EXPECT_FALSE(
+        txn.exec1("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0].as<bool>());
   }
   for (const std::string statement : {
            "UPDATE async_rotating_invoices SET amount_msat = 1",

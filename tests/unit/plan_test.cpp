@@ -141,17 +141,16 @@ TEST_P(CallbackRows, MissedCallbackBecomesOneRepair) {
 
 INSTANTIATE_TEST_SUITE_P(
     TransitionTable, CallbackRows,
-    ::testing::Values(
-        CallbackRow{RepairKind::MissedClaimable, Flow::Apay, "active", "claimable",
-                    "request_outbound_invoice"},
-        CallbackRow{RepairKind::MissedClaimable, Flow::Relay, "quoted", "claimable",
-                    "lightning_send_pay_outbound"},
-        CallbackRow{RepairKind::MissedPaymentSent, Flow::Apay, "outbound_paid",
-                    "outbound_claimed", "claim_inbound_invoice"},
-        CallbackRow{RepairKind::MissedPaymentSent, Flow::Relay, "outbound_pending",
-                    "outbound_claimed", "lightning_send_claim_inbound"},
-        CallbackRow{RepairKind::MissedPaymentSent, Flow::Relay, "outbound_paid",
-                    "outbound_claimed", "lightning_send_claim_inbound"}),
+    ::testing::Values(CallbackRow{RepairKind::MissedClaimable, Flow::Apay, "active", "claimable",
+                                  "request_outbound_invoice"},
+                      CallbackRow{RepairKind::MissedClaimable, Flow::Relay, "quoted", "claimable",
+                                  "lightning_send_pay_outbound"},
+                      CallbackRow{RepairKind::MissedPaymentSent, Flow::Apay, "outbound_paid",
+                                  "outbound_claimed", "claim_inbound_invoice"},
+                      CallbackRow{RepairKind::MissedPaymentSent, Flow::Relay, "outbound_pending",
+                                  "outbound_claimed", "lightning_send_claim_inbound"},
+                      CallbackRow{RepairKind::MissedPaymentSent, Flow::Relay, "outbound_paid",
+                                  "outbound_claimed", "lightning_send_claim_inbound"}),
     [](const auto& row_info) {
       const CallbackRow& r = row_info.param;
       return test_name({to_string(r.flow), to_string(r.kind), r.from});
@@ -159,8 +158,8 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(Plan, RelayPaymentSentMayStartFromEitherOutboundState) {
   const Secret s = secret('b');
-  const Plan plan = plan_payments({sent_payment(s)}, {record(Flow::Relay, s.hash, "outbound_paid")},
-                                  context());
+  const Plan plan =
+      plan_payments({sent_payment(s)}, {record(Flow::Relay, s.hash, "outbound_paid")}, context());
   ASSERT_EQ(plan.repairs.size(), 1u);
   EXPECT_EQ(plan.repairs[0].from, (std::vector<std::string>{"outbound_pending", "outbound_paid"}));
 }
@@ -185,21 +184,20 @@ TEST_P(AlreadyDoneRows, NothingPlanned) {
   EXPECT_TRUE(plan.divergences.empty()) << to_string(plan.divergences[0].kind);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    TransitionTable, AlreadyDoneRows,
-    ::testing::Values(AlreadyDone{Flow::Apay, true, "claimable"},
-                      AlreadyDone{Flow::Apay, true, "outbound_requested"},
-                      AlreadyDone{Flow::Apay, true, "inbound_claimed"},
-                      AlreadyDone{Flow::Relay, true, "claimable"},
-                      AlreadyDone{Flow::Relay, true, "settled"},
-                      AlreadyDone{Flow::Apay, false, "outbound_claimed"},
-                      AlreadyDone{Flow::Apay, false, "inbound_claimed"},
-                      AlreadyDone{Flow::Relay, false, "outbound_claimed"},
-                      AlreadyDone{Flow::Relay, false, "settled"}),
-    [](const auto& row_info) {
-      const AlreadyDone& r = row_info.param;
-      return test_name({to_string(r.flow), event_name(r.claimable), r.status});
-    });
+INSTANTIATE_TEST_SUITE_P(TransitionTable, AlreadyDoneRows,
+                         ::testing::Values(AlreadyDone{Flow::Apay, true, "claimable"},
+                                           AlreadyDone{Flow::Apay, true, "outbound_requested"},
+                                           AlreadyDone{Flow::Apay, true, "inbound_claimed"},
+                                           AlreadyDone{Flow::Relay, true, "claimable"},
+                                           AlreadyDone{Flow::Relay, true, "settled"},
+                                           AlreadyDone{Flow::Apay, false, "outbound_claimed"},
+                                           AlreadyDone{Flow::Apay, false, "inbound_claimed"},
+                                           AlreadyDone{Flow::Relay, false, "outbound_claimed"},
+                                           AlreadyDone{Flow::Relay, false, "settled"}),
+                         [](const auto& row_info) {
+                           const AlreadyDone& r = row_info.param;
+                           return test_name({to_string(r.flow), event_name(r.claimable), r.status});
+                         });
 
 // --- states the table cannot explain ---------------------------------------------------
 
@@ -223,22 +221,21 @@ TEST_P(UnexplainedRows, ReportedNeverApplied) {
   EXPECT_EQ(plan.divergences[0].flow, row.flow);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    TransitionTable, UnexplainedRows,
-    ::testing::Values(Unexplained{Flow::Apay, true, "reserved"},
-                      Unexplained{Flow::Apay, true, "inbound_cancelled"},
-                      Unexplained{Flow::Apay, true, "failed"},
-                      Unexplained{Flow::Apay, true, "no_such_state"},
-                      Unexplained{Flow::Relay, true, "cancelled"},
-                      Unexplained{Flow::Relay, true, "ACTIVE"},
-                      Unexplained{Flow::Apay, false, "active"},
-                      Unexplained{Flow::Apay, false, "outbound_cancelled"},
-                      Unexplained{Flow::Relay, false, "quoted"},
-                      Unexplained{Flow::Relay, false, "failed"}),
-    [](const auto& row_info) {
-      const Unexplained& r = row_info.param;
-      return test_name({to_string(r.flow), event_name(r.claimable), r.status});
-    });
+INSTANTIATE_TEST_SUITE_P(TransitionTable, UnexplainedRows,
+                         ::testing::Values(Unexplained{Flow::Apay, true, "reserved"},
+                                           Unexplained{Flow::Apay, true, "inbound_cancelled"},
+                                           Unexplained{Flow::Apay, true, "failed"},
+                                           Unexplained{Flow::Apay, true, "no_such_state"},
+                                           Unexplained{Flow::Relay, true, "cancelled"},
+                                           Unexplained{Flow::Relay, true, "ACTIVE"},
+                                           Unexplained{Flow::Apay, false, "active"},
+                                           Unexplained{Flow::Apay, false, "outbound_cancelled"},
+                                           Unexplained{Flow::Relay, false, "quoted"},
+                                           Unexplained{Flow::Relay, false, "failed"}),
+                         [](const auto& row_info) {
+                           const Unexplained& r = row_info.param;
+                           return test_name({to_string(r.flow), event_name(r.claimable), r.status});
+                         });
 
 // --- guards ------------------------------------------------------------------------------
 
@@ -311,9 +308,9 @@ TEST(Guards, DeadlineAtOrBelowHeightIsReported) {
 
 TEST(Guards, ApayKeepsTheDeadlineItAlreadyRecorded) {
   const Secret s = secret('l');
-  const Plan plan = plan_payments({claimable_payment(s.hash, 3'000'000, kHeight + 500)},
-                                  {record(Flow::Apay, s.hash, "active", 3'000'000, kHeight + 40)},
-                                  context());
+  const Plan plan =
+      plan_payments({claimable_payment(s.hash, 3'000'000, kHeight + 500)},
+                    {record(Flow::Apay, s.hash, "active", 3'000'000, kHeight + 40)}, context());
   ASSERT_EQ(plan.repairs.size(), 1u);
   EXPECT_EQ(plan.repairs[0].claim_deadline_height, kHeight + 40);
   // ...and a recorded deadline is known, even when the node reports none.
@@ -325,9 +322,9 @@ TEST(Guards, ApayKeepsTheDeadlineItAlreadyRecorded) {
 
 TEST(Guards, RelayTakesTheNodesDeadline) {
   const Secret s = secret('m');
-  const Plan plan = plan_payments({claimable_payment(s.hash, 3'000'000, kHeight + 500)},
-                                  {record(Flow::Relay, s.hash, "quoted", 3'000'000, kHeight + 40)},
-                                  context());
+  const Plan plan =
+      plan_payments({claimable_payment(s.hash, 3'000'000, kHeight + 500)},
+                    {record(Flow::Relay, s.hash, "quoted", 3'000'000, kHeight + 40)}, context());
   ASSERT_EQ(plan.repairs.size(), 1u);
   EXPECT_EQ(plan.repairs[0].claim_deadline_height, kHeight + 500);
 }
@@ -374,8 +371,7 @@ INSTANTIATE_TEST_SUITE_P(
                   true},
         FailedLeg{Flow::Apay, PaymentType::Outbound, NodeStatus::Failed, "outbound_paid", true},
         FailedLeg{Flow::Apay, PaymentType::Outbound, NodeStatus::Failed, "outbound_pending", true},
-        FailedLeg{Flow::Relay, PaymentType::InboundHodl, NodeStatus::Failed, "outbound_paid",
-                  true},
+        FailedLeg{Flow::Relay, PaymentType::InboundHodl, NodeStatus::Failed, "outbound_paid", true},
         FailedLeg{Flow::Relay, PaymentType::Outbound, NodeStatus::Cancelled, "outbound_pending",
                   true},
         FailedLeg{Flow::Relay, PaymentType::InboundUnknown, NodeStatus::Failed, "claimable", true},
@@ -386,8 +382,7 @@ INSTANTIATE_TEST_SUITE_P(
                   false},
         FailedLeg{Flow::Apay, PaymentType::Outbound, NodeStatus::Failed, "claimable", false},
         FailedLeg{Flow::Relay, PaymentType::Outbound, NodeStatus::Failed, "failed", false},
-        FailedLeg{Flow::Relay, PaymentType::InboundHodl, NodeStatus::Cancelled, "quoted",
-                  false}),
+        FailedLeg{Flow::Relay, PaymentType::InboundHodl, NodeStatus::Cancelled, "quoted", false}),
     [](const auto& row_info) {
       const FailedLeg& r = row_info.param;
       return test_name(
@@ -409,8 +404,8 @@ TEST(Guards, OutboundAheadOfTheLspWaitsThenNeedsAPerson) {
     ASSERT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::OutboundSucceededEarly});
     EXPECT_TRUE(plan.divergences[0].needs_person);
   }
-  const Plan apay_pending = plan_payments(
-      {sent_payment(s)}, {record(Flow::Apay, s.hash, "outbound_pending")}, context());
+  const Plan apay_pending =
+      plan_payments({sent_payment(s)}, {record(Flow::Apay, s.hash, "outbound_pending")}, context());
   EXPECT_EQ(kinds(apay_pending),
             std::vector<DivergenceKind>{DivergenceKind::OutboundSucceededEarly});
 }
@@ -431,9 +426,9 @@ TEST(Plan, RecentPaymentsAreLeftToTheNextSweep) {
 }
 
 TEST(Plan, PaymentsWithoutRecordsAreCountedAsOrphans) {
-  const Plan plan = plan_payments({sent_payment(secret('r')), sent_payment(secret('s'))},
-                                  {record(Flow::Apay, secret('t').hash, "outbound_paid")},
-                                  context());
+  const Plan plan =
+      plan_payments({sent_payment(secret('r')), sent_payment(secret('s'))},
+                    {record(Flow::Apay, secret('t').hash, "outbound_paid")}, context());
   EXPECT_EQ(plan.orphans, 2);
   EXPECT_TRUE(plan.repairs.empty());
   EXPECT_TRUE(plan.divergences.empty());
