@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs the missing Debian packages, starts a
-# throwaway PostgreSQL (private data directory and socket), and runs every test with ctest
-# twice: once built with warnings as errors, once under AddressSanitizer and
-# UndefinedBehaviorSanitizer; then the libFuzzer targets (clang) for a fixed number of inputs
-# each. The server is stopped whatever happens.
+# throwaway PostgreSQL (private data directory and socket), runs the libFuzzer targets (clang)
+# for a fixed number of inputs each, then every test with ctest twice: once built with
+# warnings as errors, once under AddressSanitizer and UndefinedBehaviorSanitizer. The server
+# is stopped whatever happens.
 #
-#   scripts/test.sh                    both passes
-#   scripts/test.sh --no-sanitizers    the first pass and the fuzz targets (quicker)
+#   scripts/test.sh                    the fuzz targets and both passes
+#   scripts/test.sh --no-sanitizers    the fuzz targets and the first pass (quicker)
 #   scripts/test.sh -- -R Sweep        extra arguments after -- go to ctest
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,14 @@ run_pass() {
   ctest --test-dir "$build" --output-on-failure -j"$(nproc)" "${ctest_args[@]}"
 }
 
+# The decoders of the node's JSON under libFuzzer, on their seed corpus plus
+# LSP_SWEEPER_FUZZ_RUNS new inputs each (tests/fuzz; a longer run: see RELIABILITY.md).
+echo "== fuzz: build in build/fuzz"
+cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
+  -DLSP_SWEEPER_FUZZ=ON -DLSP_SWEEPER_TESTS=OFF >/dev/null
+cmake --build build/fuzz -j"$(nproc)" --target fuzz_targets
+ctest --test-dir build/fuzz --output-on-failure
+
 ctest_args=("$@")
 run_pass "warnings as errors" build/test
 if [ "$sanitizers" -eq 1 ]; then
@@ -45,11 +53,3 @@ if [ "$sanitizers" -eq 1 ]; then
   export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
   run_pass "address + undefined sanitizers" build/asan -DLSP_SWEEPER_SANITIZE=ON
 fi
-
-# The decoders of the node's JSON under libFuzzer, on their seed corpus plus
-# LSP_SWEEPER_FUZZ_RUNS new inputs each (tests/fuzz; a longer run: see RELIABILITY.md).
-echo "== fuzz: build in build/fuzz"
-cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++ \
-  -DLSP_SWEEPER_FUZZ=ON -DLSP_SWEEPER_TESTS=OFF >/dev/null
-cmake --build build/fuzz -j"$(nproc)" --target fuzz_targets
-ctest --test-dir build/fuzz --output-on-failure
