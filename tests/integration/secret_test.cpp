@@ -52,6 +52,39 @@ TEST_F(Secrets, TokenIsInNoOutputOfAGoodOrAFailedRun) {
   EXPECT_EQ(count("lsp_sweeper.runs"), 2);
 }
 
+// What any local user can read of a running sweeper: its /proc/<pid>/cmdline. Read while the
+// run waits for the node's first answer, for every lsp-sweeper process alive at that moment.
+TEST_F(Secrets, TokenIsNotInTheCommandLineOfARunningSweeper) {
+  serve(json::array());
+  const auto binary = std::filesystem::canonical(LSP_SWEEPER_BINARY);
+  int sweepers_seen = 0;
+  std::string cmdlines;
+  sim::Fault read_proc;
+  read_proc.kind = sim::FaultKind::Action;
+  read_proc.action = [&] {
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      std::error_code ec;
+      const auto exe = std::filesystem::read_symlink(entry.path() / "exe", ec);
+      if (ec || exe != binary) continue;
+      std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+      std::stringstream text;
+      text << in.rdbuf();
+      cmdlines += text.str() + "\n";
+      ++sweepers_seen;
+    }
+  };
+  node_->inject("/networkinfo", 1, read_proc);
+
+  const ProcessResult r = run_process({LSP_SWEEPER_BINARY, "run", "--report", "-"},
+                                      {{"LSP_SWEEPER_NODE_URL", node_->url()},
+                                       {"LSP_SWEEPER_DB_URL", db_.uri_as_sweeper()},
+                                       {"LSP_SWEEPER_NODE_TOKEN", kToken}});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(sweepers_seen, 1);
+  EXPECT_NE(cmdlines.find("run"), std::string::npos) << cmdlines;
+  expect_absent(kToken, "/proc/<pid>/cmdline", cmdlines);
+}
+
 TEST_F(Secrets, DatabasePasswordIsRedactedWhereTheRunFails) {
   serve(json::array());
   const std::string password = "pw-Xk29-secret";
