@@ -127,8 +127,21 @@ class Sweep {
                    d.flow ? to_string(*d.flow) : "-", d.payment_hash, d.detail);
       result_.divergences.push_back(std::move(d));
     }
-    for (auto& repair : plan.repairs) {
-      if (!options_.dry_run) repair.applied = store_.apply(repair, result_.run_id);
+    if (!options_.dry_run && !plan.repairs.empty()) {
+      try {
+        store_.apply(plan.repairs, result_.run_id);
+      } catch (...) {
+        // Batches committed before the failing one stay committed: report those.
+        std::erase_if(plan.repairs, [](const plan::Repair& r) { return !r.applied; });
+        record(plan.repairs);
+        throw;
+      }
+    }
+    record(plan.repairs);
+  }
+
+  void record(std::vector<plan::Repair>& repairs) {
+    for (auto& repair : repairs) {
       const char* outcome = options_.dry_run ? "would apply"
                             : repair.applied ? "applied"
                                              : "not applied: the record had already moved";

@@ -1,11 +1,14 @@
 // PgStore: the LSP's order records and the sweeper's audit rows, through libpqxx 6.
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -26,8 +29,8 @@ struct RecordTable {
   Flow flow;
   std::string_view table;
   std::string_view amount_column;      // the inbound amount the node's amt_msat is checked against
-  std::string_view claimable_sets;     // $4 is the claim deadline height
-  std::string_view payment_sent_sets;  // $4 is the preimage, already checked against the hash
+  std::string_view claimable_sets;     // i.value is the claim deadline height
+  std::string_view payment_sent_sets;  // i.value is the preimage, already checked against the hash
 };
 
 constexpr std::array<RecordTable, 2> kRecordTables{{
@@ -35,10 +38,10 @@ constexpr std::array<RecordTable, 2> kRecordTables{{
     // callback is the one that counts.
     {Flow::Apay, "async_rotating_invoices", "amount_msat",
      "claimable_at = COALESCE(claimable_at, now()), "
-     "claim_deadline_height = COALESCE(claim_deadline_height, $4::bigint)",
-     "payment_preimage = $4"},
+     "claim_deadline_height = COALESCE(claim_deadline_height, i.value::bigint)",
+     "payment_preimage = i.value"},
     {Flow::Relay, "lightning_send_mappings", "inbound_amount_msat",
-     "claim_deadline_height = $4::bigint", "payment_preimage = $4"},
+     "claim_deadline_height = i.value::bigint", "payment_preimage = i.value"},
 }};
 
 std::string statement_name(std::string_view what, Flow flow) {
@@ -96,23 +99,36 @@ LspRecord to_record(Flow flow, const pqxx::row& row) {
   return record;
 }
 
-// The tail of a repair statement whose CTE `changed` holds one row when the repair changed
-// something: the audit row, `applied` from that row. One statement is one implicit
-// transaction, so the change, its job and the audit row commit or fail together, in one round
-// trip instead of five (BEGIN, UPDATE, INSERT, INSERT, COMMIT). Parameters: the run id is
-// $first, then kind, flow and observed status; the others are named.
-std::string audited(int first, std::string_view hash, std::string_view to,
-                    std::string_view action) {
-  const auto param = [&](int offset) {
-    std::string p = "$";  // appending: GCC 12 warns falsely (-Wrestrict) on "$" + std::string&&
-    p += std::to_string(first + offset);
-    return p + "::text";
-  };
-  return "INSERT INTO lsp_sweeper.actions (run_id, kind, flow, payment_hash, from_status, "
-         "to_status, outbox_action, applied) SELECT " +
-         param(0) + ", " + param(1) + ", " + param(2) + ", " + std::string(hash) + ", " + param(3) +
-         ", " + std::string(to) + ", " + std::string(action) +
-         ", EXISTS (SELECT 1 FROM changed) RETURNING applied";
+// The repair statements work on a batch of repairs of one transition. Parameters, the same for
+// every repair statement: $1 the payment hashes, $2 each record's status when planned (reported
+// as "from"), $3 the statuses the record must still be in, $4 the status it moves to (for a
+// missing job: the one it is in), $5 the outbox action, then the run id, kind and flow of the
+// audit rows; a callback repair's $9 holds each repair's value (deadline height or preimage).
+// One statement is one implicit transaction: every change of the batch, its job and its audit
+// row commit or fail together, in one round trip.
+constexpr std::string_view kRepairInput =
+    "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[]) AS i(payment_hash, observed)), ";
+constexpr std::string_view kCallbackRepairInput =
+    "WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $9::text[]) AS "
+    "i(payment_hash, observed, value)), ";
+
+// The tail of a repair statement whose CTE `changed` holds the hashes the batch changed: an
+// audit row per input repair, `applied` when its hash is in `changed`.
+constexpr std::string_view kAuditRows =
+    "INSERT INTO lsp_sweeper.actions (run_id, kind, flow, payment_hash, from_status, "
+    "to_status, outbox_action, applied) SELECT $6::text, $7::text, $8::text, i.payment_hash, "
+    "i.observed, $4::text, $5::text, i.payment_hash IN (SELECT payment_hash FROM changed) "
+    "FROM input i RETURNING payment_hash, applied";
+
+// Locks the batch's records still in one of $3 in hash order, so two batches touching the same
+// records queue up instead of deadlocking. Under READ COMMITTED a row another transaction is
+// changing is waited for and re-checked against the new version: a record a callback moved
+// meanwhile is no longer selected.
+std::string lock_records(std::string_view table, std::string_view mode) {
+  return "locked AS (SELECT r.payment_hash FROM " + std::string(table) +
+         " r WHERE r.payment_hash IN (SELECT payment_hash FROM input) AND r.status = "
+         "ANY($3::text[]) ORDER BY r.payment_hash FOR " +
+         std::string(mode) + "), ";
 }
 
 void prepare_statements(pqxx::connection& conn) {
@@ -134,20 +150,21 @@ void prepare_statements(pqxx::connection& conn) {
                      table + " r WHERE r.status = ANY($1::text[]) AND r.payment_hash IS NOT NULL");
 
     // Concurrency: the LSP's own callback handler may run the same transition at the same
-    // time. Under READ COMMITTED a conditional UPDATE that meets a row another transaction is
-    // changing waits for it to commit, then re-checks its WHERE against the new row version:
-    // if the callback moved the record first, status is no longer in `from` and this UPDATE
-    // changes nothing (and inserts no job). Exactly one of the two changes the row; the
-    // outbox's UNIQUE (payment_hash, action) with ON CONFLICT DO NOTHING makes the job single
-    // even if the other side inserts it without such a guard.
-    // The job is inserted only when the UPDATE changed the row.
+    // time. A conditional UPDATE that meets a row another transaction is changing waits for
+    // it to commit, then re-checks its WHERE against the new row version: if the callback
+    // moved the record first, status is no longer in $3 and this UPDATE changes nothing (and
+    // inserts no job). Exactly one of the two changes the row; the outbox's UNIQUE
+    // (payment_hash, action) with ON CONFLICT DO NOTHING makes the job single even if the
+    // other side inserts it without such a guard. The job is inserted only for a changed row.
     const auto callback_repair = [&](std::string_view sets) {
-      return "WITH changed AS (UPDATE " + table + " SET status = $3::text, " + std::string(sets) +
-             ", updated_at = now() WHERE payment_hash = $1::text AND status = ANY($2::text[])"
-             " RETURNING payment_hash), job AS (INSERT INTO async_rotating_invoice_outbox"
+      return std::string(kCallbackRepairInput) + lock_records(t.table, "UPDATE") +
+             "changed AS (UPDATE " + table + " r SET status = $4::text, " + std::string(sets) +
+             ", updated_at = now() FROM input i WHERE r.payment_hash = i.payment_hash AND "
+             "r.payment_hash IN (SELECT payment_hash FROM locked) AND r.status = ANY($3::text[])"
+             " RETURNING r.payment_hash), job AS (INSERT INTO async_rotating_invoice_outbox"
              " (payment_hash, action, status, available_at) SELECT payment_hash, $5::text,"
              " 'pending', now() FROM changed ON CONFLICT (payment_hash, action) DO NOTHING) " +
-             audited(6, "$1", "$3", "$5");
+             std::string(kAuditRows);
     };
     conn.prepare(name_of(plan::RepairKind::MissedClaimable, t.flow),
                  callback_repair(t.claimable_sets));
@@ -156,16 +173,15 @@ void prepare_statements(pqxx::connection& conn) {
 
     // A job for a record already in its state, only while it still is. FOR SHARE holds the
     // record in that state until this transaction ends (the LSP's own UPDATE waits), and a
-    // record moved meanwhile is re-checked and no longer matches: the job never lands after
+    // record moved meanwhile is re-checked and no longer selected: the job never lands after
     // the state it belongs to has been left.
     conn.prepare(name_of(plan::RepairKind::MissingOutboxJob, t.flow),
-                 "WITH changed AS (INSERT INTO async_rotating_invoice_outbox (payment_hash, "
-                 "action, status, available_at) SELECT $1::text, $2::text, 'pending', now() "
-                 "WHERE EXISTS (SELECT 1 FROM " +
-                     table +
-                     " WHERE payment_hash = $1 AND status = ANY($3::text[]) FOR SHARE)"
-                     " ON CONFLICT (payment_hash, action) DO NOTHING RETURNING payment_hash) " +
-                     audited(4, "$1", "$8", "$2"));
+                 std::string(kRepairInput) + lock_records(t.table, "SHARE") +
+                     "changed AS (INSERT INTO async_rotating_invoice_outbox (payment_hash, "
+                     "action, status, available_at) SELECT payment_hash, $5::text, 'pending', "
+                     "now() FROM locked ON CONFLICT (payment_hash, action) DO NOTHING "
+                     "RETURNING payment_hash) " +
+                     std::string(kAuditRows));
   }
   conn.prepare("begin_run",
                "INSERT INTO lsp_sweeper.runs (run_id, started_at, dry_run, status) "
@@ -227,6 +243,16 @@ StoredDivergence to_stored_divergence(const pqxx::row& row) {
   return d;
 }
 
+// "apply <kind> <flow> <hash>", for errors.
+std::string repair_context(const plan::Repair& repair) {
+  return "apply " + std::string(plan::to_string(repair.kind)) + " " +
+         std::string(to_string(repair.flow)) + " " + repair.payment_hash;
+}
+
+// Repairs per statement: bounds the statement's size (about 150 bytes a repair) and how many
+// rows one transaction holds locked.
+constexpr std::size_t kMaxRepairsPerStatement = 1000;
+
 }  // namespace
 
 struct PgStore::Impl {
@@ -249,6 +275,46 @@ struct PgStore::Impl {
       throw StoreError(std::string(statement) + ": " + detail::one_line(e.what()));
     }
     return records;
+  }
+
+  // One statement for `batch`, indices into `repairs` of one transition.
+  void apply_batch(std::vector<plan::Repair>& repairs, const std::vector<std::size_t>& batch,
+                   const std::string& run_id) {
+    const plan::Repair& first = repairs[batch.front()];
+    std::vector<std::string> hashes, observed, values;
+    for (std::size_t i : batch) {
+      const plan::Repair& r = repairs[i];
+      hashes.push_back(r.payment_hash);
+      observed.push_back(r.observed_status);
+      if (r.kind == plan::RepairKind::MissedClaimable) {
+        values.push_back(std::to_string(*r.claim_deadline_height));
+      } else if (r.kind == plan::RepairKind::MissedPaymentSent) {
+        values.push_back(*r.preimage);
+      }
+    }
+    std::string context = repair_context(first);
+    if (batch.size() > 1) context += " and " + std::to_string(batch.size() - 1) + " more";
+    std::unordered_map<std::string, bool> applied;
+    try {
+      // Autocommit: the statement is its own transaction (see kRepairInput).
+      pqxx::nontransaction txn(*conn);
+      const std::string statement = name_of(first.kind, first.flow);
+      const std::string kind(plan::to_string(first.kind));
+      const std::string flow(to_string(first.flow));
+      const pqxx::result rows =
+          first.kind == plan::RepairKind::MissingOutboxJob
+              ? txn.exec_prepared(statement, text_array(hashes), text_array(observed),
+                                  text_array(first.from), first.to, first.outbox_action, run_id,
+                                  kind, flow)
+              : txn.exec_prepared(statement, text_array(hashes), text_array(observed),
+                                  text_array(first.from), first.to, first.outbox_action, run_id,
+                                  kind, flow, text_array(values));
+      for (const pqxx::row& row : rows) applied[row[0].as<std::string>()] = row[1].as<bool>();
+    } catch (const std::exception& e) {
+      throw StoreError(context +
+                       ": update, outbox job and audit row: " + detail::one_line(e.what()));
+    }
+    for (std::size_t i : batch) repairs[i].applied = applied[repairs[i].payment_hash];
   }
 };
 
@@ -278,44 +344,34 @@ std::vector<LspRecord> PgStore::records_needing_outbox_job() {
                      [](Flow flow) { return text_array(plan::states_needing_outbox_job(flow)); });
 }
 
-bool PgStore::apply(const plan::Repair& repair, const std::string& run_id) {
-  const std::string kind(plan::to_string(repair.kind));
-  const std::string context =
-      "apply " + kind + " " + std::string(to_string(repair.flow)) + " " + repair.payment_hash;
+void PgStore::apply(std::vector<plan::Repair>& repairs, const std::string& run_id) {
   // The planner never builds these; refusing them here keeps a claimable record from ever
   // getting a NULL deadline the LSP's next job would trip over.
-  if (repair.kind == plan::RepairKind::MissedClaimable && !repair.claim_deadline_height) {
-    throw StoreError(context + ": no claim deadline height");
-  }
-  if (repair.kind == plan::RepairKind::MissedPaymentSent && !repair.preimage) {
-    throw StoreError(context + ": no preimage");
-  }
-
-  const std::string statement = name_of(repair.kind, repair.flow);
-  const std::string from = text_array(repair.from);
-  const std::string flow(to_string(repair.flow));
-  try {
-    // Autocommit: the statement is its own transaction (see audited()).
-    pqxx::nontransaction txn(*impl_->conn);
-    pqxx::result row;
-    switch (repair.kind) {
-      case plan::RepairKind::MissedClaimable:
-        row = txn.exec_prepared(statement, repair.payment_hash, from, repair.to,
-                                *repair.claim_deadline_height, repair.outbox_action, run_id, kind,
-                                flow, repair.observed_status);
-        break;
-      case plan::RepairKind::MissedPaymentSent:
-        row = txn.exec_prepared(statement, repair.payment_hash, from, repair.to, *repair.preimage,
-                                repair.outbox_action, run_id, kind, flow, repair.observed_status);
-        break;
-      case plan::RepairKind::MissingOutboxJob:
-        row = txn.exec_prepared(statement, repair.payment_hash, repair.outbox_action, from, run_id,
-                                kind, flow, repair.observed_status, repair.to);
-        break;
+  for (const plan::Repair& repair : repairs) {
+    if (repair.kind == plan::RepairKind::MissedClaimable && !repair.claim_deadline_height) {
+      throw StoreError(repair_context(repair) + ": no claim deadline height");
     }
-    return row.at(0).at(0).as<bool>();
-  } catch (const std::exception& e) {
-    throw StoreError(context + ": update, outbox job and audit row: " + detail::one_line(e.what()));
+    if (repair.kind == plan::RepairKind::MissedPaymentSent && !repair.preimage) {
+      throw StoreError(repair_context(repair) + ": no preimage");
+    }
+  }
+  // Batches of one transition each, in the order of their first repair.
+  std::vector<std::size_t> order(repairs.size());
+  std::iota(order.begin(), order.end(), 0);
+  const auto transition = [&](std::size_t i) {
+    const plan::Repair& r = repairs[i];
+    return std::tie(r.kind, r.flow, r.to, r.outbox_action, r.from);
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return transition(a) < transition(b); });
+  for (std::size_t begin = 0; begin < order.size();) {
+    std::size_t end = begin + 1;
+    while (end < order.size() && end - begin < kMaxRepairsPerStatement &&
+           transition(order[end]) == transition(order[begin])) {
+      ++end;
+    }
+    impl_->apply_batch(repairs, {order.begin() + begin, order.begin() + end}, run_id);
+    begin = end;
   }
 }
 

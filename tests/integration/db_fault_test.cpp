@@ -1,7 +1,7 @@
 // Faults from the database against the real binary: the sweeper's connection killed while it
 // applies repairs, a statement timeout, the server restarted between two runs. Each repair is
-// one transaction, so the rows and the outbox are always as before it or as after it, and a
-// rerun completes the work without a duplicate job.
+// in one transaction with its batch, so the rows and the outbox are always as before it or as
+// after it, and a rerun completes the work without a duplicate job.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -36,37 +36,44 @@ class DbFault : public SweepFixture {
   }
 };
 
+// The sweeper's connection is killed in the middle of a batch of repairs: the LSP holds one
+// record of the second page locked, the sweeper's statement for that page's repairs waits for
+// it, and then the sweeper's backend is terminated. The first page's batch stays committed;
+// the second rolls back whole, rows it had already locked or changed included.
 TEST_F(DbFault, ConnectionKilledWhileApplyingRepairs) {
+  constexpr int kPage = 500;
   const auto all = many_hashes(kTransitions);
   seed_missed_claimables(db_, all);
   serve(held_payments(all));
+  // Newest first: the second page is all[kTransitions - kPage - 1] down to
+  // all[kTransitions - 2 * kPage].
+  pqxx::connection lsp(db_.uri());
+  pqxx::work holding(lsp);
+  holding.exec_params("SELECT 1 FROM async_rotating_invoices WHERE payment_hash = $1 FOR UPDATE",
+                      all[kTransitions - kPage - kPage / 2]);
 
-  auto run = std::async(std::launch::async, [this] { return sweep(); });
-  // Once the first repairs are committed, every other backend of this database (only the
-  // sweeper's) is terminated.
+  auto run = std::async(std::launch::async, [this] {
+    return sweep({"--page-size", std::to_string(kPage)});
+  });
   int killed = 0;
-  while (killed == 0 && run.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
-    if (count("async_rotating_invoice_outbox") == 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      continue;
-    }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (killed == 0 && run.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready &&
+         std::chrono::steady_clock::now() < deadline) {
     killed = db_.query_value<int>(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
-        "current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'");
+        "current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+        "AND wait_event_type = 'Lock'");
+    if (killed == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  holding.abort();
   const ProcessResult killed_run = run.get();
-  ASSERT_EQ(killed, 1) << "the sweeper finished before it could be killed\n" << killed_run.err;
+  ASSERT_EQ(killed, 1) << "the sweeper never waited for the held record\n" << killed_run.err;
   EXPECT_EQ(killed_run.exit_code, 2) << killed_run.err;
   EXPECT_EQ(error_lines(killed_run.err), 1) << killed_run.err;
-  // Where the kill lands varies (the UPDATE, the job, the audit row, the commit); the message
-  // names the repair and the step.
   EXPECT_NE(killed_run.err.find("error=\"apply missed_claimable apay "), std::string::npos)
       << killed_run.err;
   EXPECT_EQ(half_applied(db_), 0);
-  const int before_rerun = moved();
-  EXPECT_GT(before_rerun, 0);
-  EXPECT_LT(before_rerun, kTransitions);
-  std::cout << "killed after " << before_rerun << " of " << kTransitions << " repairs\n";
+  EXPECT_EQ(moved(), kPage);
 
   expect_rerun_completes(kTransitions);
 }
@@ -76,14 +83,15 @@ TEST_F(DbFault, StatementTimeoutOnALockedRecord) {
   seed_missed_claimables(db_, all);
   serve(held_payments(all));
 
-  // The LSP holds one record (the sweeper reaches it third, newest first) in a long
-  // transaction; the sweeper's UPDATE of it waits until its statement timeout.
+  // The LSP holds one record (the sweeper reaches it third, newest first: on its second page
+  // of two) in a long transaction; the sweeper's UPDATE of it waits until its statement
+  // timeout, and that page's batch rolls back whole.
   pqxx::connection lsp(db_.uri());
   pqxx::work holding(lsp);
   holding.exec_params("SELECT 1 FROM async_rotating_invoices WHERE payment_hash = $1 FOR UPDATE",
                       all[3]);
-  const ProcessResult timed_out =
-      run_sweeper(node_->url(), db_.uri() + "&options=-c%20statement_timeout%3D300");
+  const ProcessResult timed_out = run_sweeper(
+      node_->url(), db_.uri() + "&options=-c%20statement_timeout%3D300", {"--page-size", "2"});
   holding.abort();
 
   EXPECT_EQ(timed_out.exit_code, 2) << timed_out.err;

@@ -63,6 +63,13 @@ Repair missing_job(Flow flow, const std::string& hash, const std::string& status
   return r;
 }
 
+// Applies one repair (a batch of one) and returns whether it was applied.
+bool apply_one(RecordStore& store, Repair repair, const std::string& run_id) {
+  std::vector<Repair> batch{std::move(repair)};
+  store.apply(batch, run_id);
+  return batch[0].applied;
+}
+
 class StoreTest : public ::testing::Test {
  protected:
   StoreTest() {
@@ -268,7 +275,7 @@ TEST_F(StoreTest, AppliesMissedClaimableApay) {
   seed_apay(hash, "active");
   store.begin_run(run_id, false);
 
-  EXPECT_TRUE(store.apply(missed_claimable(Flow::Apay, hash, 900), run_id));
+  EXPECT_TRUE(apply_one(store, missed_claimable(Flow::Apay, hash, 900), run_id));
 
   EXPECT_EQ(status_of("async_rotating_invoices", hash), "claimable");
   EXPECT_TRUE(db.query_value<bool>(
@@ -293,7 +300,7 @@ TEST_F(StoreTest, MissedClaimableApayKeepsTheLspsOwnValues) {
       "claim_deadline_height = 777");
   store.begin_run(run_id, false);
 
-  EXPECT_TRUE(store.apply(missed_claimable(Flow::Apay, hash, 900), run_id));
+  EXPECT_TRUE(apply_one(store, missed_claimable(Flow::Apay, hash, 900), run_id));
 
   EXPECT_TRUE(db.query_value<bool>(
       "SELECT status = 'claimable' AND claimable_at = '2001-02-03T04:05:06Z' AND "
@@ -307,7 +314,7 @@ TEST_F(StoreTest, AppliesMissedClaimableRelay) {
   db.exec("UPDATE lightning_send_mappings SET claim_deadline_height = 777");
   store.begin_run(run_id, false);
 
-  EXPECT_TRUE(store.apply(missed_claimable(Flow::Relay, hash, 900), run_id));
+  EXPECT_TRUE(apply_one(store, missed_claimable(Flow::Relay, hash, 900), run_id));
 
   EXPECT_TRUE(db.query_value<bool>(
       "SELECT status = 'claimable' AND claim_deadline_height = 900 AND updated_at > "
@@ -324,7 +331,7 @@ TEST_F(StoreTest, AppliesMissedPaymentSentApay) {
   db.exec("UPDATE async_rotating_invoices SET outbound_paid_at = '2002-01-01T00:00:00Z'");
   store.begin_run(run_id, false);
 
-  EXPECT_TRUE(store.apply(missed_payment_sent(Flow::Apay, hash, preimage), run_id));
+  EXPECT_TRUE(apply_one(store, missed_payment_sent(Flow::Apay, hash, preimage), run_id));
 
   EXPECT_TRUE(db.query_value<bool>(
       "SELECT status = 'outbound_claimed' AND payment_preimage = $2 AND outbound_paid_at = "
@@ -343,7 +350,7 @@ TEST_F(StoreTest, AppliesMissedPaymentSentRelayFromEitherState) {
   store.begin_run(run_id, false);
 
   for (const std::string& hash : {pending, paid}) {
-    EXPECT_TRUE(store.apply(missed_payment_sent(Flow::Relay, hash, preimage), run_id));
+    EXPECT_TRUE(apply_one(store, missed_payment_sent(Flow::Relay, hash, preimage), run_id));
     EXPECT_TRUE(db.query_value<bool>(
         "SELECT status = 'outbound_claimed' AND payment_preimage = $2 AND updated_at > "
         "'2000-01-01' FROM lightning_send_mappings WHERE payment_hash = $1",
@@ -359,19 +366,19 @@ TEST_F(StoreTest, AddsAMissingOutboxJobOnlyWhileTheStateLasts) {
   store.begin_run(run_id, false);
   const Repair repair = missing_job(Flow::Apay, hash, "claimable", "request_outbound_invoice");
 
-  EXPECT_TRUE(store.apply(repair, run_id));
+  EXPECT_TRUE(apply_one(store, repair, run_id));
   expect_one_new_job(db, hash, "request_outbound_invoice");
   EXPECT_TRUE(db.query_value<bool>(
       "SELECT status = 'claimable' AND updated_at = '2000-01-01' FROM async_rotating_invoices "
       "WHERE payment_hash = $1",
       hash));
-  EXPECT_FALSE(store.apply(repair, run_id));  // the job exists now
+  EXPECT_FALSE(apply_one(store, repair, run_id));  // the job exists now
   EXPECT_EQ(jobs_for(hash), 1);
 
   const std::string moved = hash_of("moved");
   seed_relay(moved, "outbound_pending");
-  EXPECT_FALSE(store.apply(
-      missing_job(Flow::Relay, moved, "claimable", "lightning_send_pay_outbound"), run_id));
+  EXPECT_FALSE(apply_one(
+      store, missing_job(Flow::Relay, moved, "claimable", "lightning_send_pay_outbound"), run_id));
   EXPECT_EQ(jobs_for(moved), 0);
   EXPECT_EQ(audit_rows(hash, true), 1);
   EXPECT_EQ(audit_rows(hash, false), 1);
@@ -384,8 +391,8 @@ TEST_F(StoreTest, ApplyingTwiceChangesNothingMore) {
   store.begin_run(run_id, false);
   const Repair repair = missed_claimable(Flow::Relay, hash, 900);
 
-  EXPECT_TRUE(store.apply(repair, run_id));
-  EXPECT_FALSE(store.apply(repair, run_id));
+  EXPECT_TRUE(apply_one(store, repair, run_id));
+  EXPECT_FALSE(apply_one(store, repair, run_id));
 
   EXPECT_EQ(status_of("lightning_send_mappings", hash), "claimable");
   expect_one_new_job(db, hash, "lightning_send_pay_outbound");
@@ -393,12 +400,88 @@ TEST_F(StoreTest, ApplyingTwiceChangesNothingMore) {
   EXPECT_EQ(audit_rows(hash, false), 1);
 }
 
+// Repairs of several transitions in one call, interleaved: each is judged on its own record,
+// and `applied` lands on the right repair whatever order the batches ran in.
+TEST_F(StoreTest, AppliesAMixedBatchEachRepairOnItsOwn) {
+  const std::string preimage(64, '6');
+  const std::string active = hash_of("active"), moved = hash_of("moved");
+  const std::string pending = hash_of("relay pending"), paid = hash_of("relay paid");
+  const std::string no_job = hash_of("claimable, no job"), claimed = hash_of("claimed, no job");
+  seed_apay(active, "active");
+  seed_apay(moved, "claimable");  // the LSP moved it after the plan
+  seed_job(moved, "request_outbound_invoice");
+  seed_relay(pending, "outbound_pending");
+  seed_relay(paid, "outbound_paid");
+  seed_apay(no_job, "claimable");
+  seed_apay(claimed, "outbound_claimed");
+  store.begin_run(run_id, false);
+
+  std::vector<Repair> batch{
+      missing_job(Flow::Apay, claimed, "outbound_claimed", "claim_inbound_invoice"),
+      missed_claimable(Flow::Apay, active, 900),
+      missed_payment_sent(Flow::Relay, pending, preimage),
+      missed_claimable(Flow::Apay, moved, 900),
+      missing_job(Flow::Apay, no_job, "claimable", "request_outbound_invoice"),
+      missed_payment_sent(Flow::Relay, paid, preimage),
+  };
+  store.apply(batch, run_id);
+
+  std::vector<bool> applied;
+  for (const Repair& r : batch) applied.push_back(r.applied);
+  EXPECT_EQ(applied, (std::vector<bool>{true, true, true, false, true, true}));
+  EXPECT_EQ(status_of("async_rotating_invoices", active), "claimable");
+  EXPECT_EQ(status_of("lightning_send_mappings", pending), "outbound_claimed");
+  EXPECT_EQ(status_of("lightning_send_mappings", paid), "outbound_claimed");
+  expect_one_new_job(db, active, "request_outbound_invoice");
+  expect_one_new_job(db, pending, "lightning_send_claim_inbound");
+  expect_one_new_job(db, paid, "lightning_send_claim_inbound");
+  expect_one_new_job(db, no_job, "request_outbound_invoice");
+  expect_one_new_job(db, claimed, "claim_inbound_invoice");
+  EXPECT_EQ(jobs_for(moved), 1);  // the LSP's own, untouched
+  EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM lsp_sweeper.actions WHERE applied"), 5);
+  EXPECT_EQ(audit_rows(moved, false), 1);
+}
+
+// More repairs than one statement takes: every one is applied, once, with its own value.
+TEST_F(StoreTest, AppliesALargeBatchInFullAndOnce) {
+  constexpr int kRepairs = 2500;
+  db.exec(
+      "INSERT INTO async_rotating_invoices (order_id, invoice_slot, payment_hash, amount_msat, "
+      "expires_at, status) SELECT 1, i, encode(sha256(i::text::bytea), 'hex'), 5000, "
+      "now() + interval '1 day', 'active' FROM generate_series(1, $1) AS i",
+      kRepairs);
+  std::vector<Repair> batch;
+  for (int i = 1; i <= kRepairs; ++i) {
+    // The same hash as the SQL above: sha256 of the decimal text.
+    batch.push_back(missed_claimable(Flow::Apay, hash_of(std::to_string(i)), 1000 + i));
+  }
+  store.begin_run(run_id, false);
+  store.apply(batch, run_id);
+
+  EXPECT_TRUE(std::all_of(batch.begin(), batch.end(), [](const Repair& r) { return r.applied; }));
+  EXPECT_EQ(db.query_value<int>(
+                "SELECT count(*) FROM async_rotating_invoices WHERE status = 'claimable' AND "
+                "claim_deadline_height = 1000 + invoice_slot"),
+            kRepairs);
+  EXPECT_EQ(db.query_value<int>("SELECT count(DISTINCT payment_hash) FROM "
+                                "async_rotating_invoice_outbox WHERE action = "
+                                "'request_outbound_invoice'"),
+            kRepairs);
+  EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM async_rotating_invoice_outbox"), kRepairs);
+  EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM lsp_sweeper.actions WHERE applied"),
+            kRepairs);
+
+  store.apply(batch, run_id);  // again: nothing more
+  EXPECT_TRUE(std::none_of(batch.begin(), batch.end(), [](const Repair& r) { return r.applied; }));
+  EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM async_rotating_invoice_outbox"), kRepairs);
+}
+
 TEST_F(StoreTest, RecordAlreadyMovedGetsNoJob) {
   const std::string hash = hash_of("apay");
   seed_apay(hash, "claimable");  // the planner saw it active; the LSP moved it since
   store.begin_run(run_id, false);
 
-  EXPECT_FALSE(store.apply(missed_claimable(Flow::Apay, hash, 900), run_id));
+  EXPECT_FALSE(apply_one(store, missed_claimable(Flow::Apay, hash, 900), run_id));
 
   EXPECT_EQ(status_of("async_rotating_invoices", hash), "claimable");
   EXPECT_EQ(jobs_for(hash), 0);
@@ -417,7 +500,7 @@ TEST_F(StoreTest, CallbackThatLandedFirstWins) {
       preimage, hash);
   seed_job(hash, "claim_inbound_invoice");
 
-  EXPECT_FALSE(store.apply(missed_payment_sent(Flow::Apay, hash, preimage), run_id));
+  EXPECT_FALSE(apply_one(store, missed_payment_sent(Flow::Apay, hash, preimage), run_id));
   expect_one_new_job(db, hash, "claim_inbound_invoice");
   EXPECT_EQ(audit_rows(hash, false), 1);
 }
@@ -445,7 +528,7 @@ TEST_F(StoreTest, ConcurrentCallbackInFlightWins) {
       hash);
 
   auto applied = std::async(std::launch::async, [&] {
-    return strict_store.apply(missed_claimable(Flow::Relay, hash, 900), run_id);
+    return apply_one(strict_store, missed_claimable(Flow::Relay, hash, 900), run_id);
   });
   const bool waited = wait_until_blocked(db);
   callback.commit();  // either way: apply() would otherwise wait for it forever
@@ -475,8 +558,8 @@ TEST_F(StoreTest, MissingOutboxJobRacesTheLspMovingOn) {
       hash);
 
   auto applied = std::async(std::launch::async, [&] {
-    return store.apply(missing_job(Flow::Apay, hash, "claimable", "request_outbound_invoice"),
-                       run_id);
+    return apply_one(store, missing_job(Flow::Apay, hash, "claimable", "request_outbound_invoice"),
+                     run_id);
   });
   const bool waited = wait_until_blocked(db);
   move_on.commit();
@@ -495,8 +578,8 @@ TEST_F(StoreTest, RefusesARepairWithoutItsValue) {
   Repair no_preimage = missed_payment_sent(Flow::Apay, hash, std::string(64, '1'));
   no_preimage.preimage.reset();
 
-  EXPECT_THROW(store.apply(no_deadline, run_id), StoreError);
-  EXPECT_THROW(store.apply(no_preimage, run_id), StoreError);
+  EXPECT_THROW(apply_one(store, no_deadline, run_id), StoreError);
+  EXPECT_THROW(apply_one(store, no_preimage, run_id), StoreError);
   EXPECT_EQ(status_of("async_rotating_invoices", hash), "active");
   EXPECT_EQ(jobs_for(hash), 0);
 }
@@ -507,7 +590,7 @@ TEST_F(StoreTest, FailedApplyRollsBackAndSaysWhere) {
   const std::string hash = hash_of("apay");
   seed_apay(hash, "active");
   try {
-    store.apply(missed_claimable(Flow::Apay, hash, 900), "never-begun");
+    apply_one(store, missed_claimable(Flow::Apay, hash, 900), "never-begun");
     FAIL() << "apply without a run succeeded";
   } catch (const StoreError& e) {
     EXPECT_EQ(
@@ -522,7 +605,7 @@ TEST_F(StoreTest, FailedApplyRollsBackAndSaysWhere) {
 
   // The connection is still usable after the failed transaction.
   store.begin_run(run_id, false);
-  EXPECT_TRUE(store.apply(missed_claimable(Flow::Apay, hash, 900), run_id));
+  EXPECT_TRUE(apply_one(store, missed_claimable(Flow::Apay, hash, 900), run_id));
 }
 
 TEST_F(StoreTest, RecordsARun) {

@@ -817,8 +817,8 @@ class CallbackLandsMidSweep : public store::RecordStore {
   std::vector<LspRecord> records_needing_outbox_job() override {
     return inner_.records_needing_outbox_job();
   }
-  bool apply(const plan::Repair& repair, const std::string& run_id) override {
-    return inner_.apply(repair, run_id);
+  void apply(std::vector<plan::Repair>& repairs, const std::string& run_id) override {
+    inner_.apply(repairs, run_id);
   }
   void begin_run(const std::string& run_id, bool dry_run) override {
     inner_.begin_run(run_id, dry_run);

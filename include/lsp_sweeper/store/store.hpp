@@ -58,13 +58,16 @@ class RecordStore {
   // with outbox_actions filled.
   virtual std::vector<LspRecord> records_needing_outbox_job() = 0;
 
-  // Applies one repair as one transaction: the conditional UPDATE (skipped for
-  // MissingOutboxJob), the outbox INSERT ... ON CONFLICT DO NOTHING only when the UPDATE
-  // changed a row (for MissingOutboxJob: only while the record is still in that state),
-  // and the audit row in lsp_sweeper.actions. Returns whether the record was changed (or,
-  // for MissingOutboxJob, the job inserted). false is the normal answer to a callback that
-  // landed meanwhile.
-  virtual bool apply(const plan::Repair& repair, const std::string& run_id) = 0;
+  // Applies repairs and sets each one's `applied`. Repairs of the same transition go
+  // together in one statement, hence one transaction, per batch: for each repair the
+  // conditional UPDATE (skipped for MissingOutboxJob), the outbox INSERT ... ON CONFLICT DO
+  // NOTHING only when the UPDATE changed its row (for MissingOutboxJob: only while the record
+  // is still in that state), and its audit row in lsp_sweeper.actions. `applied` is whether
+  // the record was changed (or, for MissingOutboxJob, the job inserted); false is the normal
+  // answer to a callback that landed meanwhile. On a failure the failing batch is rolled back
+  // whole, batches committed before it stay committed (with `applied` set), and StoreError
+  // says which one failed.
+  virtual void apply(std::vector<plan::Repair>& repairs, const std::string& run_id) = 0;
 
   // lsp_sweeper.runs: a row when the run starts, completed when it ends.
   virtual void begin_run(const std::string& run_id, bool dry_run) = 0;
@@ -107,7 +110,7 @@ class PgStore final : public RecordStore {
 
   std::vector<LspRecord> records_for(const std::vector<std::string>& hashes) override;
   std::vector<LspRecord> records_needing_outbox_job() override;
-  bool apply(const plan::Repair& repair, const std::string& run_id) override;
+  void apply(std::vector<plan::Repair>& repairs, const std::string& run_id) override;
   void begin_run(const std::string& run_id, bool dry_run) override;
   void finish_run(const RunRecord& run) override;
   DivergenceUpdate record_divergences(const std::vector<plan::Divergence>& seen,
