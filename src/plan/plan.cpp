@@ -297,12 +297,14 @@ Plan plan_missing_outbox_jobs(const std::vector<LspRecord>& records) {
   return plan;
 }
 
-std::vector<std::string> states_needing_outbox_job(Flow flow) {
-  std::vector<std::string> states;
+std::vector<RequiredJob> jobs_required_by_state(Flow flow) {
+  std::vector<RequiredJob> jobs;
   for (const auto& t : transition_table()) {
-    if (t.kind == RepairKind::MissingOutboxJob && t.flow == flow) states.emplace_back(t.to);
+    if (t.kind == RepairKind::MissingOutboxJob && t.flow == flow) {
+      jobs.push_back({std::string(t.to), std::string(t.outbox_action)});
+    }
   }
-  return states;
+  return jobs;
 }
 
 std::vector<Divergence> divergences_for_rejected(const std::vector<RejectedPayment>& rejected) {

@@ -6,7 +6,10 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <string_view>
 #include <unordered_set>
+
+#include "lsp_sweeper/util/hex.hpp"
 
 namespace lsp_sweeper::run {
 
@@ -64,7 +67,9 @@ class Sweep {
       }
     }
 
-    apply(plan::plan_missing_outbox_jobs(store_.records_needing_outbox_job()));
+    store_.records_lacking_outbox_job(options_.page_size, [this](std::vector<LspRecord>& records) {
+      apply(plan::plan_missing_outbox_jobs(records));
+    });
   }
 
   // Which open divergences this run may resolve. Only a run that read every listing to its
@@ -102,20 +107,42 @@ class Sweep {
     auto rejected = plan::divergences_for_rejected(page.rejected);
     result_.divergences.insert(result_.divergences.end(), rejected.begin(), rejected.end());
 
-    // The same (hash, direction) can come back on a later page or listing (a payment whose
-    // status changed meanwhile): the first, newest answer wins.
-    std::vector<NodePayment> fresh;
+    if (page.payments.empty()) return;
     std::vector<std::string> hashes;
+    hashes.reserve(page.payments.size());
+    for (const auto& p : page.payments) hashes.push_back(p.payment_hash);
+    const std::vector<LspRecord> records = store_.records_for(hashes);
+    std::unordered_set<std::string_view> known;
+    for (const auto& r : records) known.insert(r.payment_hash);
+
+    // The same (hash, direction) can come back on a later page or listing (a payment whose
+    // status changed meanwhile, a node that repeats one): the first answer wins. Only
+    // payments an LSP record knows are remembered: they are the ones a repeat could act on
+    // twice (one without a record is only counted as an orphan), and their number is bounded
+    // by the LSP's records, not by the node's history.
+    std::vector<NodePayment> fresh;
     fresh.reserve(page.payments.size());
     for (auto& p : page.payments) {
-      std::string key = p.payment_hash;
-      key += p.direction() == Direction::Inbound ? 'i' : 'o';
-      if (!seen_.insert(std::move(key)).second) continue;
-      hashes.push_back(p.payment_hash);
+      if (known.contains(p.payment_hash) && !seen_.insert(key_of(p)).second) continue;
       fresh.push_back(std::move(p));
     }
-    if (fresh.empty()) return;
-    apply(plan::plan_payments(fresh, store_.records_for(hashes), context_));
+    apply(plan::plan_payments(fresh, records, context_));
+  }
+
+  // A payment's (hash, direction) in 33 bytes, for the set of payments already judged.
+  using PaymentKey = std::array<unsigned char, 33>;
+  struct PaymentKeyHash {
+    std::size_t operator()(const PaymentKey& k) const {
+      return std::hash<std::string_view>{}({reinterpret_cast<const char*>(k.data()), k.size()});
+    }
+  };
+  static PaymentKey key_of(const NodePayment& p) {
+    PaymentKey key{};
+    // The decoder passes only 64 hex digits, normalized.
+    const auto hash = util::decode_hex32(p.payment_hash).value();
+    std::copy(hash.begin(), hash.end(), key.begin());
+    key[32] = p.direction() == Direction::Inbound ? 'i' : 'o';
+    return key;
   }
 
   void apply(plan::Plan plan) {
@@ -163,7 +190,7 @@ class Sweep {
   const SweepOptions& options_;
   report::RunResult& result_;
   plan::PlanContext context_;
-  std::unordered_set<std::string> seen_;
+  std::unordered_set<PaymentKey, PaymentKeyHash> seen_;
   std::vector<std::string> deferred_;
   bool saw_everything_ = true;
   int listing_pages_ = 0;  // pages of the current listing, for progress before its total is in

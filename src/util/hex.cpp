@@ -40,16 +40,24 @@ std::string sha256_hex(std::string_view data) {
   return out;
 }
 
-bool preimage_matches(std::string_view preimage_hex, std::string_view payment_hash_hex) {
-  if (preimage_hex.size() != 64 || payment_hash_hex.size() != 64) return false;
-  std::string bytes(32, '\0');
-  for (std::size_t i = 0; i < 32; ++i) {
-    const int hi = hex_value(preimage_hex[2 * i]);
-    const int lo = hex_value(preimage_hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    bytes[i] = static_cast<char>((hi << 4) | lo);
+std::optional<std::array<unsigned char, 32>> decode_hex32(std::string_view text) {
+  if (text.size() != 64) return std::nullopt;
+  std::array<unsigned char, 32> bytes{};
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const int hi = hex_value(text[2 * i]);
+    const int lo = hex_value(text[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    bytes[i] = static_cast<unsigned char>((hi << 4) | lo);
   }
-  return sha256_hex(bytes) == payment_hash_hex;
+  return bytes;
+}
+
+bool preimage_matches(std::string_view preimage_hex, std::string_view payment_hash_hex) {
+  if (payment_hash_hex.size() != 64) return false;
+  const auto bytes = decode_hex32(preimage_hex);
+  if (!bytes) return false;
+  return sha256_hex({reinterpret_cast<const char*>(bytes->data()), bytes->size()}) ==
+         payment_hash_hex;
 }
 
 std::string printable(std::string_view text, std::size_t max_chars) {

@@ -238,9 +238,10 @@ TEST_F(StoreTest, RecordsForTreatsHashesAsData) {
   EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM async_rotating_invoices"), 1);
 }
 
-TEST_F(StoreTest, RecordsNeedingOutboxJobCarryTheirJobs) {
+TEST_F(StoreTest, RecordsLackingTheirOutboxJobComeInPages) {
   const std::string no_job = hash_of("claimable, no job");
   const std::string with_job = hash_of("outbound_claimed, done job");
+  const std::string other_job = hash_of("outbound_claimed, only the earlier job");
   const std::string not_waiting = hash_of("active");
   const std::string relay = hash_of("relay claimable");
   const std::string settled = hash_of("relay settled");
@@ -248,26 +249,44 @@ TEST_F(StoreTest, RecordsNeedingOutboxJobCarryTheirJobs) {
   seed_apay(with_job, "outbound_claimed");
   seed_job(with_job, "claim_inbound_invoice", "done");
   seed_job(with_job, "request_outbound_invoice", "done");
+  seed_apay(other_job, "outbound_claimed");
+  seed_job(other_job, "request_outbound_invoice", "done");
   seed_apay(not_waiting, "active");
   seed_relay(relay, "claimable");
   seed_job(relay, "some_other_action", "failed");
   seed_relay(settled, "settled");
 
-  auto records = store.records_needing_outbox_job();
-  ASSERT_EQ(records.size(), 3u);
+  std::vector<std::vector<LspRecord>> pages;
+  store.records_lacking_outbox_job(2, [&](std::vector<LspRecord>& page) { pages.push_back(page); });
+  ASSERT_EQ(pages.size(), 2u);  // APay: one full page of 2; relay: 1
+  ASSERT_EQ(pages[0].size(), 2u);
+  ASSERT_EQ(pages[1].size(), 1u);
   const auto find = [&](const std::string& hash) {
-    return *std::find_if(records.begin(), records.end(),
-                         [&](const LspRecord& r) { return r.payment_hash == hash; });
+    for (const auto& page : pages) {
+      for (const LspRecord& r : page) {
+        if (r.payment_hash == hash) return r;
+      }
+    }
+    ADD_FAILURE() << "no record " << hash;
+    return LspRecord{};
   };
+  EXPECT_LT(pages[0][0].payment_hash, pages[0][1].payment_hash);
   EXPECT_EQ(find(no_job).flow, Flow::Apay);
   EXPECT_EQ(find(no_job).status, "claimable");
   EXPECT_TRUE(find(no_job).outbox_actions.empty());
-  EXPECT_EQ(find(with_job).status, "outbound_claimed");
-  EXPECT_EQ(find(with_job).outbox_actions,
-            (std::vector<std::string>{"claim_inbound_invoice", "request_outbound_invoice"}));
+  EXPECT_EQ(find(other_job).status, "outbound_claimed");
+  EXPECT_EQ(find(other_job).outbox_actions, std::vector<std::string>{"request_outbound_invoice"});
   EXPECT_EQ(find(relay).flow, Flow::Relay);
   EXPECT_EQ(find(relay).amount_msat, 7000);
   EXPECT_EQ(find(relay).outbox_actions, std::vector<std::string>{"some_other_action"});
+
+  // Once the jobs exist, nothing is left to page through.
+  seed_job(no_job, "request_outbound_invoice");
+  seed_job(other_job, "claim_inbound_invoice");
+  seed_job(relay, "lightning_send_pay_outbound");
+  int calls = 0;
+  store.records_lacking_outbox_job(1000, [&](std::vector<LspRecord>&) { ++calls; });
+  EXPECT_EQ(calls, 0);
 }
 
 TEST_F(StoreTest, AppliesMissedClaimableApay) {

@@ -181,6 +181,24 @@ TEST_F(Sweep, MissingOutboxJobIsAddedOnce) {
   EXPECT_EQ(count("async_rotating_invoice_outbox"), 1);
 }
 
+// More records lacking their job than a page holds: every one gets its job, once, page by
+// page (the lookup pages with --page-size too).
+TEST_F(Sweep, MissingOutboxJobsArePagedThroughInFull) {
+  const auto all = many_hashes(7);
+  seed_missed_claimables(db_, all);
+  db_.exec("UPDATE async_rotating_invoices SET status = 'claimable'");
+  serve(json::array());
+
+  const json r = report(sweep({"--page-size", "3"}));
+  EXPECT_EQ(r["summary"]["repairs_applied"], 7);
+  EXPECT_EQ(db_.query_value<int>("SELECT count(DISTINCT payment_hash) FROM "
+                                 "async_rotating_invoice_outbox WHERE action = "
+                                 "'request_outbound_invoice'"),
+            7);
+  EXPECT_EQ(report(sweep({"--page-size", "3"}))["summary"]["repairs_planned"], 0);
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 7);
+}
+
 TEST_F(Sweep, RecentPaymentsAreLeftForTheirLiveCallback) {
   const Secret s = secret('c');
   seed_apay(s.hash, "active", 3000000);
@@ -814,8 +832,9 @@ class CallbackLandsMidSweep : public store::RecordStore {
     }
     return records;
   }
-  std::vector<LspRecord> records_needing_outbox_job() override {
-    return inner_.records_needing_outbox_job();
+  void records_lacking_outbox_job(std::uint32_t page_size,
+                                  const store::RecordSink& on_page) override {
+    inner_.records_lacking_outbox_job(page_size, on_page);
   }
   void apply(std::vector<plan::Repair>& repairs, const std::string& run_id) override {
     inner_.apply(repairs, run_id);

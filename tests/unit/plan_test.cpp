@@ -496,9 +496,12 @@ TEST(MissingOutbox, OtherStatesNeedNoJob) {
 }
 
 TEST(MissingOutbox, StatesForTheStoreComeFromTheTable) {
-  const std::vector<std::string> expected{"claimable", "outbound_claimed"};
-  EXPECT_EQ(states_needing_outbox_job(Flow::Apay), expected);
-  EXPECT_EQ(states_needing_outbox_job(Flow::Relay), expected);
+  EXPECT_EQ(jobs_required_by_state(Flow::Apay),
+            (std::vector<RequiredJob>{{"claimable", "request_outbound_invoice"},
+                                      {"outbound_claimed", "claim_inbound_invoice"}}));
+  EXPECT_EQ(jobs_required_by_state(Flow::Relay),
+            (std::vector<RequiredJob>{{"claimable", "lightning_send_pay_outbound"},
+                                      {"outbound_claimed", "lightning_send_claim_inbound"}}));
 }
 
 TEST(Rejected, EachRejectedPaymentIsADivergence) {

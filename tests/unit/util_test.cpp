@@ -18,6 +18,19 @@ TEST(Hex, NormalizesEitherCaseAndRejectsEverythingElse) {
   EXPECT_FALSE(normalize_hex32("'; DROP TABLE async_rotating_invoices; --" + std::string(23, 'a')));
 }
 
+TEST(Hex, Decodes32BytesOfEitherCaseAndRejectsEverythingElse) {
+  const auto bytes = decode_hex32("00ff7F" + std::string(58, 'a'));
+  ASSERT_TRUE(bytes);
+  EXPECT_EQ((*bytes)[0], 0x00);
+  EXPECT_EQ((*bytes)[1], 0xff);
+  EXPECT_EQ((*bytes)[2], 0x7f);
+  EXPECT_EQ((*bytes)[31], 0xaa);
+  EXPECT_FALSE(decode_hex32(std::string(62, 'a')));
+  EXPECT_FALSE(decode_hex32(std::string(66, 'a')));
+  EXPECT_FALSE(decode_hex32(std::string(63, 'a') + "g"));
+  EXPECT_FALSE(decode_hex32(std::string(63, 'a') + std::string(1, '\0')));
+}
+
 TEST(Hex, Sha256OfKnownInput) {
   // FIPS 180-2 test vector.
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

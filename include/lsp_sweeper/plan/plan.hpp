@@ -104,8 +104,15 @@ Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<L
 // Plans the outbox jobs missing for records already in a state that needs one.
 Plan plan_missing_outbox_jobs(const std::vector<LspRecord>& records);
 
+// A state in which a record must have an outbox job, and that job's action.
+struct RequiredJob {
+  std::string status;
+  std::string action;
+  bool operator==(const RequiredJob&) const = default;
+};
+
 // The states in which a record of `flow` must have an outbox job, for the store's lookup.
-std::vector<std::string> states_needing_outbox_job(Flow flow);
+std::vector<RequiredJob> jobs_required_by_state(Flow flow);
 
 // A divergence for each payment the decoder rejected.
 std::vector<Divergence> divergences_for_rejected(const std::vector<RejectedPayment>& rejected);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -46,6 +47,8 @@ struct DivergenceUpdate {
   std::vector<StoredDivergence> resolved;  // open before, not seen by this run
 };
 
+using RecordSink = std::function<void(std::vector<LspRecord>&)>;
+
 class RecordStore {
  public:
   virtual ~RecordStore() = default;
@@ -54,9 +57,11 @@ class RecordStore {
   // round trip per table. outbox_actions is left empty.
   virtual std::vector<LspRecord> records_for(const std::vector<std::string>& hashes) = 0;
 
-  // Records of either flow whose status is one of plan::states_needing_outbox_job(flow),
-  // with outbox_actions filled.
-  virtual std::vector<LspRecord> records_needing_outbox_job() = 0;
+  // The records of either flow in a state that needs an outbox job
+  // (plan::jobs_required_by_state) and lacking that job, with outbox_actions filled, passed to
+  // `on_page` a page of at most `page_size` at a time (in hash order, one flow after the
+  // other), so memory holds one page however many there are. on_page may apply repairs.
+  virtual void records_lacking_outbox_job(std::uint32_t page_size, const RecordSink& on_page) = 0;
 
   // Applies repairs and sets each one's `applied`. Repairs of the same transition go
   // together in one statement, hence one transaction, per batch: for each repair the
@@ -109,7 +114,7 @@ class PgStore final : public RecordStore {
   PgStore& operator=(const PgStore&) = delete;
 
   std::vector<LspRecord> records_for(const std::vector<std::string>& hashes) override;
-  std::vector<LspRecord> records_needing_outbox_job() override;
+  void records_lacking_outbox_job(std::uint32_t page_size, const RecordSink& on_page) override;
   void apply(std::vector<plan::Repair>& repairs, const std::string& run_id) override;
   void begin_run(const std::string& run_id, bool dry_run) override;
   void finish_run(const RunRecord& run) override;

@@ -1,6 +1,7 @@
 // Hex and hashing helpers shared by the decoder and the planner.
 #pragma once
 
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +11,9 @@ namespace lsp_sweeper::util {
 // The 64-character lowercase form of a 32-byte hex value, or nothing when `text` is not
 // exactly 64 hex digits (either case).
 std::optional<std::string> normalize_hex32(std::string_view text);
+
+// The 32 bytes that `text` spells in 64 hex digits (either case), or nothing.
+std::optional<std::array<unsigned char, 32>> decode_hex32(std::string_view text);
 
 // True when sha256(bytes of preimage_hex) == payment_hash_hex. Both must already be
 // normalized by normalize_hex32.
