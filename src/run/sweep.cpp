@@ -107,26 +107,32 @@ class Sweep {
     auto rejected = plan::divergences_for_rejected(page.rejected);
     result_.divergences.insert(result_.divergences.end(), rejected.begin(), rejected.end());
 
-    if (page.payments.empty()) return;
-    std::vector<std::string> hashes;
-    hashes.reserve(page.payments.size());
-    for (const auto& p : page.payments) hashes.push_back(p.payment_hash);
-    const std::vector<LspRecord> records = store_.records_for(hashes);
-    std::unordered_set<std::string_view> known;
-    for (const auto& r : records) known.insert(r.payment_hash);
-
-    // The same (hash, direction) can come back on a later page or listing (a payment whose
-    // status changed meanwhile, a node that repeats one): the first answer wins. Only
-    // payments an LSP record knows are remembered: they are the ones a repeat could act on
-    // twice (one without a record is only counted as an orphan), and their number is bounded
-    // by the LSP's records, not by the node's history.
+    // A payment the run acted on (a repair, a divergence, a deferral) is judged once: when
+    // the same (hash, direction) comes back on a later page or listing (its status changed
+    // meanwhile, or the node repeats it) the first answer wins, so nothing is applied or
+    // reported twice. Only those payments are remembered, 33 bytes each, so memory follows
+    // the run's work, not the node's history; a payment that needed nothing is judged again
+    // on its later answer, which can only be newer.
     std::vector<NodePayment> fresh;
+    std::vector<std::string> hashes;
+    std::unordered_set<PaymentKey, PaymentKeyHash> on_this_page;
     fresh.reserve(page.payments.size());
     for (auto& p : page.payments) {
-      if (known.contains(p.payment_hash) && !seen_.insert(key_of(p)).second) continue;
+      const PaymentKey key = key_of(p);
+      if (acted_on_.contains(key) || !on_this_page.insert(key).second) continue;
+      hashes.push_back(p.payment_hash);
       fresh.push_back(std::move(p));
     }
-    apply(plan::plan_payments(fresh, records, context_));
+    if (fresh.empty()) return;
+    plan::Plan plan = plan::plan_payments(fresh, store_.records_for(hashes), context_);
+    std::unordered_set<std::string_view> acted;
+    for (const auto& r : plan.repairs) acted.insert(r.payment_hash);
+    for (const auto& d : plan.divergences) acted.insert(d.payment_hash);
+    for (const auto& h : plan.deferred_hashes) acted.insert(h);
+    for (const auto& p : fresh) {
+      if (acted.contains(p.payment_hash)) acted_on_.insert(key_of(p));
+    }
+    apply(std::move(plan));
   }
 
   // A payment's (hash, direction) in 33 bytes, for the set of payments already judged.
@@ -190,7 +196,7 @@ class Sweep {
   const SweepOptions& options_;
   report::RunResult& result_;
   plan::PlanContext context_;
-  std::unordered_set<PaymentKey, PaymentKeyHash> seen_;
+  std::unordered_set<PaymentKey, PaymentKeyHash> acted_on_;
   std::vector<std::string> deferred_;
   bool saw_everything_ = true;
   int listing_pages_ = 0;  // pages of the current listing, for progress before its total is in

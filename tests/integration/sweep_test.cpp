@@ -199,6 +199,29 @@ TEST_F(Sweep, MissingOutboxJobsArePagedThroughInFull) {
   EXPECT_EQ(count("async_rotating_invoice_outbox"), 7);
 }
 
+// A node that lists one payment twice (two entries with the same hash and direction, on
+// different pages): what the run acts on is applied and reported once; a payment that needed
+// nothing is not remembered, so an orphan listed twice is counted twice.
+TEST_F(Sweep, APaymentTheNodeRepeatsIsActedOnOnce) {
+  const Secret sent = secret('R'), wrong_amount = secret('S'), orphan = secret('T');
+  seed_apay(sent.hash, "outbound_paid", 2000000);
+  seed_apay(wrong_amount.hash, "active", 3000000);
+  const json once = json::array({outbound_succeeded(sent.hash, sent.preimage),
+                                 hodl_claimable(wrong_amount.hash, 9999),
+                                 outbound_succeeded(orphan.hash, orphan.preimage)});
+  json twice = once;
+  for (const auto& p : once) twice.push_back(p);
+  serve(twice);
+
+  const json r = report(sweep({"--page-size", "1"}));
+  EXPECT_EQ(r["summary"]["repairs_planned"], 1);
+  EXPECT_EQ(r["summary"]["repairs_applied"], 1);
+  EXPECT_EQ(count("lsp_sweeper.actions"), 1);
+  ASSERT_EQ(r["divergences"].size(), 1u) << r["divergences"].dump();
+  EXPECT_EQ(r["divergences"][0]["kind"], "amount_mismatch");
+  EXPECT_EQ(r["summary"]["orphans"], 2);
+}
+
 TEST_F(Sweep, RecentPaymentsAreLeftForTheirLiveCallback) {
   const Secret s = secret('c');
   seed_apay(s.hash, "active", 3000000);
