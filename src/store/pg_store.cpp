@@ -41,6 +41,11 @@ constexpr std::array<RecordTable, 2> kRecordTables{{
      "claim_deadline_height = $4::bigint", "payment_preimage = $4"},
 }};
 
+// Whether the record (alias r) has an open divergence.
+constexpr std::string_view kOpenDivergence =
+    "EXISTS (SELECT 1 FROM lsp_sweeper.divergences d WHERE d.resolved_at IS NULL AND "
+    "d.payment_hash = r.payment_hash)";
+
 std::string statement_name(std::string_view what, Flow flow) {
   return std::string(what) + "_" + std::string(to_string(flow));
 }
@@ -210,6 +215,37 @@ void prepare_statements(pqxx::connection& conn) {
                "FROM lsp_sweeper.runs ORDER BY started_at DESC, run_id LIMIT $1");
 }
 
+// Whether a record (alias r) of the table whose plan::states_needing_no_lookup is parameter
+// $quiet awaits the node (RecordAwaitingNode).
+std::string awaiting_node(int quiet) {
+  return "r.payment_hash IS NOT NULL AND (NOT (r.status = ANY($" + std::to_string(quiet) +
+         "::text[])) OR " + std::string(kOpenDivergence) + ")";
+}
+
+void prepare_awaiting_node(pqxx::connection& conn) {
+  // One round trip for the choice of lookups: LIMIT stops the scan once the count is known to
+  // be over it. $1, $2: each table's quiet states, in kRecordTables order; $3 the limit.
+  std::string records;
+  for (std::size_t i = 0; i < kRecordTables.size(); ++i) {
+    if (i > 0) records += " UNION ALL ";
+    records += "SELECT 1 FROM " + std::string(kRecordTables[i].table) + " r WHERE " +
+               awaiting_node(static_cast<int>(i) + 1);
+  }
+  conn.prepare("count_awaiting_node",
+               "SELECT (SELECT count(*) FROM (" + records +
+                   " LIMIT $3) a), d.unbound, d.open FROM (SELECT count(*) FILTER (WHERE flow IS "
+                   "NULL) AS unbound, count(*) AS open FROM lsp_sweeper.divergences WHERE "
+                   "resolved_at IS NULL) d");
+  for (const RecordTable& t : kRecordTables) {
+    // Keyset pages: the next $3 after hash $2, each its own short query.
+    conn.prepare(statement_name("records_awaiting_node", t.flow),
+                 "SELECT r.payment_hash, r.status, r." + std::string(t.amount_column) +
+                     ", r.claim_deadline_height, " + std::string(kOpenDivergence) + " FROM " +
+                     std::string(t.table) + " r WHERE " + awaiting_node(1) +
+                     " AND r.payment_hash > $2 ORDER BY r.payment_hash LIMIT $3");
+  }
+}
+
 // A row of divergence_columns.
 StoredDivergence to_stored_divergence(const pqxx::row& row) {
   StoredDivergence d;
@@ -263,6 +299,7 @@ PgStore::PgStore(const std::string& connection_string)
     throw StoreError("setting the isolation level: " + detail::one_line(e.what()));
   }
   prepare_statements(*impl_->conn);
+  prepare_awaiting_node(*impl_->conn);
 }
 
 PgStore::~PgStore() = default;
@@ -276,6 +313,43 @@ std::vector<LspRecord> PgStore::records_for(const std::vector<std::string>& hash
 std::vector<LspRecord> PgStore::records_needing_outbox_job() {
   return impl_->load("records_needing_outbox_job",
                      [](Flow flow) { return text_array(plan::states_needing_outbox_job(flow)); });
+}
+
+AwaitingNodeCount PgStore::count_awaiting_node(std::int64_t limit) {
+  try {
+    pqxx::read_transaction txn(*impl_->conn);
+    const pqxx::row row = txn.exec_prepared1(
+        "count_awaiting_node", text_array(plan::states_needing_no_lookup(Flow::Apay)),
+        text_array(plan::states_needing_no_lookup(Flow::Relay)), limit);
+    return {row[0].as<std::int64_t>(), row[1].as<std::int64_t>(), row[2].as<std::int64_t>()};
+  } catch (const std::exception& e) {
+    throw StoreError("count_awaiting_node: " + detail::one_line(e.what()));
+  }
+}
+
+void PgStore::records_awaiting_node(std::size_t batch, const AwaitingNodeSink& sink) {
+  for (const RecordTable& t : kRecordTables) {
+    const std::string quiet = text_array(plan::states_needing_no_lookup(t.flow));
+    std::string after;  // every hash sorts after the empty string
+    for (;;) {
+      std::vector<RecordAwaitingNode> records;
+      try {
+        pqxx::read_transaction txn(*impl_->conn);
+        for (const pqxx::row& row :
+             txn.exec_prepared(statement_name("records_awaiting_node", t.flow), quiet, after,
+                               static_cast<std::int64_t>(batch))) {
+          records.push_back({to_record(t.flow, row.slice(0, 4)), row[4].as<bool>()});
+        }
+      } catch (const std::exception& e) {
+        throw StoreError("records_awaiting_node: " + detail::one_line(e.what()));
+      }
+      if (records.empty()) break;
+      after = records.back().record.payment_hash;
+      const bool last = records.size() < batch;
+      if (!sink(records)) return;
+      if (last) break;
+    }
+  }
 }
 
 bool PgStore::apply(const plan::Repair& repair, const std::string& run_id) {

@@ -82,8 +82,8 @@ TEST_F(DbFault, StatementTimeoutOnALockedRecord) {
   pqxx::work holding(lsp);
   holding.exec_params("SELECT 1 FROM async_rotating_invoices WHERE payment_hash = $1 FOR UPDATE",
                       all[3]);
-  const ProcessResult timed_out =
-      run_sweeper(node_->url(), db_.uri() + "&options=-c%20statement_timeout%3D300");
+  const ProcessResult timed_out = run_sweeper(
+      node_->url(), db_.uri() + "&options=-c%20statement_timeout%3D300", {"--lookup", "list"});
   holding.abort();
 
   EXPECT_EQ(timed_out.exit_code, 2) << timed_out.err;
@@ -112,7 +112,7 @@ TEST_F(DbFault, ServerRestartedBetweenTwoRuns) {
     f.status = 500;
     node_->inject("/listpayments", n, f);
   }
-  const ProcessResult first = sweep({"--page-size", "2"});
+  const ProcessResult first = sweep({"--page-size", "2", "--lookup", "list"});
   EXPECT_EQ(first.exit_code, 2) << first.err;
   EXPECT_EQ(moved(), 2);
 

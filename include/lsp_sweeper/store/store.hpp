@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -46,6 +47,26 @@ struct DivergenceUpdate {
   std::vector<StoredDivergence> resolved;  // open before, not seen by this run
 };
 
+// Records awaiting the node: those some node payment could still turn into a repair or a
+// divergence (a status outside plan::states_needing_no_lookup(flow)), and those whose hash
+// has an open divergence (a deferred payment keeps it open, so it must be looked at).
+struct RecordAwaitingNode {
+  LspRecord record;  // outbox_actions left empty
+  bool open_divergence = false;
+};
+
+// What choosing between the listings and targeted lookups needs, from one small query.
+struct AwaitingNodeCount {
+  std::int64_t records = 0;  // records awaiting the node, counted up to the limit asked for
+  // Open divergences that belong to no record (malformed payments): only a listing sees
+  // their payments again.
+  std::int64_t unbound_divergences = 0;
+  std::int64_t open_divergences = 0;  // all of them
+};
+
+// Receives one batch of records awaiting the node; returns false to stop.
+using AwaitingNodeSink = std::function<bool(std::vector<RecordAwaitingNode>&)>;
+
 class RecordStore {
  public:
   virtual ~RecordStore() = default;
@@ -57,6 +78,13 @@ class RecordStore {
   // Records of either flow whose status is one of plan::states_needing_outbox_job(flow),
   // with outbox_actions filled.
   virtual std::vector<LspRecord> records_needing_outbox_job() = 0;
+
+  // Counts the records awaiting the node, stopping at `limit`, and the unbound divergences.
+  virtual AwaitingNodeCount count_awaiting_node(std::int64_t limit) = 0;
+
+  // Streams the records awaiting the node to `sink` in batches of at most `batch`, one query
+  // per batch (flow by flow, by payment hash), with no transaction open while `sink` runs.
+  virtual void records_awaiting_node(std::size_t batch, const AwaitingNodeSink& sink) = 0;
 
   // Applies one repair as one transaction: the conditional UPDATE (skipped for
   // MissingOutboxJob), the outbox INSERT ... ON CONFLICT DO NOTHING only when the UPDATE
@@ -107,6 +135,8 @@ class PgStore final : public RecordStore {
 
   std::vector<LspRecord> records_for(const std::vector<std::string>& hashes) override;
   std::vector<LspRecord> records_needing_outbox_job() override;
+  AwaitingNodeCount count_awaiting_node(std::int64_t limit) override;
+  void records_awaiting_node(std::size_t batch, const AwaitingNodeSink& sink) override;
   bool apply(const plan::Repair& repair, const std::string& run_id) override;
   void begin_run(const std::string& run_id, bool dry_run) override;
   void finish_run(const RunRecord& run) override;
