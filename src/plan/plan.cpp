@@ -324,14 +324,18 @@ Legs legs_to_look_up(Flow flow, std::string_view status) {
           leg(RepairKind::MissedPaymentSent, Direction::Outbound)};
 }
 
-std::vector<std::string> states_needing_no_lookup(Flow flow) {
+std::vector<std::string> known_states(Flow flow) {
   const StateLadder& states = ladder(flow);
+  std::vector<std::string> all(states.ordered.begin(), states.ordered.end());
+  all.insert(all.end(), states.terminal.begin(), states.terminal.end());
+  return all;
+}
+
+std::vector<std::string> states_needing_no_lookup(Flow flow) {
   std::vector<std::string> quiet;
-  for (const auto* list : {&states.ordered, &states.terminal}) {
-    for (std::string_view status : *list) {
-      const Legs legs = legs_to_look_up(flow, status);
-      if (!legs.inbound && !legs.outbound) quiet.emplace_back(status);
-    }
+  for (const std::string& status : known_states(flow)) {
+    const Legs legs = legs_to_look_up(flow, status);
+    if (!legs.inbound && !legs.outbound) quiet.push_back(status);
   }
   return quiet;
 }

@@ -116,19 +116,23 @@ class Sweep {
     const auto listings = queries(now - options_.lookback);
     bool legacy = false;
     store_.records_awaiting_node(kLookupBatch, [&](std::vector<store::RecordAwaitingNode>& batch) {
-      node::PaymentPage page;
+      // One page per listing, planned in the listings' order: a claimable repair lands before
+      // the same hash's outbound leg is judged, as when the listings run.
+      std::vector<node::PaymentPage> pages(listings.size());
       for (const auto& [record, open_divergence] : batch) {
         const plan::Legs legs = open_divergence ? plan::Legs{true, true}
                                                 : plan::legs_to_look_up(record.flow, record.status);
         for (const auto& [needed, leg] : {std::pair{legs.inbound, Direction::Inbound},
                                           std::pair{legs.outbound, Direction::Outbound}}) {
-          if (needed && !look_up(record.payment_hash, leg, listings, page)) {
+          if (needed && !look_up(record.payment_hash, leg, listings, pages)) {
             legacy = true;
             return false;
           }
         }
       }
-      on_page(page);
+      for (auto& page : pages) {
+        if (!page.payments.empty() || !page.rejected.empty()) on_page(page);
+      }
       return true;
     });
     // No payment found, so no answer told the dialect; it matters only to open divergences,
@@ -197,10 +201,11 @@ class Sweep {
     apply(plan::plan_payments(fresh, store_.records_for(hashes), context_));
   }
 
-  // Adds the payment of this leg of `hash` to `page` when one of `listings` would hold it.
-  // False when the node answered in the legacy dialect.
+  // Adds the payment of this leg of `hash` to the page of the listing that would hold it, if
+  // any (a malformed one to the first). False when the node answered in the legacy dialect.
   bool look_up(const std::string& hash, Direction leg,
-               const std::vector<node::PaymentQuery>& listings, node::PaymentPage& page) {
+               const std::vector<node::PaymentQuery>& listings,
+               std::vector<node::PaymentPage>& pages) {
     auto answer = get_payment(
         hash, leg == Direction::Inbound ? PaymentType::InboundHodl : PaymentType::Outbound);
     // The node keeps one inbound payment per hash, HODL or not, and a listing shows either.
@@ -211,11 +216,15 @@ class Sweep {
     result_.node.dialect = answer->dialect;
     if (answer->dialect == node::Dialect::Legacy) return false;
     if (answer->rejected) {
-      page.rejected.push_back(std::move(*answer->rejected));
-    } else if (std::any_of(listings.begin(), listings.end(), [&](const node::PaymentQuery& q) {
-                 return node::matches(q, *answer->payment);
-               })) {
-      page.payments.push_back(std::move(*answer->payment));
+      pages.front().rejected.push_back(std::move(*answer->rejected));
+      return true;
+    }
+    const auto listing = std::find_if(
+        listings.begin(), listings.end(),
+        [&](const node::PaymentQuery& q) { return node::matches(q, *answer->payment); });
+    if (listing != listings.end()) {
+      pages[static_cast<std::size_t>(listing - listings.begin())].payments.push_back(
+          std::move(*answer->payment));
     }
     return true;
   }

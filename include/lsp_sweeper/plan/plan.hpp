@@ -116,6 +116,9 @@ struct Legs {
 };
 Legs legs_to_look_up(Flow flow, std::string_view status);
 
+// Every state of `flow` the planner knows: its ordered states, then its terminal ones.
+std::vector<std::string> known_states(Flow flow);
+
 // The known states of `flow` in which neither leg matters (legs_to_look_up is empty), for the
 // store's lookup of the records the targeted lookups ask the node about. Unknown states are
 // never in it: the planner reports them.
