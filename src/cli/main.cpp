@@ -80,6 +80,8 @@ struct RunFlags {
   std::string lookback = "14d";
   std::string waiting_grace = "15m";
   std::uint32_t page_size = 1000;
+  std::string lookup = "auto";
+  std::int64_t targeted_max = 200;
   double timeout_seconds = 30;
   std::uint64_t max_response_bytes = 64ull * 1024 * 1024;
   std::vector<std::string> alert_webhooks;
@@ -133,6 +135,10 @@ int run_command(const RunFlags& flags) {
   options.lookback = duration_option("--lookback", flags.lookback);
   options.waiting_grace = duration_option("--waiting-grace", flags.waiting_grace);
   options.page_size = flags.page_size;
+  options.lookup = flags.lookup == "list"       ? run::LookupMode::List
+                   : flags.lookup == "targeted" ? run::LookupMode::Targeted
+                                                : run::LookupMode::Auto;
+  options.targeted_max = flags.targeted_max;
   options.alert_webhooks = flags.alert_webhooks;
   options.realert_after = duration_option("--realert-after", flags.realert_after);
   // Only for a person watching: under cron stderr is a file or a pipe, and stays clean.
@@ -249,6 +255,17 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
   run->add_option("--page-size", run_flags.page_size, "Payments per node request")
       ->envname("LSP_SWEEPER_PAGE_SIZE")
       ->check(CLI::Range(1u, 100000u));
+  run->add_option("--lookup", run_flags.lookup,
+                  "How to ask the node: list (filtered listings), targeted (POST /getpayment per "
+                  "record awaiting the node), or auto (targeted when at most --targeted-max "
+                  "records await it)")
+      ->envname("LSP_SWEEPER_LOOKUP")
+      ->check(CLI::IsMember({"auto", "list", "targeted"}));
+  run->add_option("--targeted-max", run_flags.targeted_max,
+                  "Most records awaiting the node for which --lookup auto looks payments up "
+                  "one by one instead of listing")
+      ->envname("LSP_SWEEPER_TARGETED_MAX")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1000000}));
   run->add_option("--max-response-bytes", run_flags.max_response_bytes,
                   "Largest node response accepted")
       ->envname("LSP_SWEEPER_MAX_RESPONSE_BYTES")

@@ -45,14 +45,20 @@ std::size_t write_body(char* data, std::size_t size, std::size_t count, void* us
   return n;
 }
 
-// " (node said: '...')" when the body is the node's JSON error {"code", "error", "name"}.
-std::string node_said(const std::string& body) {
+// A string field of the node's JSON error {"code", "error", "name"}; empty if there is none.
+std::string error_field(const std::string& body, const char* key) {
   const auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_object()) return {};
-  const auto it = doc.find("error");
+  const auto it = doc.find(key);
   if (it == doc.end() || !it->is_string()) return {};
-  return " (node said: '" + util::printable(it->get_ref<const std::string&>(), kNodeErrorChars) +
-         "')";
+  return it->get<std::string>();
+}
+
+// " (node said: '...')" when the body is the node's JSON error.
+std::string node_said(const std::string& body) {
+  const std::string error = error_field(body, "error");
+  if (error.empty()) return {};
+  return " (node said: '" + util::printable(error, kNodeErrorChars) + "')";
 }
 
 bool is_json_content_type(std::string_view content_type) {
@@ -101,6 +107,9 @@ struct NodeClient::Impl {
   std::string base;  // base_url without trailing '/'
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl{nullptr, curl_easy_cleanup};
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headers{nullptr, curl_slist_free_all};
+  // The same lines plus the JSON body's Content-Type, for POST.
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> post_headers{nullptr,
+                                                                           curl_slist_free_all};
   BodySink sink;
   char curl_error[CURL_ERROR_SIZE] = {};
 
@@ -126,8 +135,11 @@ struct NodeClient::Impl {
     curl.reset(curl_easy_init());
     if (!curl) throw NodeError(NodeErrorKind::Transport, "libcurl could not create a handle");
 
-    append_header("Accept: application/json");
-    if (!options.token.empty()) append_header("Authorization: Bearer " + options.token);
+    for (auto* list : {&headers, &post_headers}) {
+      append_header(*list, "Accept: application/json");
+      if (!options.token.empty()) append_header(*list, "Authorization: Bearer " + options.token);
+    }
+    append_header(post_headers, "Content-Type: application/json");
 
     const auto timeout = options.timeout.count();
     const auto connect_timeout = std::min(options.timeout, kMaxConnectTimeout).count();
@@ -136,9 +148,7 @@ struct NodeClient::Impl {
         static_cast<std::uint64_t>(std::numeric_limits<curl_off_t>::max())));
     set(CURLOPT_VERBOSE, 0L);  // verbose output would print the Authorization header
     set(CURLOPT_NOSIGNAL, 1L);
-    set(CURLOPT_HTTPGET, 1L);
     set(CURLOPT_PROTOCOLS_STR, "http,https");
-    set(CURLOPT_HTTPHEADER, headers.get());
     set(CURLOPT_USERAGENT, "lsp-sweeper");
     set(CURLOPT_TIMEOUT_MS, static_cast<long>(timeout));
     set(CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout));
@@ -163,11 +173,13 @@ struct NodeClient::Impl {
     }
   }
 
-  void append_header(const std::string& line) {
-    curl_slist* list = curl_slist_append(headers.get(), line.c_str());
+  static void append_header(
+      std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)>& headers_list,
+      const std::string& line) {
+    curl_slist* list = curl_slist_append(headers_list.get(), line.c_str());
     if (list == nullptr) throw std::bad_alloc();
-    (void)headers.release();  // curl_slist_append returned the same list, now one longer
-    headers.reset(list);
+    (void)headers_list.release();  // curl_slist_append returned the same list, now one longer
+    headers_list.reset(list);
   }
 
   // Every NodeError leaves through here. The node's error text is untrusted and could echo
@@ -184,11 +196,20 @@ struct NodeClient::Impl {
     return NodeError(kind, message);
   }
 
-  Outcome attempt(const std::string& url) {
+  // A GET, or a POST of `post_body` (JSON) when there is one.
+  Outcome attempt(const std::string& url, const std::string* post_body) {
     sink.body.clear();
     sink.too_large = false;
     curl_error[0] = '\0';
     set(CURLOPT_URL, url.c_str());
+    if (post_body != nullptr) {
+      set(CURLOPT_HTTPHEADER, post_headers.get());
+      set(CURLOPT_POSTFIELDSIZE, static_cast<long>(post_body->size()));
+      set(CURLOPT_POSTFIELDS, post_body->c_str());
+    } else {
+      set(CURLOPT_HTTPHEADER, headers.get());
+      set(CURLOPT_HTTPGET, 1L);
+    }
     const CURLcode rc = curl_easy_perform(curl.get());
     if (sink.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
       return {false, NodeErrorKind::Protocol, false,
@@ -204,6 +225,11 @@ struct NodeClient::Impl {
     if (status == 401) {
       return {false, NodeErrorKind::Unauthorized, false,
               "node refused the token (401)" + node_said(sink.body)};
+    }
+    // The node answers an unknown payment 403 as well; only the error's name tells it from
+    // a lock.
+    if (status == 403 && error_field(sink.body, "name") == "PaymentNotFound") {
+      return {false, NodeErrorKind::NotFound, false, "node does not know this payment (403)"};
     }
     if (status == 403) {
       return {
@@ -224,12 +250,14 @@ struct NodeClient::Impl {
     return {true, {}, false, {}};
   }
 
-  // The body of a successful GET of `path`; `what` names the request in errors.
-  std::string get(const std::string& path, const std::string& what) {
+  // The body of a successful GET of `path`, or POST of `post_body` to it; `what` names the
+  // request in errors. Every request the sweeper makes is a read, so retrying is safe.
+  std::string request(const std::string& path, const std::string& what,
+                      const std::string* post_body = nullptr) {
     const int attempts = std::max(1, options.max_attempts);
     auto backoff = options.first_backoff;
     for (int n = 1;; ++n) {
-      Outcome outcome = attempt(base + path);
+      Outcome outcome = attempt(base + path, post_body);
       if (outcome.ok) return std::move(sink.body);
       if (!outcome.retry) throw fail(outcome.kind, what + ": " + outcome.message);
       if (n >= attempts) {
@@ -244,7 +272,7 @@ struct NodeClient::Impl {
   PaymentPage fetch_page(const PaymentQuery& query, std::uint32_t page_size,
                          std::optional<std::uint64_t> index_offset, int number) {
     const std::string what = page_context(number, index_offset);
-    const std::string body = get(list_path(query, page_size, index_offset), what);
+    const std::string body = request(list_path(query, page_size, index_offset), what);
     try {
       return decode_list_payments(body);
     } catch (const DecodeError& e) {
@@ -260,7 +288,7 @@ NodeClient::~NodeClient() = default;
 
 std::int64_t NodeClient::current_height() {
   const std::string what = "GET /networkinfo";
-  const std::string body = impl_->get("/networkinfo", what);
+  const std::string body = impl_->request("/networkinfo", what);
   try {
     return decode_network_height(body);
   } catch (const DecodeError& e) {
@@ -314,6 +342,46 @@ ScanStats NodeClient::scan(const PaymentQuery& query, std::uint32_t page_size,
     }
     cursor = next;
   }
+}
+
+std::optional<SinglePayment> NodeClient::get_payment(const std::string& payment_hash,
+                                                     PaymentType type) {
+  const std::string what = "POST /getpayment (" + util::printable(payment_hash, 64) + ", " +
+                           std::string(to_string(type)) + ")";
+  const std::string request =
+      nlohmann::json{{"payment_hash", payment_hash}, {"payment_type", to_string(type)}}.dump();
+  std::string body;
+  try {
+    body = impl_->request("/getpayment", what, &request);
+  } catch (const NodeError& e) {
+    if (e.kind == NodeErrorKind::NotFound) return std::nullopt;
+    throw;
+  }
+  SinglePayment single;
+  try {
+    single = decode_get_payment(body);
+  } catch (const DecodeError& e) {
+    throw impl_->fail(NodeErrorKind::Protocol, what + ": " + e.what());
+  }
+  // An answer about another payment must not be planned against this hash's records.
+  const auto& p = single.payment;
+  const bool wrong_leg =
+      p && ((type == PaymentType::Outbound) != (p->type == PaymentType::Outbound));
+  if (single.dialect == Dialect::Paginated && p &&
+      (p->payment_hash != util::normalize_hex32(payment_hash) || wrong_leg)) {
+    throw impl_->fail(NodeErrorKind::Protocol, what + ": the node answered about " +
+                                                   std::string(to_string(p->type)) + " payment " +
+                                                   p->payment_hash);
+  }
+  return single;
+}
+
+Dialect NodeClient::dialect() { return impl_->fetch_page({}, 1, std::nullopt, 1).dialect; }
+
+bool matches(const PaymentQuery& query, const NodePayment& payment) {
+  return (!query.status || payment.status == *query.status) &&
+         (!query.direction || payment.direction() == *query.direction) &&
+         (!query.created_after || payment.created_at >= *query.created_after);
 }
 
 bool is_insecure_remote_http(const std::string& url) {

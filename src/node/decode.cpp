@@ -224,18 +224,35 @@ PaymentPage decode_list_payments(std::string_view body) {
   return page;
 }
 
-SinglePayment decode_get_payment(std::string_view body, Dialect dialect) {
+namespace {
+
+// `dialect` absent: detected from the payment.
+SinglePayment decode_single(std::string_view body, std::optional<Dialect> dialect) {
   const json doc = parse_object(body, "getpayment");
   const json* payment = find(doc, "payment");
   if (payment == nullptr) throw DecodeError("getpayment: payment is missing");
-  auto decoded = decode_payment(*payment, dialect);
   SinglePayment out;
+  out.dialect = dialect.value_or(payment->is_object() && !payment->contains("payment_type") &&
+                                         payment->contains("inbound")
+                                     ? Dialect::Legacy
+                                     : Dialect::Paginated);
+  auto decoded = decode_payment(*payment, out.dialect);
   if (auto* p = std::get_if<NodePayment>(&decoded)) {
     out.payment = std::move(*p);
   } else {
     out.rejected = std::get<RejectedPayment>(std::move(decoded));
   }
   return out;
+}
+
+}  // namespace
+
+SinglePayment decode_get_payment(std::string_view body, Dialect dialect) {
+  return decode_single(body, dialect);
+}
+
+SinglePayment decode_get_payment(std::string_view body) {
+  return decode_single(body, std::nullopt);
 }
 
 std::int64_t decode_network_height(std::string_view body) {

@@ -100,6 +100,17 @@ const Transition& transition_for(RepairKind kind, Flow flow) {
   throw std::logic_error("no transition for this kind and flow");
 }
 
+// Whether the missed callback `kind` says anything about a record in its status: a repair, a
+// guard or an unexplained state. Only a record already at or beyond the callback's target has
+// nothing left to hear from it. The planner and the targeted lookups both ask this.
+bool callback_may_act(RepairKind kind, Flow flow, std::string_view status) {
+  return !at_or_beyond(flow, status, transition_for(kind, flow).to);
+}
+
+bool callback_may_act(RepairKind kind, const LspRecord& record) {
+  return callback_may_act(kind, record.flow, record.status);
+}
+
 Repair make_repair(const Transition& t, const LspRecord& record) {
   Repair r;
   r.kind = t.kind;
@@ -131,11 +142,10 @@ class Planner {
 
  private:
   void claimable(const NodePayment& p, const LspRecord& record) {
+    if (!callback_may_act(RepairKind::MissedClaimable, record)) return;
     const Transition& t = transition_for(RepairKind::MissedClaimable, record.flow);
     if (!contains(t.from, record.status)) {
-      if (!at_or_beyond(record.flow, record.status, t.to)) {
-        unexplained(record, "node holds the inbound HTLC (Claimable)");
-      }
+      unexplained(record, "node holds the inbound HTLC (Claimable)");
       return;
     }
     bool guarded = false;
@@ -170,6 +180,7 @@ class Planner {
   }
 
   void payment_sent(const NodePayment& p, const LspRecord& record) {
+    if (!callback_may_act(RepairKind::MissedPaymentSent, record)) return;
     const Transition& t = transition_for(RepairKind::MissedPaymentSent, record.flow);
     if (contains(t.from, record.status)) {
       if (!p.preimage) {
@@ -185,7 +196,6 @@ class Planner {
       }
       return;
     }
-    if (at_or_beyond(record.flow, record.status, t.to)) return;
     if (at_or_beyond(record.flow, record.status, "claimable")) {
       // The LSP's own outbound job has not recorded its payment yet; it will move the record.
       // Only one that stays behind past the grace period needs a person.
@@ -305,6 +315,31 @@ std::vector<RequiredJob> jobs_required_by_state(Flow flow) {
     }
   }
   return jobs;
+}
+
+Legs legs_to_look_up(Flow flow, std::string_view status) {
+  const auto leg = [&](RepairKind callback, Direction direction) {
+    return callback_may_act(callback, flow, status) ||
+           contains(in_flight_states(flow, direction), status);
+  };
+  return {leg(RepairKind::MissedClaimable, Direction::Inbound),
+          leg(RepairKind::MissedPaymentSent, Direction::Outbound)};
+}
+
+std::vector<std::string> known_states(Flow flow) {
+  const StateLadder& states = ladder(flow);
+  std::vector<std::string> all(states.ordered.begin(), states.ordered.end());
+  all.insert(all.end(), states.terminal.begin(), states.terminal.end());
+  return all;
+}
+
+std::vector<std::string> states_needing_no_lookup(Flow flow) {
+  std::vector<std::string> quiet;
+  for (const std::string& status : known_states(flow)) {
+    const Legs legs = legs_to_look_up(flow, status);
+    if (!legs.inbound && !legs.outbound) quiet.push_back(status);
+  }
+  return quiet;
 }
 
 std::vector<Divergence> divergences_for_rejected(const std::vector<RejectedPayment>& rejected) {

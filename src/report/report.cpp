@@ -74,6 +74,14 @@ nlohmann::ordered_json to_json(const RunResult& r) {
             {"payments_rejected", r.node.payments_rejected},
             {"height", r.node.height ? json(*r.node.height) : json(nullptr)}};
 
+  const json lookup{
+      {"mode", r.lookup.targeted ? "targeted" : "list"},
+      {"reason", r.lookup.reason},
+      {"records_awaiting_node",
+       r.lookup.records_awaiting_node ? json(*r.lookup.records_awaiting_node) : json(nullptr)},
+      {"getpayment_requests", r.lookup.requests},
+      {"not_found", r.lookup.not_found}};
+
   json repairs = json::array();
   for (const auto& repair : r.repairs) {
     repairs.push_back({{"kind", plan::to_string(repair.kind)},
@@ -104,6 +112,7 @@ nlohmann::ordered_json to_json(const RunResult& r) {
            {"finished_at", rfc3339(r.finished_at)},
            {"exit_code", exit_code(r)},
            {"node", std::move(node)},
+           {"lookup", lookup},
            {"repairs", std::move(repairs)},
            {"divergences", std::move(divergences)},
            {"resolved_divergences", std::move(resolved)},
@@ -127,7 +136,8 @@ std::string summary_line(const RunResult& r) {
   std::string line = "sweep ";
   line += r.complete ? "complete" : "INCOMPLETE";
   if (r.dry_run) line += " (dry run)";
-  line += ": scanned=" + std::to_string(r.node.payments_scanned) +
+  line += std::string(": lookup=") + (r.lookup.targeted ? "targeted" : "list") +
+          " scanned=" + std::to_string(r.node.payments_scanned) +
           " rejected=" + std::to_string(r.node.payments_rejected) +
           " repairs_planned=" + std::to_string(r.repairs.size()) +
           " repairs_applied=" + std::to_string(applied_count(r)) +

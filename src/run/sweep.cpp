@@ -31,6 +31,9 @@ std::vector<node::PaymentQuery> queries(std::int64_t created_after) {
   };
 }
 
+// Records per batch of targeted lookups: each batch is then planned like a page of a listing.
+constexpr std::size_t kLookupBatch = 100;
+
 class Sweep {
  public:
   Sweep(node::PaymentSource& node, store::RecordStore& store, const SweepOptions& options,
@@ -45,6 +48,14 @@ class Sweep {
     context_.current_height = node_.current_height();
     result_.node.height = context_.current_height;
 
+    if (!look_up_targeted(now)) list(now);
+
+    store_.records_lacking_outbox_job(options_.page_size, [this](std::vector<LspRecord>& records) {
+      apply(plan::plan_missing_outbox_jobs(records));
+    });
+  }
+
+  void list(std::int64_t now) {
     for (const auto& query : queries(now - options_.lookback)) {
       listing_pages_ = 0;
       const node::ScanStats stats =
@@ -66,10 +77,82 @@ class Sweep {
         break;
       }
     }
+  }
 
-    store_.records_lacking_outbox_job(options_.page_size, [this](std::vector<LspRecord>& records) {
-      apply(plan::plan_missing_outbox_jobs(records));
+  // Asks the node about each record awaiting it instead of listing, when the lookup mode and
+  // the count of such records say so. False: the listings must run instead (chosen so, or the
+  // node speaks the legacy dialect, whose getpayment cannot tell a hash's two legs apart).
+  //
+  // Same repairs and divergences as the listings: a record left out is one no node payment
+  // can change (plan::legs_to_look_up), each payment found is held to the listings' own
+  // filters (node::matches, --lookback included) and then planned exactly as a listed one,
+  // deferral included; records with an open divergence are looked up too, so a deferred
+  // payment keeps it open as a listing would. A listing alone sees malformed payments of other
+  // traffic: auto mode lists while such a divergence is open, forced targeted leaves it open.
+  bool look_up_targeted(std::int64_t now) {
+    auto& lookup = result_.lookup;
+    if (options_.lookup == LookupMode::List) {
+      lookup.reason = "--lookup list";
+      return false;
+    }
+    const auto awaiting = store_.count_awaiting_node(options_.targeted_max + 1);
+    const std::string max = std::to_string(options_.targeted_max);
+    if (awaiting.records <= options_.targeted_max) lookup.records_awaiting_node = awaiting.records;
+    if (options_.lookup == LookupMode::Targeted) {
+      lookup.reason = "--lookup targeted";
+    } else if (awaiting.records > options_.targeted_max) {
+      lookup.reason = "more than --targeted-max " + max + " records await the node";
+      return false;
+    } else if (awaiting.unbound_divergences > 0) {
+      lookup.reason = "a malformed_payment divergence is open: only a listing sees it again";
+      return false;
+    } else {
+      lookup.reason = std::to_string(awaiting.records) + " record(s) await the node, at most " +
+                      "--targeted-max " + max;
+    }
+    if (awaiting.unbound_divergences > 0) {
+      saw_everything_ = false;
+      note(
+          "targeted lookups cannot see malformed payments of other traffic; open divergences "
+          "were left open");
+    }
+    lookup.targeted = true;
+
+    const auto listings = queries(now - options_.lookback);
+    bool legacy = false;
+    store_.records_awaiting_node(kLookupBatch, [&](std::vector<store::RecordAwaitingNode>& batch) {
+      // One page per listing, planned in the listings' order: a claimable repair lands before
+      // the same hash's outbound leg is judged, as when the listings run.
+      std::vector<node::PaymentPage> pages(listings.size());
+      for (const auto& [record, open_divergence] : batch) {
+        const plan::Legs legs = open_divergence ? plan::Legs{true, true}
+                                                : plan::legs_to_look_up(record.flow, record.status);
+        for (const auto& [needed, leg] : {std::pair{legs.inbound, Direction::Inbound},
+                                          std::pair{legs.outbound, Direction::Outbound}}) {
+          if (needed && !look_up(record.payment_hash, leg, listings, pages)) {
+            legacy = true;
+            return false;
+          }
+        }
+      }
+      for (auto& page : pages) {
+        if (!page.payments.empty() || !page.rejected.empty()) on_page(page);
+      }
+      return true;
     });
+    // No payment found, so no answer told the dialect; it matters only to open divergences,
+    // which a legacy node's listing would leave open.
+    if (!legacy && !result_.node.dialect && awaiting.open_divergences > 0) {
+      result_.node.dialect = node_.dialect();
+      legacy = result_.node.dialect == node::Dialect::Legacy;
+    }
+    if (legacy) {
+      lookup.targeted = false;
+      lookup.reason =
+          "the node speaks the legacy dialect, whose getpayment cannot tell a "
+          "hash's inbound and outbound legs apart";
+    }
+    return !legacy;
   }
 
   // Which open divergences this run may resolve. Only a run that read every listing to its
@@ -149,6 +232,41 @@ class Sweep {
     std::copy(hash.begin(), hash.end(), key.begin());
     key[32] = p.direction() == Direction::Inbound ? 'i' : 'o';
     return key;
+  }
+
+  // Adds the payment of this leg of `hash` to the page of the listing that would hold it, if
+  // any (a malformed one to the first). False when the node answered in the legacy dialect.
+  bool look_up(const std::string& hash, Direction leg,
+               const std::vector<node::PaymentQuery>& listings,
+               std::vector<node::PaymentPage>& pages) {
+    auto answer = get_payment(
+        hash, leg == Direction::Inbound ? PaymentType::InboundHodl : PaymentType::Outbound);
+    // The node keeps one inbound payment per hash, HODL or not, and a listing shows either.
+    if (!answer && leg == Direction::Inbound) {
+      answer = get_payment(hash, PaymentType::InboundAutoClaim);
+    }
+    if (!answer) return true;
+    result_.node.dialect = answer->dialect;
+    if (answer->dialect == node::Dialect::Legacy) return false;
+    if (answer->rejected) {
+      pages.front().rejected.push_back(std::move(*answer->rejected));
+      return true;
+    }
+    const auto listing = std::find_if(
+        listings.begin(), listings.end(),
+        [&](const node::PaymentQuery& q) { return node::matches(q, *answer->payment); });
+    if (listing != listings.end()) {
+      pages[static_cast<std::size_t>(listing - listings.begin())].payments.push_back(
+          std::move(*answer->payment));
+    }
+    return true;
+  }
+
+  std::optional<node::SinglePayment> get_payment(const std::string& hash, PaymentType type) {
+    ++result_.lookup.requests;
+    auto answer = node_.get_payment(hash, type);
+    if (!answer) ++result_.lookup.not_found;
+    return answer;
   }
 
   void apply(plan::Plan plan) {

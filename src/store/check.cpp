@@ -39,6 +39,7 @@ const std::vector<Need>& needs() {
       {"lsp_sweeper.schema_version", false, {"SELECT"}, {}},
       {"lsp_sweeper.runs", false, {"SELECT", "INSERT", "UPDATE"}, {}},
       {"lsp_sweeper.actions", false, {"INSERT"}, {}, true},
+      {"lsp_sweeper.divergences", false, {"SELECT", "INSERT", "UPDATE"}, {}, true},
   };
   return list;
 }

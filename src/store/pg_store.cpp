@@ -44,6 +44,11 @@ constexpr std::array<RecordTable, 2> kRecordTables{{
      "claim_deadline_height = i.value::bigint", "payment_preimage = i.value"},
 }};
 
+// Whether the record (alias r) has an open divergence.
+constexpr std::string_view kOpenDivergence =
+    "EXISTS (SELECT 1 FROM lsp_sweeper.divergences d WHERE d.resolved_at IS NULL AND "
+    "d.payment_hash = r.payment_hash)";
+
 std::string statement_name(std::string_view what, Flow flow) {
   return std::string(what) + "_" + std::string(to_string(flow));
 }
@@ -233,6 +238,37 @@ void prepare_statements(pqxx::connection& conn) {
                "FROM lsp_sweeper.runs ORDER BY started_at DESC, run_id LIMIT $1");
 }
 
+// Whether a record (alias r) of the table whose plan::states_needing_no_lookup is parameter
+// $quiet awaits the node (RecordAwaitingNode).
+std::string awaiting_node(int quiet) {
+  return "r.payment_hash IS NOT NULL AND (NOT (r.status = ANY($" + std::to_string(quiet) +
+         "::text[])) OR " + std::string(kOpenDivergence) + ")";
+}
+
+void prepare_awaiting_node(pqxx::connection& conn) {
+  // One round trip for the choice of lookups: LIMIT stops the scan once the count is known to
+  // be over it. $1, $2: each table's quiet states, in kRecordTables order; $3 the limit.
+  std::string records;
+  for (std::size_t i = 0; i < kRecordTables.size(); ++i) {
+    if (i > 0) records += " UNION ALL ";
+    records += "SELECT 1 FROM " + std::string(kRecordTables[i].table) + " r WHERE " +
+               awaiting_node(static_cast<int>(i) + 1);
+  }
+  conn.prepare("count_awaiting_node",
+               "SELECT (SELECT count(*) FROM (" + records +
+                   " LIMIT $3) a), d.unbound, d.open FROM (SELECT count(*) FILTER (WHERE flow IS "
+                   "NULL) AS unbound, count(*) AS open FROM lsp_sweeper.divergences WHERE "
+                   "resolved_at IS NULL) d");
+  for (const RecordTable& t : kRecordTables) {
+    // Keyset pages: the next $3 after hash $2, each its own short query.
+    conn.prepare(statement_name("records_awaiting_node", t.flow),
+                 "SELECT r.payment_hash, r.status, r." + std::string(t.amount_column) +
+                     ", r.claim_deadline_height, " + std::string(kOpenDivergence) + " FROM " +
+                     std::string(t.table) + " r WHERE " + awaiting_node(1) +
+                     " AND r.payment_hash > $2 ORDER BY r.payment_hash LIMIT $3");
+  }
+}
+
 // A row of divergence_columns.
 StoredDivergence to_stored_divergence(const pqxx::row& row) {
   StoredDivergence d;
@@ -264,6 +300,28 @@ constexpr std::size_t kMaxRepairsPerStatement = 1000;
 
 struct PgStore::Impl {
   std::unique_ptr<pqxx::connection> conn;
+
+  // Runs a keyset-paged statement, whose parameters are `params`, then the hash to start
+  // after and the page size, and whose column 0 is the payment hash in order: one short read
+  // transaction a page, none open while `on_page` runs (it may write), until a page comes
+  // back short or on_page returns false.
+  template <typename OnPage, typename... Params>
+  void page_by_hash(const std::string& statement, std::size_t page_size, OnPage on_page,
+                    const Params&... params) {
+    std::string after;  // every hash sorts after the empty string
+    for (;;) {
+      pqxx::result rows;
+      try {
+        pqxx::read_transaction txn(*conn);
+        rows = txn.exec_prepared(statement, params..., after, static_cast<std::int64_t>(page_size));
+      } catch (const std::exception& e) {
+        throw StoreError(statement + ": " + detail::one_line(e.what()));
+      }
+      if (rows.empty()) return;
+      after = rows[rows.size() - 1][0].as<std::string>();
+      if (!on_page(rows) || rows.size() < page_size) return;
+    }
+  }
 
   // One statement for `batch`, indices into `repairs` of one transition.
   void apply_batch(std::vector<plan::Repair>& repairs, const std::vector<std::size_t>& batch,
@@ -317,6 +375,7 @@ PgStore::PgStore(const std::string& connection_string)
     throw StoreError("setting the isolation level: " + detail::one_line(e.what()));
   }
   prepare_statements(*impl_->conn);
+  prepare_awaiting_node(*impl_->conn);
 }
 
 PgStore::~PgStore() = default;
@@ -347,25 +406,45 @@ void PgStore::records_lacking_outbox_job(std::uint32_t page_size, const RecordSi
       states.push_back(job.status);
       actions.push_back(job.action);
     }
-    const std::string statement = statement_name("records_lacking_outbox_job", t.flow);
-    std::string after;
-    for (;;) {
-      std::vector<LspRecord> page;
-      try {
-        pqxx::read_transaction txn(*impl_->conn);
-        for (const pqxx::row& row : txn.exec_prepared(statement, text_array(states),
-                                                      text_array(actions), after, page_size)) {
-          page.push_back(to_record(t.flow, row));
-        }
-      } catch (const std::exception& e) {
-        throw StoreError(statement + ": " + detail::one_line(e.what()));
-      }
-      if (page.empty()) break;
-      after = page.back().payment_hash;
-      const bool last = page.size() < page_size;
-      on_page(page);
-      if (last) break;
-    }
+    impl_->page_by_hash(
+        statement_name("records_lacking_outbox_job", t.flow), page_size,
+        [&](const pqxx::result& rows) {
+          std::vector<LspRecord> page;
+          for (const pqxx::row& row : rows) page.push_back(to_record(t.flow, row));
+          on_page(page);
+          return true;
+        },
+        text_array(states), text_array(actions));
+  }
+}
+
+AwaitingNodeCount PgStore::count_awaiting_node(std::int64_t limit) {
+  try {
+    pqxx::read_transaction txn(*impl_->conn);
+    const pqxx::row row = txn.exec_prepared1(
+        "count_awaiting_node", text_array(plan::states_needing_no_lookup(Flow::Apay)),
+        text_array(plan::states_needing_no_lookup(Flow::Relay)), limit);
+    return {row[0].as<std::int64_t>(), row[1].as<std::int64_t>(), row[2].as<std::int64_t>()};
+  } catch (const std::exception& e) {
+    throw StoreError("count_awaiting_node: " + detail::one_line(e.what()));
+  }
+}
+
+void PgStore::records_awaiting_node(std::size_t batch, const AwaitingNodeSink& sink) {
+  for (const RecordTable& t : kRecordTables) {
+    bool more = true;
+    impl_->page_by_hash(
+        statement_name("records_awaiting_node", t.flow), batch,
+        [&](const pqxx::result& rows) {
+          std::vector<RecordAwaitingNode> records;
+          for (const pqxx::row& row : rows) {
+            records.push_back({to_record(t.flow, row.slice(0, 4)), row[4].as<bool>()});
+          }
+          more = sink(records);
+          return more;
+        },
+        text_array(plan::states_needing_no_lookup(t.flow)));
+    if (!more) return;
   }
 }
 

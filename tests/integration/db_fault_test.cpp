@@ -53,7 +53,7 @@ TEST_F(DbFault, ConnectionKilledWhileApplyingRepairs) {
                       all[kTransitions - kPage - kPage / 2]);
 
   auto run = std::async(std::launch::async, [this] {
-    return sweep({"--page-size", std::to_string(kPage)});
+    return sweep({"--page-size", std::to_string(kPage), "--lookup", "list"});
   });
   int killed = 0;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -90,8 +90,9 @@ TEST_F(DbFault, StatementTimeoutOnALockedRecord) {
   pqxx::work holding(lsp);
   holding.exec_params("SELECT 1 FROM async_rotating_invoices WHERE payment_hash = $1 FOR UPDATE",
                       all[3]);
-  const ProcessResult timed_out = run_sweeper(
-      node_->url(), db_.uri() + "&options=-c%20statement_timeout%3D300", {"--page-size", "2"});
+  const ProcessResult timed_out =
+      run_sweeper(node_->url(), db_.uri() + "&options=-c%20statement_timeout%3D300",
+                  {"--lookup", "list", "--page-size", "2"});
   holding.abort();
 
   EXPECT_EQ(timed_out.exit_code, 2) << timed_out.err;
@@ -120,7 +121,7 @@ TEST_F(DbFault, ServerRestartedBetweenTwoRuns) {
     f.status = 500;
     node_->inject("/listpayments", n, f);
   }
-  const ProcessResult first = sweep({"--page-size", "2"});
+  const ProcessResult first = sweep({"--page-size", "2", "--lookup", "list"});
   EXPECT_EQ(first.exit_code, 2) << first.err;
   EXPECT_EQ(moved(), 2);
 

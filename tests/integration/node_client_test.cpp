@@ -260,6 +260,51 @@ TEST_F(NodeClientSimulator, LockedNodeIsLockedAndNotRetried) {
   EXPECT_EQ(client.current_height(), 800000);
 }
 
+TEST_F(NodeClientSimulator, GetPaymentLooksUpOneLegOrSaysTheNodeDoesNotKnowIt) {
+  serve_file("lost_callbacks.json");
+  NodeClient client(options());
+  // C: both legs on the node; asked in lowercase, the LSP's form.
+  const std::string c = "6495ebecdb762335a544f9280106de1b3b09f0d0070cacb3604f3c95b34e0b10";
+  const auto out = client.get_payment(c, PaymentType::Outbound);
+  ASSERT_TRUE(out && out->payment);
+  EXPECT_EQ(out->dialect, Dialect::Paginated);
+  EXPECT_EQ(out->payment->type, PaymentType::Outbound);
+  EXPECT_EQ(out->payment->status, NodeStatus::Succeeded);
+  EXPECT_EQ(out->payment->payment_hash, c);
+  const auto in = client.get_payment(c, PaymentType::InboundHodl);
+  ASSERT_TRUE(in && in->payment);
+  EXPECT_EQ(in->payment->status, NodeStatus::Claimable);
+  // 403 PaymentNotFound is an answer, not an error, and is not retried.
+  EXPECT_FALSE(client.get_payment(hash_of(1), PaymentType::Outbound));
+  EXPECT_FALSE(client.get_payment(c, PaymentType::InboundAutoClaim));
+  EXPECT_EQ(sim_->request_count("/getpayment"), 4u);
+}
+
+TEST_F(NodeClientSimulator, GetPaymentRetriesServerErrorsAndALockStaysAnError) {
+  serve_file("lost_callbacks.json");
+  NodeClient client(options());
+  const std::string c = "6495ebecdb762335a544f9280106de1b3b09f0d0070cacb3604f3c95b34e0b10";
+  sim_->fail_next("/getpayment", 503, 2);
+  EXPECT_TRUE(client.get_payment(c, PaymentType::Outbound));
+  EXPECT_EQ(sim_->request_count("/getpayment"), 3u);
+
+  // A locked node answers 403 too, named LockedNode: never mistaken for "not found".
+  sim_->set_locked(true);
+  EXPECT_EQ(error_kind([&] { client.get_payment(c, PaymentType::Outbound); }),
+            NodeErrorKind::Locked);
+  EXPECT_EQ(sim_->request_count("/getpayment"), 4u);
+}
+
+TEST_F(NodeClientSimulator, GetPaymentFromALegacyNodeSaysItsDialect) {
+  serve_file("legacy.json");
+  NodeClient client(options());
+  const auto answer = client.get_payment(
+      "cc9801f5e48c40bd007e82d01ae96cc06f23c3322a42b03e4ae8ed1988477799", PaymentType::Outbound);
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(answer->dialect, Dialect::Legacy);
+  EXPECT_EQ(client.dialect(), Dialect::Legacy);
+}
+
 TEST_F(NodeClientSimulator, ResponseOverTheSizeLimitIsAProtocolError) {
   serve(thirty_mixed_payments());
   NodeClientOptions o = options();

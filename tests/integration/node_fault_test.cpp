@@ -19,7 +19,8 @@ using sim::FaultKind;
 // With pages of 2 the first listing (held HODL payments) is pages 1-3, so a fault on
 // /listpayments request 2 strikes after page 1's repairs were committed.
 constexpr std::uint64_t kSecondPage = 2;
-const std::vector<std::string> kPaging{"--page-size", "2"};
+// The faults strike the listings' pages.
+const std::vector<std::string> kPaging{"--page-size", "2", "--lookup", "list"};
 
 const Secret kApay1 = secret('1'), kApay2 = secret('2'), kRelay1 = secret('3'),
              kRelay2 = secret('4'), kSent1 = secret('5'), kSent2 = secret('6'),

@@ -29,7 +29,8 @@ TEST_F(Secrets, TokenIsInNoOutputOfAGoodOrAFailedRun) {
   const auto report_path = std::filesystem::temp_directory_path() / ("report-" + db_.name());
 
   for (const bool fail : {false, true}) {
-    if (fail) node_->fail_next("/listpayments", 503, 4);
+    // One record awaits the node: the run looks its payment up (POST /getpayment).
+    if (fail) node_->fail_next("/getpayment", 503, 4);
     const ProcessResult r = run_process(
         {LSP_SWEEPER_BINARY, "--log-level", "trace", "run", "--report", report_path.string()},
         {{"LSP_SWEEPER_NODE_URL", node_->url()},

@@ -494,5 +494,20 @@ TEST(NodeClientRedactUrl, StripsUserInfoOnly) {
   }
 }
 
+TEST(DecodeGetPayment, DialectIsDetectedFromThePayment) {
+  const SinglePayment paginated =
+      decode_get_payment("{\"payment\":" + object(paginated_payment()) + "}");
+  EXPECT_EQ(paginated.dialect, Dialect::Paginated);
+  EXPECT_TRUE(paginated.payment);
+  const SinglePayment legacy = decode_get_payment("{\"payment\":" + object(legacy_payment()) + "}");
+  EXPECT_EQ(legacy.dialect, Dialect::Legacy);
+  ASSERT_TRUE(legacy.payment);
+  EXPECT_EQ(legacy.payment->type, PaymentType::InboundUnknown);
+  // Neither form: read as the paginated dialect, and rejected for its missing payment_type.
+  const SinglePayment neither = decode_get_payment(R"({"payment": {"payment_hash": "x"}})");
+  EXPECT_EQ(neither.dialect, Dialect::Paginated);
+  EXPECT_TRUE(neither.rejected);
+}
+
 }  // namespace
 }  // namespace lsp_sweeper::node

@@ -391,5 +391,18 @@ TEST(NodeClientHttp, ConnectionIsReusedAcrossPages) {
   EXPECT_EQ(server.connections(), 1);
 }
 
+TEST(NodeClientMatches, AFetchedPaymentIsHeldToAListingsFilters) {
+  NodePayment p;
+  p.type = PaymentType::InboundAutoClaim;
+  p.status = NodeStatus::Failed;
+  p.created_at = 1000;
+  EXPECT_TRUE(node::matches({}, p));
+  EXPECT_TRUE(node::matches({NodeStatus::Failed, std::nullopt, 1000}, p));  // inclusive
+  EXPECT_FALSE(node::matches({NodeStatus::Failed, std::nullopt, 1001}, p));
+  EXPECT_TRUE(node::matches({NodeStatus::Failed, Direction::Inbound, -5}, p));
+  EXPECT_FALSE(node::matches({NodeStatus::Failed, Direction::Outbound, std::nullopt}, p));
+  EXPECT_FALSE(node::matches({NodeStatus::Cancelled, std::nullopt, std::nullopt}, p));
+}
+
 }  // namespace
 }  // namespace lsp_sweeper::node

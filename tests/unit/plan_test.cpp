@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cctype>
 #include <string>
 #include <string_view>
@@ -511,6 +512,56 @@ TEST(Rejected, EachRejectedPaymentIsADivergence) {
   EXPECT_FALSE(ds[0].flow);
   EXPECT_EQ(ds[0].payment_hash, "zz");
   EXPECT_TRUE(ds[0].needs_person);
+}
+
+// The targeted lookups skip every leg legs_to_look_up leaves out, and every record in
+// states_needing_no_lookup: so for no node payment at all may the planner act on such a leg.
+// Every state of both flows (and an unknown one) against every type and status the node has.
+TEST(LegsToLookUp, NoPaymentOnALegLeftOutIsEverActedOn) {
+  const Secret s = secret('L');
+  // Every state the planner knows, and one it does not.
+  const auto states = [](Flow flow) {
+    auto all = known_states(flow);
+    all.push_back("bogus");
+    return all;
+  };
+  int acted_on = 0;
+  for (const Flow flow : {Flow::Apay, Flow::Relay}) {
+    const auto quiet = states_needing_no_lookup(flow);
+    for (const auto& status : states(flow)) {
+      const Legs legs = legs_to_look_up(flow, status);
+      const bool in_quiet = std::find(quiet.begin(), quiet.end(), status) != quiet.end();
+      EXPECT_EQ(in_quiet, !legs.inbound && !legs.outbound) << status;
+      for (const PaymentType type :
+           {PaymentType::Outbound, PaymentType::InboundHodl, PaymentType::InboundAutoClaim}) {
+        for (int st = 0; st <= static_cast<int>(NodeStatus::Failed); ++st) {
+          NodePayment p = claimable_payment(s.hash, 1000, kHeight + 10);
+          p.type = type;
+          p.status = static_cast<NodeStatus>(st);
+          p.preimage = s.preimage;
+          const LspRecord record{flow, s.hash, status, 1000, std::nullopt, {}};
+          const Plan plan = plan_payments({p}, {record}, context());
+          const bool acts = !plan.repairs.empty() || !plan.divergences.empty();
+          acted_on += acts;
+          const bool looked_up = type == PaymentType::Outbound ? legs.outbound : legs.inbound;
+          EXPECT_TRUE(looked_up || !acts) << to_string(flow) << " " << status << " "
+                                          << to_string(type) << " " << to_string(p.status);
+        }
+      }
+    }
+  }
+  EXPECT_GT(acted_on, 0);  // the check above is not vacuous
+}
+
+TEST(LegsToLookUp, OnlyTheFinalStatesNeedNoLookup) {
+  EXPECT_EQ(states_needing_no_lookup(Flow::Apay), std::vector<std::string>{"inbound_claimed"});
+  EXPECT_EQ(states_needing_no_lookup(Flow::Relay), std::vector<std::string>{"settled"});
+  // Past its payment_sent callback only the inbound leg can still fail under the record.
+  const Legs claimed = legs_to_look_up(Flow::Apay, "outbound_claimed");
+  EXPECT_TRUE(claimed.inbound);
+  EXPECT_FALSE(claimed.outbound);
+  const Legs unknown = legs_to_look_up(Flow::Relay, "bogus");
+  EXPECT_TRUE(unknown.inbound && unknown.outbound);
 }
 
 }  // namespace

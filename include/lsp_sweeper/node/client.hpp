@@ -19,11 +19,12 @@ namespace lsp_sweeper::node {
 // Why a request to the node failed, after any retries. Unauthorized and Locked are final
 // answers from the node; the others are transport or protocol failures.
 enum class NodeErrorKind {
-  Unauthorized,    // 401: the token was refused
-  Locked,          // 403: node locked or not initialised
-  Transport,       // connection, timeout, TLS, 5xx after retries
-  Protocol,        // a body we cannot use: bad JSON, too large, wrong content type
-  CursorRegressed  // the pagination cursor did not strictly decrease
+  Unauthorized,     // 401: the token was refused
+  Locked,           // 403: node locked or not initialised
+  Transport,        // connection, timeout, TLS, 5xx after retries
+  Protocol,         // a body we cannot use: bad JSON, too large, wrong content type
+  CursorRegressed,  // the pagination cursor did not strictly decrease
+  NotFound          // 403 named PaymentNotFound: the node does not know the payment asked for
 };
 
 struct NodeError : std::runtime_error {
@@ -39,6 +40,10 @@ struct PaymentQuery {
   std::optional<Direction> direction;
   std::optional<std::int64_t> created_after;  // unix seconds, inclusive
 };
+
+// Whether `payment` is one the listing `query` returns, as the node filters it; lets
+// payments fetched one by one be held to the same filters.
+bool matches(const PaymentQuery& query, const NodePayment& payment);
 
 struct ScanStats {
   Dialect dialect = Dialect::Paginated;
@@ -59,13 +64,21 @@ class PaymentSource {
   // decreases. Throws NodeError when a request fails for good.
   virtual ScanStats scan(const PaymentQuery& query, std::uint32_t page_size,
                          const PageSink& on_page) = 0;
+  // POST /getpayment: the payment with this hash of this type (Outbound, or an inbound one),
+  // or nothing when the node does not know it. A legacy node ignores the type: its answer
+  // says so in `dialect` and is otherwise unchecked. Throws NodeError as scan does.
+  virtual std::optional<SinglePayment> get_payment(const std::string& payment_hash,
+                                                   PaymentType type) = 0;
+  // The dialect, from one GET /listpayments?max_payments=1: a page from a paginated node, the
+  // whole history from a legacy one (which ignores the query).
+  virtual Dialect dialect() = 0;
 };
 
 struct NodeClientOptions {
   std::string base_url;  // e.g. http://127.0.0.1:3001 (no trailing slash needed)
   std::string token;     // bearer token; never logged
   std::chrono::milliseconds timeout{30000};
-  int max_attempts = 4;  // per GET, including the first
+  int max_attempts = 4;  // per request (each is a read), including the first
   std::chrono::milliseconds first_backoff{200};
   std::uint64_t max_response_bytes = 64ull * 1024 * 1024;
   // PEM file of the CA(s) that sign the node's certificate; empty: the system's store.
@@ -85,6 +98,9 @@ class NodeClient final : public PaymentSource {
   std::int64_t current_height() override;
   ScanStats scan(const PaymentQuery& query, std::uint32_t page_size,
                  const PageSink& on_page) override;
+  std::optional<SinglePayment> get_payment(const std::string& payment_hash,
+                                           PaymentType type) override;
+  Dialect dialect() override;
 
  private:
   struct Impl;

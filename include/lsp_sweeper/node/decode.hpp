@@ -41,10 +41,14 @@ PaymentPage decode_list_payments(std::string_view body);
 // Decodes a /getpayment body ({"payment": {...}}). Returns the rejection reason in `rejected`
 // when the payment itself is malformed.
 struct SinglePayment {
+  Dialect dialect = Dialect::Paginated;
   std::optional<NodePayment> payment;
   std::optional<RejectedPayment> rejected;
 };
 SinglePayment decode_get_payment(std::string_view body, Dialect dialect);
+// The same, the dialect detected from the payment: the legacy one has a boolean `inbound` and
+// no payment_type.
+SinglePayment decode_get_payment(std::string_view body);
 
 // Decodes a /networkinfo body; returns the current block height.
 std::int64_t decode_network_height(std::string_view body);

@@ -114,6 +114,23 @@ struct RequiredJob {
 // The states in which a record of `flow` must have an outbox job, for the store's lookup.
 std::vector<RequiredJob> jobs_required_by_state(Flow flow);
 
+// Which of a record's node payments the planner could turn into a repair or a divergence,
+// whatever the node's status for them: the inbound (HODL) leg, the outbound leg. For the
+// targeted lookups, which ask the node only about these.
+struct Legs {
+  bool inbound = false;
+  bool outbound = false;
+};
+Legs legs_to_look_up(Flow flow, std::string_view status);
+
+// Every state of `flow` the planner knows: its ordered states, then its terminal ones.
+std::vector<std::string> known_states(Flow flow);
+
+// The known states of `flow` in which neither leg matters (legs_to_look_up is empty), for the
+// store's lookup of the records the targeted lookups ask the node about. Unknown states are
+// never in it: the planner reports them.
+std::vector<std::string> states_needing_no_lookup(Flow flow);
+
 // A divergence for each payment the decoder rejected.
 std::vector<Divergence> divergences_for_rejected(const std::vector<RejectedPayment>& rejected);
 

@@ -34,6 +34,17 @@ struct NodeSummary {
   std::optional<std::int64_t> height;
 };
 
+// How the run asked the node: the filtered listings, or one POST /getpayment per leg of each
+// record awaiting the node (README, "Targeted lookups"). In targeted mode payments_scanned
+// counts the payments the lookups returned, and orphans stay 0: every lookup is for a record.
+struct LookupSummary {
+  bool targeted = false;
+  std::string reason;
+  std::optional<std::int64_t> records_awaiting_node;  // when counted: exact up to the limit
+  std::int64_t requests = 0;                          // POST /getpayment requests
+  std::int64_t not_found = 0;                         // of those, answered "not found"
+};
+
 struct RunResult {
   std::string run_id;
   bool dry_run = false;
@@ -41,6 +52,7 @@ struct RunResult {
   std::chrono::system_clock::time_point started_at;
   std::chrono::system_clock::time_point finished_at;
   NodeSummary node;
+  LookupSummary lookup;
   std::vector<plan::Repair> repairs;
   std::vector<plan::Divergence> divergences;
   std::int64_t orphans = 0;

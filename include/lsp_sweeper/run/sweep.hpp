@@ -15,6 +15,10 @@
 
 namespace lsp_sweeper::run {
 
+// How a run asks the node (README, "Targeted lookups"): Auto looks payments up one by one
+// when at most targeted_max records await the node, and lists them otherwise.
+enum class LookupMode { Auto, List, Targeted };
+
 struct SweepOptions {
   std::string node_url;  // for the report only; redacted there
   bool dry_run = false;
@@ -22,6 +26,8 @@ struct SweepOptions {
   std::int64_t lookback = 14 * 24 * 3600;  // seconds
   std::int64_t waiting_grace = 15 * 60;    // seconds
   std::uint32_t page_size = 1000;
+  LookupMode lookup = LookupMode::Auto;
+  std::int64_t targeted_max = 200;          // records awaiting the node
   std::vector<std::string> alert_webhooks;  // full URLs; never logged as such
   std::int64_t realert_after = 6 * 3600;    // seconds
   report::WebhookOptions webhook;

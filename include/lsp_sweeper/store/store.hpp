@@ -47,7 +47,28 @@ struct DivergenceUpdate {
   std::vector<StoredDivergence> resolved;  // open before, not seen by this run
 };
 
+// Receives one page of records.
 using RecordSink = std::function<void(std::vector<LspRecord>&)>;
+
+// Records awaiting the node: those some node payment could still turn into a repair or a
+// divergence (a status outside plan::states_needing_no_lookup(flow)), and those whose hash
+// has an open divergence (a deferred payment keeps it open, so it must be looked at).
+struct RecordAwaitingNode {
+  LspRecord record;  // outbox_actions left empty
+  bool open_divergence = false;
+};
+
+// What choosing between the listings and targeted lookups needs, from one small query.
+struct AwaitingNodeCount {
+  std::int64_t records = 0;  // records awaiting the node, counted up to the limit asked for
+  // Open divergences that belong to no record (malformed payments): only a listing sees
+  // their payments again.
+  std::int64_t unbound_divergences = 0;
+  std::int64_t open_divergences = 0;  // all of them
+};
+
+// Receives one batch of records awaiting the node; returns false to stop.
+using AwaitingNodeSink = std::function<bool(std::vector<RecordAwaitingNode>&)>;
 
 class RecordStore {
  public:
@@ -62,6 +83,13 @@ class RecordStore {
   // `on_page` a page of at most `page_size` at a time (in hash order, one flow after the
   // other), so memory holds one page however many there are. on_page may apply repairs.
   virtual void records_lacking_outbox_job(std::uint32_t page_size, const RecordSink& on_page) = 0;
+
+  // Counts the records awaiting the node, stopping at `limit`, and the unbound divergences.
+  virtual AwaitingNodeCount count_awaiting_node(std::int64_t limit) = 0;
+
+  // Streams the records awaiting the node to `sink` in batches of at most `batch`, one query
+  // per batch (flow by flow, by payment hash), with no transaction open while `sink` runs.
+  virtual void records_awaiting_node(std::size_t batch, const AwaitingNodeSink& sink) = 0;
 
   // Applies repairs and sets each one's `applied`. Repairs of the same transition go
   // together in one statement, hence one transaction, per batch: for each repair the
@@ -115,6 +143,8 @@ class PgStore final : public RecordStore {
 
   std::vector<LspRecord> records_for(const std::vector<std::string>& hashes) override;
   void records_lacking_outbox_job(std::uint32_t page_size, const RecordSink& on_page) override;
+  AwaitingNodeCount count_awaiting_node(std::int64_t limit) override;
+  void records_awaiting_node(std::size_t batch, const AwaitingNodeSink& sink) override;
   void apply(std::vector<plan::Repair>& repairs, const std::string& run_id) override;
   void begin_run(const std::string& run_id, bool dry_run) override;
   void finish_run(const RunRecord& run) override;

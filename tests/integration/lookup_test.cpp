@@ -1,0 +1,416 @@
+// Targeted lookups (POST /getpayment per record awaiting the node) against the listings, with
+// the real binary, a real PostgreSQL and the simulator over HTTP: both modes on the same node
+// and the same LSP records (one database each) must find the same repairs and divergences, and
+// auto mode must pick each where it should.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "integration/sweep_fixture.hpp"
+#include "lsp_sweeper/domain.hpp"
+#include "lsp_sweeper/plan/plan.hpp"
+
+namespace lsp_sweeper {
+namespace {
+
+using nlohmann::json;
+using namespace testing;
+
+const std::filesystem::path kScenarios = SCENARIO_DIR;
+
+std::string read_text(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A distinct payment secret per number.
+Secret numbered_secret(int n) {
+  char bytes[33];
+  std::snprintf(bytes, sizeof bytes, "%032d", n);
+  const std::string raw(bytes, 32);
+  std::string hex;
+  for (unsigned char c : raw) {
+    hex.push_back("0123456789abcdef"[c >> 4]);
+    hex.push_back("0123456789abcdef"[c & 15]);
+  }
+  return {hex, util::sha256_hex(raw)};
+}
+
+std::multiset<std::string> repairs_of(const json& report) {
+  std::multiset<std::string> out;
+  for (const auto& r : report["repairs"]) {
+    out.insert(r["kind"].get<std::string>() + " " + r["flow"].get<std::string>() + " " +
+               r["payment_hash"].get<std::string>() + " " + r["from"].get<std::string>() + " " +
+               r["to"].get<std::string>() + " " + r["outbox_action"].get<std::string>() +
+               (r["applied"].get<bool>() ? " applied" : ""));
+  }
+  return out;
+}
+
+// Details aside: they quote seconds since an update, which differ between two runs.
+std::multiset<std::string> divergences_of(const json& list) {
+  std::multiset<std::string> out;
+  for (const auto& d : list) {
+    out.insert(d["kind"].get<std::string>() + " " + d["flow"].dump() + " " +
+               d["payment_hash"].get<std::string>() + " " + d["needs_person"].dump() + " " +
+               d.value("state", json()).dump());
+  }
+  return out;
+}
+
+// What only one side has, for a failure message a person can read.
+std::string only_in(const std::multiset<std::string>& listed,
+                    const std::multiset<std::string>& targeted) {
+  std::string out;
+  for (const auto& x : listed) {
+    if (!targeted.count(x)) out += "\n  listing only:  " + x;
+  }
+  for (const auto& x : targeted) {
+    if (!listed.count(x)) out += "\n  targeted only: " + x;
+  }
+  return out;
+}
+
+class Lookup : public SweepFixture {
+ protected:
+  void serve_scenario(const sim::Scenario& scenario) {
+    node_ = std::make_unique<sim::NodeSimulator>(scenario, kToken);
+    node_->set_request_log([this](const std::string& line) {
+      std::lock_guard lock(log_mutex_);
+      requests_.push_back(line);
+    });
+    node_->start();
+  }
+
+  // The requests made since the last call, each "METHOD /path" without the query.
+  std::vector<std::string> take_requests() {
+    std::lock_guard lock(log_mutex_);
+    std::vector<std::string> out;
+    for (const auto& r : requests_) out.push_back(r.substr(0, r.find('?')));
+    requests_.clear();
+    return out;
+  }
+
+  static int count_of(const std::vector<std::string>& requests, const std::string& request) {
+    return static_cast<int>(std::count(requests.begin(), requests.end(), request));
+  }
+
+  json run_on(TestDatabase& db, const std::vector<std::string>& args) {
+    const ProcessResult r = run_sweeper(node_->url(), db.uri_as_sweeper(), args);
+    EXPECT_NE(r.exit_code, 2) << r.err;
+    return report(r);
+  }
+
+  // Runs --lookup list on db_ and --lookup targeted on targeted_db_, and expects the same.
+  std::pair<json, json> run_both_and_compare() {
+    const json listed = run_on(db_, {"--lookup", "list"});
+    const json targeted = run_on(targeted_db_, {"--lookup", "targeted"});
+    EXPECT_EQ(listed["lookup"]["mode"], "list");
+    EXPECT_EQ(targeted["lookup"]["mode"], "targeted");
+    EXPECT_TRUE(listed["complete"]);
+    EXPECT_TRUE(targeted["complete"]);
+    const auto same = [](const std::multiset<std::string>& a, const std::multiset<std::string>& b) {
+      EXPECT_TRUE(a == b) << only_in(a, b);
+    };
+    same(repairs_of(listed), repairs_of(targeted));
+    same(divergences_of(listed["divergences"]), divergences_of(targeted["divergences"]));
+    same(divergences_of(listed["resolved_divergences"]),
+         divergences_of(targeted["resolved_divergences"]));
+    EXPECT_EQ(listed["exit_code"], targeted["exit_code"]);
+    EXPECT_EQ(lsp_state(db_), lsp_state(targeted_db_));
+    return {listed, targeted};
+  }
+
+  void seed_both(const std::string& sql) {
+    db_.exec(sql);
+    targeted_db_.exec(sql);
+  }
+
+  TestDatabase targeted_db_;
+  std::mutex log_mutex_;
+  std::vector<std::string> requests_;
+};
+
+TEST_F(Lookup, LostCallbacksScenarioGivesTheSameRepairsAndDivergencesInBothModes) {
+  serve_scenario(sim::load_scenario(kScenarios / "lost_callbacks.json", sim::unix_now()));
+  seed_both(read_text(kScenarios / "lost_callbacks.sql"));
+
+  const auto [listed, targeted] = run_both_and_compare();
+  EXPECT_GT(listed["summary"]["repairs_applied"], 0);
+  EXPECT_GT(listed["summary"]["divergences"], 0);
+  // The second runs see what the first left: nothing to repair, the same open divergences.
+  const auto [listed2, targeted2] = run_both_and_compare();
+  EXPECT_EQ(listed2["summary"]["repairs_planned"], 0);
+}
+
+// Every state of both flows (and an unknown one) against every node answer the planner tells
+// apart, inside and outside the listings (lookback, status, deferral), then again after some
+// payments changed moments ago and others left the node: divergences resolve alike too.
+TEST_F(Lookup, EveryStateAgainstEveryNodeAnswerGivesTheSameResultInBothModes) {
+  // Every state the planner knows, and one it does not.
+  const auto states = [](Flow flow) {
+    auto all = plan::known_states(flow);
+    all.push_back("bogus");
+    return all;
+  };
+  constexpr std::int64_t kAmount = 1000000;
+  constexpr std::int64_t kDays30 = 30 * 24 * 3600;
+  const auto hodl = [&](const Secret& s, const std::string& status) {
+    json p = hodl_claimable(s.hash, kAmount);
+    p["status"] = status;
+    return p;
+  };
+  const auto out = [&](const Secret& s, const std::string& status) {
+    json p = outbound_succeeded(s.hash, s.preimage);
+    p["amt_msat"] = kAmount;
+    p["status"] = status;
+    return p;
+  };
+  // Each variant: the node's payments for one record's hash.
+  const std::vector<std::function<json(const Secret&)>> variants{
+      [&](const Secret&) { return json::array(); },
+      [&](const Secret& s) { return json::array({hodl(s, "Claimable")}); },
+      [&](const Secret& s) {
+        json p = hodl(s, "Claimable");
+        p.erase("claim_deadline_height");
+        return json::array({p});
+      },
+      [&](const Secret& s) {
+        json p = hodl(s, "Claimable");
+        p["amt_msat"] = kAmount + 1;
+        return json::array({p});
+      },
+      [&](const Secret& s) {
+        json p = hodl(s, "Claimable");
+        p["claim_deadline_height"] = kHeight;
+        return json::array({p});
+      },
+      [&](const Secret& s) {
+        json p = hodl(s, "Claimable");
+        p["created_ago"] = kDays30;
+        return json::array({p});
+      },
+      [&](const Secret& s) { return json::array({out(s, "Succeeded")}); },
+      [&](const Secret& s) {
+        json p = out(s, "Succeeded");
+        p["updated_ago"] = 7200;  // past --waiting-grace
+        return json::array({p});
+      },
+      [&](const Secret& s) {
+        json p = out(s, "Succeeded");
+        p["preimage"] = numbered_secret(0).preimage;
+        return json::array({p});
+      },
+      [&](const Secret& s) {
+        json p = out(s, "Succeeded");
+        p.erase("preimage");
+        return json::array({p});
+      },
+      [&](const Secret& s) {
+        json p = out(s, "Succeeded");
+        p["created_ago"] = kDays30;  // outside --lookback
+        return json::array({p});
+      },
+      [&](const Secret& s) {
+        json p = out(s, "Succeeded");
+        p["updated_ago"] = 2;  // inside --min-age
+        return json::array({p});
+      },
+      [&](const Secret& s) { return json::array({out(s, "Failed")}); },
+      [&](const Secret& s) { return json::array({out(s, "Cancelled")}); },
+      [&](const Secret& s) {
+        json p = out(s, "Failed");
+        p["created_ago"] = kDays30;
+        return json::array({p});
+      },
+      [&](const Secret& s) { return json::array({out(s, "Pending")}); },
+      [&](const Secret& s) { return json::array({hodl(s, "Failed")}); },
+      [&](const Secret& s) { return json::array({hodl(s, "Cancelled")}); },
+      [&](const Secret& s) {
+        return json::array({hodl(s, "Succeeded"), hodl(s, "Pending")});
+      },
+      [&](const Secret& s) {
+        json p = hodl(s, "Failed");
+        p["payment_type"] = "InboundAutoClaim";
+        return json::array({p});
+      },
+      [&](const Secret& s) {
+        return json::array({hodl(s, "Claimable"), out(s, "Succeeded")});
+      },
+      [&](const Secret& s) {
+        return json::array({hodl(s, "Cancelled"), out(s, "Failed")});
+      },
+  };
+
+  json payments = json::array();
+  int n = 1;
+  for (const Flow flow : {Flow::Apay, Flow::Relay}) {
+    for (const auto& status : states(flow)) {
+      for (const auto& variant : variants) {
+        const Secret s = numbered_secret(n++);
+        for (const auto& p : variant(s)) payments.push_back(p);
+        for (TestDatabase* db : {&db_, &targeted_db_}) {
+          if (flow == Flow::Apay) {
+            testing::seed_apay(*db, s.hash, status, kAmount);
+          } else {
+            testing::seed_relay(*db, s.hash, status, kAmount);
+          }
+        }
+      }
+    }
+  }
+  // Other traffic of the node: orphans for the listings, never asked about by lookups.
+  for (int i = 0; i < 5; ++i) payments.push_back(out(numbered_secret(n++), "Succeeded"));
+  serve(payments);
+
+  const auto [listed, targeted] = run_both_and_compare();
+  EXPECT_GT(listed["summary"]["repairs_applied"], 10);
+  EXPECT_GT(listed["summary"]["divergences"], 50);
+  EXPECT_EQ(targeted["summary"]["orphans"], 0);
+  EXPECT_GT(listed["summary"]["orphans"], 0);
+
+  // A third of the payments changed moments ago (their divergences must stay open), a third
+  // left the node (theirs resolve).
+  json changed = json::array();
+  for (std::size_t i = 0; i < payments.size(); ++i) {
+    json p = payments[i];
+    if (i % 3 == 1) continue;
+    if (i % 3 == 2) p["updated_ago"] = 1;
+    changed.push_back(p);
+  }
+  node_->replace_payments(changed);
+  const auto [listed2, targeted2] = run_both_and_compare();
+  EXPECT_GT(listed2["summary"]["divergences_resolved"], 0);
+  EXPECT_GT(listed2["summary"]["deferred"], 0);
+}
+
+// A malformed answer about a leg both modes read is reported by both; one about a leg no
+// lookup needs (the record is past it) only by the listing, which reads every payment it lists.
+TEST_F(Lookup, MalformedPaymentsAreReportedForTheLegsAModeReads) {
+  const Secret read = secret('a'), past = secret('b');
+  json bad_read = outbound_succeeded(read.hash, read.preimage);
+  bad_read["amt_msat"] = "lots";
+  json bad_past = outbound_succeeded(past.hash, past.preimage);
+  bad_past["amt_msat"] = "lots";
+  serve(json::array({bad_read, bad_past}));
+  for (TestDatabase* db : {&db_, &targeted_db_}) {
+    testing::seed_apay(*db, read.hash, "outbound_paid", 1000000);
+    testing::seed_apay(*db, past.hash, "inbound_claimed", 1000000);
+  }
+  const json listed = run_on(db_, {"--lookup", "list"});
+  const json targeted = run_on(targeted_db_, {"--lookup", "targeted"});
+  EXPECT_EQ(divergences_of(listed["divergences"]),
+            (std::multiset<std::string>{"malformed_payment null " + read.hash + " true \"new\"",
+                                        "malformed_payment null " + past.hash + " true \"new\""}));
+  EXPECT_EQ(divergences_of(targeted["divergences"]),
+            (std::multiset<std::string>{"malformed_payment null " + read.hash + " true \"new\""}));
+}
+
+TEST_F(Lookup, AutoLooksUpUnderTheThresholdAndListsOverIt) {
+  serve_scenario(sim::load_scenario(kScenarios / "lost_callbacks.json", sim::unix_now()));
+  db_.exec(read_text(kScenarios / "lost_callbacks.sql"));
+  const int awaiting = db_.query_value<int>(
+      "SELECT (SELECT count(*) FROM async_rotating_invoices WHERE status <> 'inbound_claimed') + "
+      "(SELECT count(*) FROM lightning_send_mappings WHERE status <> 'settled')");
+
+  const json dry = run_on(db_, {"--dry-run"});
+  EXPECT_EQ(dry["lookup"]["mode"], "targeted");
+  EXPECT_EQ(dry["lookup"]["records_awaiting_node"], awaiting);
+  EXPECT_NE(dry["lookup"]["reason"].get<std::string>().find("--targeted-max 200"),
+            std::string::npos);
+  auto requests = take_requests();
+  EXPECT_EQ(count_of(requests, "GET /listpayments"), 0);
+  EXPECT_EQ(count_of(requests, "POST /getpayment"), dry["lookup"]["getpayment_requests"]);
+  EXPECT_GE(count_of(requests, "POST /getpayment"), awaiting);
+
+  const json over = run_on(db_, {"--dry-run", "--targeted-max", std::to_string(awaiting - 1)});
+  EXPECT_EQ(over["lookup"]["mode"], "list");
+  EXPECT_EQ(over["lookup"]["records_awaiting_node"], nullptr);
+  EXPECT_NE(over["lookup"]["reason"].get<std::string>().find("more than --targeted-max"),
+            std::string::npos);
+  requests = take_requests();
+  EXPECT_EQ(count_of(requests, "POST /getpayment"), 0);
+  EXPECT_GE(count_of(requests, "GET /listpayments"), 4);
+  // The same plan either way.
+  EXPECT_EQ(repairs_of(dry), repairs_of(over));
+  EXPECT_EQ(divergences_of(dry["divergences"]), divergences_of(over["divergences"]));
+
+  // A real run, then one with nothing awaiting the node: targeted, and it asks the node nothing
+  // but its height.
+  db_.exec("UPDATE async_rotating_invoices SET status = 'inbound_claimed'");
+  db_.exec("UPDATE lightning_send_mappings SET status = 'settled'");
+  take_requests();
+  const json idle = run_on(db_, {});
+  EXPECT_EQ(idle["lookup"]["mode"], "targeted");
+  EXPECT_EQ(idle["lookup"]["records_awaiting_node"], 0);
+  EXPECT_EQ(take_requests(), std::vector<std::string>{"GET /networkinfo"});
+}
+
+TEST_F(Lookup, AutoListsWhileAMalformedPaymentOfOtherTrafficIsOpen) {
+  json bad = outbound_succeeded(secret('m').hash, secret('m').preimage);
+  bad["amt_msat"] = "lots";
+  serve(json::array({bad}));
+  // No record awaits the node, so auto looks up nothing and cannot see this payment; a listing
+  // does, and opens its divergence.
+  EXPECT_EQ(run_on(db_, {})["summary"]["divergences"], 0);
+  EXPECT_EQ(run_on(db_, {"--lookup", "list"})["summary"]["divergences"], 1);
+  const json second = run_on(db_, {});
+  EXPECT_EQ(second["lookup"]["mode"], "list");
+  EXPECT_NE(second["lookup"]["reason"].get<std::string>().find("malformed_payment"),
+            std::string::npos);
+  // Forced, it may not resolve what it cannot see.
+  node_->replace_payments(json::array());
+  const json forced = run_on(db_, {"--lookup", "targeted"});
+  EXPECT_EQ(forced["resolved_divergences"], json::array());
+  EXPECT_EQ(run_on(db_, {})["summary"]["divergences_resolved"], 1);
+}
+
+TEST_F(Lookup, LegacyNodeIsListedEvenWhenFewRecordsAwaitIt) {
+  serve_scenario(sim::load_scenario(kScenarios / "legacy.json", sim::unix_now()));
+  seed_both(read_text(kScenarios / "lost_callbacks.sql"));
+  const json autom = run_on(db_, {});
+  EXPECT_EQ(autom["lookup"]["mode"], "list");
+  EXPECT_NE(autom["lookup"]["reason"].get<std::string>().find("legacy"), std::string::npos);
+  EXPECT_EQ(autom["node"]["dialect"], "legacy");
+  const json listed = run_on(targeted_db_, {"--lookup", "list"});
+  EXPECT_EQ(repairs_of(autom), repairs_of(listed));
+  EXPECT_EQ(divergences_of(autom["divergences"]), divergences_of(listed["divergences"]));
+  EXPECT_EQ(autom["notes"], listed["notes"]);
+}
+
+TEST_F(Lookup, GetPaymentFaultsEndOrRetryTheRun) {
+  const Secret s = secret('k');
+  seed_apay(s.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(s.hash, s.preimage)}));
+
+  // Locked after the height was read: the 403 of a lock ends the run, it is not "not found".
+  sim::Fault lock;
+  lock.kind = sim::FaultKind::Action;
+  lock.action = [this] { node_->set_locked(true); };
+  node_->inject("/getpayment", 1, lock);
+  const ProcessResult locked = sweep();
+  EXPECT_EQ(locked.exit_code, 2) << locked.err;
+  EXPECT_NE(report(locked)["error"].get<std::string>().find("locked"), std::string::npos);
+  EXPECT_EQ(apay_status(s.hash), "outbound_paid");
+
+  // Server errors are retried: the run completes.
+  node_->set_locked(false);
+  node_->fail_next("/getpayment", 503, 2);
+  const ProcessResult retried = sweep();
+  EXPECT_EQ(retried.exit_code, 0) << retried.err;
+  EXPECT_EQ(report(retried)["lookup"]["mode"], "targeted");
+  EXPECT_EQ(apay_status(s.hash), "outbound_claimed");
+}
+
+}  // namespace
+}  // namespace lsp_sweeper
