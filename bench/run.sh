@@ -2,27 +2,30 @@
 # The benchmark of issue 5: lsp-sweeper against node histories of several sizes, served by the
 # node simulator over real HTTP, with 200k LSP records in a real (throwaway) PostgreSQL.
 #
-#   bench/run.sh [--sizes 10k,100k,1M] [--runs 5] [--records 200000] [--no-baseline]
+#   bench/run.sh [--sizes 10k,100k,1M] [--runs 5] [--records 200000] [--few 100] [--no-baseline]
 #
 # For each size it measures, in the same run: the sweep with 1% and 10% of the callbacks lost
 # (a fresh copy of the records for every run), the steady state that follows (nothing left to
 # repair), and the floor: curl fetching the very pages the steady sweep fetched (its requests
 # as the simulator logged them) to /dev/null, plus psql running the same record lookups. At
 # the smallest size it also times bench/baseline.sh (curl + jq + psql, one payment at a time)
-# once. Every figure is a median of --runs runs, except the baseline's. Prints a Markdown
+# once. Then it settles all but --few records and times auto (which picks targeted
+# POST /getpayment lookups) against --lookup list on the same history. Every figure is a
+# median of --runs runs, except the baseline's. Prints a Markdown
 # table on stdout; progress goes to stderr. Needs about 4 GB of memory for 1M (the simulator
 # holds the history as JSON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sizes=10k,100k,1M runs=5 records=200000 baseline=1
+sizes=10k,100k,1M runs=5 records=200000 baseline=1 few=100
 while [ $# -gt 0 ]; do
   case $1 in
     --sizes) sizes=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
     --records) records=$2; shift 2 ;;
+    --few) few=$2; shift 2 ;;
     --no-baseline) baseline=0; shift ;;
-    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 64 ;;
   esac
 done
@@ -57,6 +60,7 @@ export PGOPTIONS="-c client_min_messages=warning"  # no NOTICE for DROP ... IF E
 db() { echo "${server/@\/postgres\?/@/$1?}"; }
 admin() { psql -X -q -v ON_ERROR_STOP=1 "$server" -c "$1"; }
 copy_db() { admin "DROP DATABASE IF EXISTS $2" && admin "CREATE DATABASE $2 TEMPLATE $1"; }
+on_run() { psql -X -q -v ON_ERROR_STOP=1 "$(db run)" -c "$1"; }
 
 # The token reaches lsp-sweeper through its environment and curl through a private config
 # file, never argv.
@@ -67,15 +71,17 @@ export LSP_SWEEPER_NODE_TOKEN
 admin "CREATE DATABASE lsp_schema"
 "$sweeper" migrate --db "$(db lsp_schema)" --with-lsp-schema 2>/dev/null
 
-# One timed sweep; appends "wall cpu rss_kb scanned repairs" to $1.
+# One timed sweep, with any further arguments; appends
+# "wall cpu rss_kb scanned repairs lookup_mode getpayment_requests" to $1.
 sweep() {
   local out=$1 dbname=$2 report="$work/report.json" wall user sys rss
+  shift 2
   /usr/bin/time -f '%e %U %S %M' -o "$work/time" "$sweeper" run --node-url "$node_url" \
-    --db "$(db "$dbname")" --report "$report" >/dev/null 2>"$work/sweep.log" || {
+    --db "$(db "$dbname")" --report "$report" "$@" >/dev/null 2>"$work/sweep.log" || {
     log "sweep failed:"; tail -3 "$work/sweep.log" >&2; exit 1
   }
   read -r wall user sys rss <"$work/time"
-  echo "$wall $(calc %.2f "$user + $sys") $rss $(jq -r '"\(.node.payments_scanned) \(.summary.repairs_applied)"' "$report")" >>"$out"
+  echo "$wall $(calc %.2f "$user + $sys") $rss $(jq -r '"\(.node.payments_scanned) \(.summary.repairs_applied) \(.lookup.mode) \(.lookup.getpayment_requests)"' "$report")" >>"$out"
 }
 
 col() { awk -v c="$1" '{print $c}' "$2"; }
@@ -98,28 +104,40 @@ floor() {
     printf 'url = "%s%s"\noutput = "/dev/null"\n' "$node_url" "$target" >>"$work/floor.curl"
     printf 'url = "%s%s"\noutput = "%s/pages/%05d.json"\n' "$node_url" "$target" "$work" "$i" >>"$work/fetch.curl"
   done < <(tail -n +"$from" "$work/requests.log")
-  # The same lookups lsp-sweeper makes (src/store/pg_store.cpp), built from the same pages.
+  # The same lookups lsp-sweeper makes (src/store/pg_store.cpp), built from the same pages,
+  # in a session set up as its own (JIT off).
   curl -sS -K "$work/fetch.curl"
   {
+    echo "SET jit = off;"
     for t in "apay async_rotating_invoices amount_msat" "relay lightning_send_mappings inbound_amount_msat"; do
       set -- $t
       echo "PREPARE records_for_$1(text[]) AS SELECT payment_hash, status, $3, claim_deadline_height
               FROM $2 WHERE payment_hash IN (SELECT unnest(\$1::text[]));"
       echo "PREPARE outbox_$1(text[], text[], text, int) AS
-              SELECT r.payment_hash, r.status, r.$3, r.claim_deadline_height,
-              ARRAY(SELECT o.action FROM async_rotating_invoice_outbox o
+              WITH matching AS MATERIALIZED (SELECT r.payment_hash, r.status, r.$3,
+              r.claim_deadline_height, ARRAY(SELECT o.action FROM async_rotating_invoice_outbox o
                      WHERE o.payment_hash = r.payment_hash ORDER BY o.action)
               FROM $2 r JOIN unnest(\$1::text[], \$2::text[]) AS need(status, action)
-              ON r.status = need.status WHERE r.payment_hash > \$3 AND NOT EXISTS
+              ON r.status = need.status WHERE NOT EXISTS
               (SELECT 1 FROM async_rotating_invoice_outbox o
-               WHERE o.payment_hash = r.payment_hash AND o.action = need.action)
-              ORDER BY r.payment_hash LIMIT \$4;"
+               WHERE o.payment_hash = r.payment_hash AND o.action = need.action))
+              SELECT * FROM matching WHERE payment_hash > \$3 ORDER BY payment_hash LIMIT \$4;"
     done
     for f in "$work"/pages/*.json; do
       jq -e '.payments | length > 0' "$f" >/dev/null || continue
       hashes=$(jq -r '[.payments[].payment_hash | ascii_downcase] | "{" + join(",") + "}"' "$f")
       echo "BEGIN READ ONLY; EXECUTE records_for_apay('$hashes'); EXECUTE records_for_relay('$hashes'); ROLLBACK;"
     done
+    # auto's choice between listing and targeted lookups: one count, stopped at
+    # --targeted-max + 1 (200 + 1).
+    open="r.payment_hash IN (SELECT d.payment_hash FROM lsp_sweeper.divergences d WHERE d.resolved_at IS NULL)"
+    echo "SELECT (SELECT count(*) FROM (
+            SELECT 1 FROM async_rotating_invoices r WHERE r.payment_hash IS NOT NULL
+              AND (NOT (r.status = ANY('{inbound_claimed}')) OR $open)
+            UNION ALL SELECT 1 FROM lightning_send_mappings r WHERE r.payment_hash IS NOT NULL
+              AND (NOT (r.status = ANY('{settled}')) OR $open) LIMIT 201) a),
+            d.unbound, d.open FROM (SELECT count(*) FILTER (WHERE flow IS NULL) AS unbound,
+            count(*) AS open FROM lsp_sweeper.divergences WHERE resolved_at IS NULL) d;"
     # The steady state lacks no job: one page of each flow, empty.
     echo "BEGIN READ ONLY; EXECUTE outbox_apay('{claimable,outbound_claimed}',
             '{request_outbound_invoice,claim_inbound_invoice}', '', 1000); ROLLBACK;"
@@ -195,6 +213,25 @@ for size in ${sizes//,/ }; do
   [ "$(calc %d "($added > 0.05)")" = 1 ] && rate="$(calc %.0f "$lost_repairs / $added")/s"
   notes+=("$n: $pages requests; steady / 10% lost = $(calc %.2f "$steady_wall / $lost_wall"); \
 the $lost_repairs repairs at 10% lost per second of the time they add to the steady sweep ($added s): $rate")
+
+  # Few records awaiting the node (the rest settled): what auto's targeted lookups save
+  # against the listings on the same history.
+  log "$size: $runs sweeps each, auto and --lookup list, with $few records awaiting the node"
+  on_run "UPDATE async_rotating_invoices SET status = 'inbound_claimed' WHERE payment_hash NOT IN
+    (SELECT payment_hash FROM async_rotating_invoices WHERE status = 'claimable' ORDER BY payment_hash LIMIT $((few / 2)))"
+  on_run "UPDATE lightning_send_mappings SET status = 'settled' WHERE payment_hash NOT IN
+    (SELECT payment_hash FROM lightning_send_mappings WHERE status = 'outbound_claimed' ORDER BY payment_hash LIMIT $((few / 2)))"
+  on_run "ANALYZE"
+  : >"$work/few-auto.txt" && : >"$work/few-list.txt"
+  for _ in $(seq "$runs"); do
+    sweep "$work/few-auto.txt" run
+    sweep "$work/few-list.txt" run --lookup list
+  done
+  read -r auto_wall _ auto_rss _ _ < <(summary "$work/few-auto.txt")
+  read -r list_wall _ list_rss _ _ < <(summary "$work/few-list.txt")
+  notes+=("$n, $few records awaiting the node: auto chose $(col 6 "$work/few-auto.txt" | sort -u | xargs) \
+($(col 7 "$work/few-auto.txt" | head -1) getpayment requests), $auto_wall s and $auto_rss MB; --lookup list $list_wall s and \
+$list_rss MB: $(calc %.1f "$list_wall / $auto_wall")x")
 
   if [ "$first" = 1 ] && [ "$baseline" = 1 ]; then
     log "$size: shell baseline (curl + jq + psql, one payment at a time), once"

@@ -45,9 +45,21 @@ constexpr std::array<RecordTable, 2> kRecordTables{{
 }};
 
 // Whether the record (alias r) has an open divergence.
+// An uncorrelated IN, which PostgreSQL runs once as a hashed subplan, not once per record.
 constexpr std::string_view kOpenDivergence =
-    "EXISTS (SELECT 1 FROM lsp_sweeper.divergences d WHERE d.resolved_at IS NULL AND "
-    "d.payment_hash = r.payment_hash)";
+    "r.payment_hash IN (SELECT d.payment_hash FROM lsp_sweeper.divergences d WHERE "
+    "d.resolved_at IS NULL)";
+
+// A keyset page of the records `select` picks (column 0 the payment hash): the next $n after
+// hash $n-1. The few matching records are collected by one sequential scan and sorted;
+// walking the hash index in order instead, as the planner otherwise prefers for ORDER BY ...
+// LIMIT, visits every record of the table to find them (20 ms against 210 ms for 50 of 100k
+// records).
+std::string keyset_page(const std::string& select, int after_param) {
+  return "WITH matching AS MATERIALIZED (" + select +
+         ") SELECT * FROM matching WHERE payment_hash > $" + std::to_string(after_param) +
+         " ORDER BY payment_hash LIMIT $" + std::to_string(after_param + 1);
+}
 
 std::string statement_name(std::string_view what, Flow flow) {
   return std::string(what) + "_" + std::string(to_string(flow));
@@ -149,17 +161,18 @@ void prepare_statements(pqxx::connection& conn) {
                      " r WHERE r.payment_hash IN (SELECT unnest($1::text[]))");
     // $1/$2: each state that needs a job and the job's action; $3: the last hash of the
     // previous page ('' for the first); $4: the page size. Only records lacking their job are
-    // returned, so an LSP whose outbox is in order costs one scan and no rows.
+    // returned, so an LSP whose outbox is in order costs one scan and no rows. (A NULL hash
+    // never matches the keyset's `>`.)
     conn.prepare(statement_name("records_lacking_outbox_job", t.flow),
-                 "SELECT " + columns +
-                     ", ARRAY(SELECT o.action FROM async_rotating_invoice_outbox o"
-                     " WHERE o.payment_hash = r.payment_hash ORDER BY o.action) FROM " +
-                     table +
-                     " r JOIN unnest($1::text[], $2::text[]) AS need(status, action)"
-                     " ON r.status = need.status WHERE r.payment_hash > $3 AND NOT EXISTS"
-                     " (SELECT 1 FROM async_rotating_invoice_outbox o WHERE o.payment_hash ="
-                     " r.payment_hash AND o.action = need.action)"
-                     " ORDER BY r.payment_hash LIMIT $4");
+                 keyset_page("SELECT " + columns +
+                                 ", ARRAY(SELECT o.action FROM async_rotating_invoice_outbox o"
+                                 " WHERE o.payment_hash = r.payment_hash ORDER BY o.action) FROM " +
+                                 table +
+                                 " r JOIN unnest($1::text[], $2::text[]) AS need(status, action)"
+                                 " ON r.status = need.status WHERE NOT EXISTS (SELECT 1 FROM"
+                                 " async_rotating_invoice_outbox o WHERE o.payment_hash ="
+                                 " r.payment_hash AND o.action = need.action)",
+                             3));
 
     // Concurrency: the LSP's own callback handler may run the same transition at the same
     // time. A conditional UPDATE that meets a row another transaction is changing waits for
@@ -262,10 +275,11 @@ void prepare_awaiting_node(pqxx::connection& conn) {
   for (const RecordTable& t : kRecordTables) {
     // Keyset pages: the next $3 after hash $2, each its own short query.
     conn.prepare(statement_name("records_awaiting_node", t.flow),
-                 "SELECT r.payment_hash, r.status, r." + std::string(t.amount_column) +
-                     ", r.claim_deadline_height, " + std::string(kOpenDivergence) + " FROM " +
-                     std::string(t.table) + " r WHERE " + awaiting_node(1) +
-                     " AND r.payment_hash > $2 ORDER BY r.payment_hash LIMIT $3");
+                 keyset_page("SELECT r.payment_hash, r.status, r." + std::string(t.amount_column) +
+                                 ", r.claim_deadline_height, " + std::string(kOpenDivergence) +
+                                 " AS open_divergence FROM " + std::string(t.table) + " r WHERE " +
+                                 awaiting_node(1),
+                             2));
   }
 }
 
@@ -371,8 +385,13 @@ PgStore::PgStore(const std::string& connection_string)
   // serialization error instead of the normal `false`. libpqxx re-applies this on reconnect.
   try {
     impl_->conn->set_variable("default_transaction_isolation", "'read committed'");
+    // The sweep's statements are short; JIT compiling one whose estimate crosses
+    // jit_above_cost (a per-record subquery over a large table does) costs more than running
+    // it: 230 ms of compilation for a 23 ms scan of 100k records.
+    impl_->conn->set_variable("jit", "off");
   } catch (const std::exception& e) {
-    throw StoreError("setting the isolation level: " + detail::one_line(e.what()));
+    throw StoreError("setting the session's isolation level and JIT: " +
+                     detail::one_line(e.what()));
   }
   prepare_statements(*impl_->conn);
   prepare_awaiting_node(*impl_->conn);

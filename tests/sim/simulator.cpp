@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 
 namespace lsp_sweeper::sim {
@@ -77,12 +78,6 @@ std::optional<std::string_view> string_field(const json& payment, const char* ke
   const auto it = payment.find(key);
   if (it == payment.end() || !it->is_string()) return std::nullopt;
   return it->get_ref<const std::string&>();
-}
-
-// The real node parses the hash into bytes, so any hex case finds the payment.
-bool same_hash(const json& payment, const std::string& lowercase_hash) {
-  const auto hash = string_field(payment, "payment_hash");
-  return hash && lowercase(std::string(*hash)) == lowercase_hash;
 }
 
 bool is_inbound(const json& payment) {
@@ -257,6 +252,7 @@ struct NodeSimulator::Impl {
         scheme(tls ? "https" : "http"),
         scenario(std::move(s)) {
     sort_newest_first(scenario.payments);
+    index_payments();
   }
 
   const std::string token;
@@ -274,6 +270,25 @@ struct NodeSimulator::Impl {
   std::uint64_t total_requests = 0;
   std::map<std::string, std::uint64_t> requests_per_path;
   std::function<void(const std::string&)> request_log;  // set before start, then only read
+  // Positions in scenario.payments by lowercase hash, newest first: the real node finds a
+  // payment by its hash (parsed into bytes, so any hex case), not by walking its history.
+  std::unordered_map<std::string, std::vector<std::size_t>> by_hash;
+
+  // Rebuilds by_hash; mu held (or not yet shared).
+  void index_payments() {
+    by_hash.clear();
+    for (std::size_t i = 0; i < scenario.payments.size(); ++i) {
+      const auto hash = string_field(scenario.payments[i].wire, "payment_hash");
+      if (hash) by_hash[lowercase(std::string(*hash))].push_back(i);
+    }
+  }
+
+  // Where the payments with this hash are in scenario.payments, newest first; mu held.
+  const std::vector<std::size_t>& positions_of(const std::string& lowercase_hash) const {
+    static const std::vector<std::size_t> none;
+    const auto it = by_hash.find(lowercase_hash);
+    return it == by_hash.end() ? none : it->second;
+  }
 
   // Counts the request and takes the fault scheduled for it, if any.
   std::optional<Fault> take_fault(const std::string& path) {
@@ -438,8 +453,8 @@ struct NodeSimulator::Impl {
     }
     const std::string wanted = lowercase(std::string(*hash));
     const StoredPayment* found = nullptr;
-    for (const auto& p : scenario.payments) {
-      if (!same_hash(p.wire, wanted)) continue;
+    for (std::size_t i : positions_of(wanted)) {
+      const StoredPayment& p = scenario.payments[i];
       if (legacy) {
         // The legacy request has no payment_type; the node looks among inbound payments
         // before outbound ones.
@@ -552,6 +567,7 @@ void NodeSimulator::replace_payments(const nlohmann::json& payments) {
   sort_newest_first(parsed);
   std::lock_guard lock(impl_->mu);
   impl_->scenario.payments = std::move(parsed);
+  impl_->index_payments();
 }
 
 bool NodeSimulator::set_payment_status(const std::string& payment_hash,
@@ -559,10 +575,9 @@ bool NodeSimulator::set_payment_status(const std::string& payment_hash,
                                        const std::optional<std::string>& preimage) {
   const std::string wanted = lowercase(payment_hash);
   std::lock_guard lock(impl_->mu);
-  for (auto& p : impl_->scenario.payments) {
-    if (!same_hash(p.wire, wanted) || string_field(p.wire, "payment_type") != payment_type) {
-      continue;
-    }
+  for (std::size_t i : impl_->positions_of(wanted)) {
+    StoredPayment& p = impl_->scenario.payments[i];
+    if (string_field(p.wire, "payment_type") != payment_type) continue;
     p.wire["status"] = status;
     if (preimage) p.wire["preimage"] = *preimage;
     p.wire["updated_at"] = unix_now();
