@@ -72,7 +72,7 @@ admin "CREATE DATABASE lsp_schema"
 "$sweeper" migrate --db "$(db lsp_schema)" --with-lsp-schema 2>/dev/null
 
 # One timed sweep, with any further arguments; appends
-# "wall cpu rss_kb scanned repairs lookup_mode getpayment_requests" to $1.
+# "wall cpu rss_kb scanned repairs lookup_mode getpayment_requests apply_seconds" to $1.
 sweep() {
   local out=$1 dbname=$2 report="$work/report.json" wall user sys rss
   shift 2
@@ -81,7 +81,7 @@ sweep() {
     log "sweep failed:"; tail -3 "$work/sweep.log" >&2; exit 1
   }
   read -r wall user sys rss <"$work/time"
-  echo "$wall $(calc %.2f "$user + $sys") $rss $(jq -r '"\(.node.payments_scanned) \(.summary.repairs_applied) \(.lookup.mode) \(.lookup.getpayment_requests)"' "$report")" >>"$out"
+  echo "$wall $(calc %.2f "$user + $sys") $rss $(jq -r '"\(.node.payments_scanned) \(.summary.repairs_applied) \(.lookup.mode) \(.lookup.getpayment_requests) \(.summary.repairs_apply_seconds)"' "$report")" >>"$out"
 }
 
 col() { awk -v c="$1" '{print $c}' "$2"; }
@@ -211,8 +211,10 @@ for size in ${sizes//,/ }; do
   added=$(calc %.3f "$lost_wall - $steady_wall")
   rate="within the noise"
   [ "$(calc %d "($added > 0.05)")" = 1 ] && rate="$(calc %.0f "$lost_repairs / $added")/s"
+  apply_s=$(median $(col 8 "$work/lost10.txt"))
   notes+=("$n: $pages requests; steady / 10% lost = $(calc %.2f "$steady_wall / $lost_wall"); \
-the $lost_repairs repairs at 10% lost per second of the time they add to the steady sweep ($added s): $rate")
+the $lost_repairs repairs at 10% lost: $(calc %.0f "$lost_repairs / $apply_s")/s over the $apply_s s the sweeper \
+spent applying them (report: repairs_apply_seconds), $rate over the $added s they add to the steady sweep")
 
   # Few records awaiting the node (the rest settled): what auto's targeted lookups save
   # against the listings on the same history.

@@ -119,6 +119,7 @@ nlohmann::ordered_json to_json(const RunResult& r) {
            {"summary",
             {{"repairs_planned", r.repairs.size()},
              {"repairs_applied", applied_count(r)},
+             {"repairs_apply_seconds", r.apply_seconds},
              {"divergences", r.divergences.size()},
              {"divergences_needing_person", needing_person_count(r)},
              {"orphans", r.orphans},

@@ -279,9 +279,16 @@ class Sweep {
       result_.divergences.push_back(std::move(d));
     }
     if (!options_.dry_run && !plan.repairs.empty()) {
+      const auto started = std::chrono::steady_clock::now();
+      const auto count_time = [&] {
+        result_.apply_seconds +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      };
       try {
         store_.apply(plan.repairs, result_.run_id);
+        count_time();
       } catch (...) {
+        count_time();
         // Batches committed before the failing one stay committed: report those.
         std::erase_if(plan.repairs, [](const plan::Repair& r) { return !r.applied; });
         record(plan.repairs);

@@ -71,6 +71,7 @@ TEST_F(Sweep, RepairsEveryMissedTransitionOnceAndOnlyOnce) {
   EXPECT_EQ(r["node"]["dialect"], "paginated");
   EXPECT_EQ(r["summary"]["repairs_planned"], 4);
   EXPECT_EQ(r["summary"]["repairs_applied"], 4);
+  EXPECT_GT(r["summary"]["repairs_apply_seconds"].get<double>(), 0.0);
   EXPECT_EQ(r["summary"]["divergences"], 0);
 
   EXPECT_EQ(apay_status(apay_claim.hash), "claimable");
@@ -115,6 +116,7 @@ TEST_F(Sweep, DryRunReportsTheSamePlanAndWritesNothing) {
   ASSERT_EQ(r["repairs"].size(), 1u);
   EXPECT_EQ(r["repairs"][0]["kind"], "missed_payment_sent");
   EXPECT_EQ(r["repairs"][0]["applied"], false);
+  EXPECT_EQ(r["summary"]["repairs_apply_seconds"], 0.0);
   EXPECT_EQ(apay_status(s.hash), "outbound_paid");
   EXPECT_EQ(count("async_rotating_invoice_outbox"), 0);
   EXPECT_EQ(count("lsp_sweeper.runs"), 0);

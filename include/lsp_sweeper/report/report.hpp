@@ -57,6 +57,7 @@ struct RunResult {
   std::vector<plan::Divergence> divergences;
   std::int64_t orphans = 0;
   std::int64_t deferred = 0;
+  double apply_seconds = 0;  // wall time spent applying repairs (the store's statements)
   // Set once a complete run that may write has recorded its divergences in
   // lsp_sweeper.divergences: `tracked` holds one entry per divergence, in the same order,
   // and `resolved` the open ones this run resolved. Empty otherwise (dry or incomplete run).
