@@ -211,7 +211,7 @@ for size in ${sizes//,/ }; do
   added=$(calc %.3f "$lost_wall - $steady_wall")
   rate="within the noise"
   [ "$(calc %d "($added > 0.05)")" = 1 ] && rate="$(calc %.0f "$lost_repairs / $added")/s"
-  apply_s=$(median $(col 8 "$work/lost10.txt"))
+  apply_s=$(calc %.3f "$(median $(col 8 "$work/lost10.txt"))")
   notes+=("$n: $pages requests; steady / 10% lost = $(calc %.2f "$steady_wall / $lost_wall"); \
 the $lost_repairs repairs at 10% lost: $(calc %.0f "$lost_repairs / $apply_s")/s over the $apply_s s the sweeper \
 spent applying them (report: repairs_apply_seconds), $rate over the $added s they add to the steady sweep")

@@ -4,12 +4,15 @@
 // that keeps state agree page after page.
 #include <curl/curl.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "lsp_sweeper/node/client.hpp"
@@ -293,6 +296,49 @@ TEST_F(NodeClientSimulator, GetPaymentRetriesServerErrorsAndALockStaysAnError) {
   EXPECT_EQ(error_kind([&] { client.get_payment(c, PaymentType::Outbound); }),
             NodeErrorKind::Locked);
   EXPECT_EQ(sim_->request_count("/getpayment"), 4u);
+}
+
+// A node that answers getpayment about another payment than the one asked for (the real node
+// should not; a client must still never plan an answer against the wrong records).
+TEST(NodeClientForgedAnswer, GetPaymentAboutAnotherHashOrLegIsAProtocolError) {
+  httplib::Server server;
+  std::mutex mu;
+  json answered;
+  server.Post("/getpayment", [&](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard lock(mu);
+    res.set_content(json{{"payment", answered}}.dump(), "application/json");
+  });
+  const int port = server.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  std::thread listener([&] { server.listen_after_bind(); });
+  const auto answer = [&](const std::string& hash, const std::string& type) {
+    std::lock_guard lock(mu);
+    answered = payment(1, type, type == "Outbound" ? "Succeeded" : "Claimable", 0);
+    answered.erase("created_ago");
+    answered.erase("updated_ago");
+    answered["created_at"] = answered["updated_at"] = sim::unix_now() - 60;
+    answered["payment_hash"] = hash;
+  };
+  NodeClientOptions o;
+  o.base_url = "http://127.0.0.1:" + std::to_string(port);
+  o.token = kToken;
+  o.first_backoff = std::chrono::milliseconds(1);
+  NodeClient client(o);
+  const std::string asked = hash_of(1);
+
+  answer(hash_of(2), "Outbound");  // another hash
+  EXPECT_EQ(error_kind([&] { client.get_payment(asked, PaymentType::Outbound); }),
+            NodeErrorKind::Protocol);
+  answer(asked, "InboundHodl");  // the other leg of the same hash
+  EXPECT_EQ(error_kind([&] { client.get_payment(asked, PaymentType::Outbound); }),
+            NodeErrorKind::Protocol);
+  answer(asked, "Outbound");  // what was asked: accepted
+  const auto found = client.get_payment(asked, PaymentType::Outbound);
+  ASSERT_TRUE(found && found->payment);
+  EXPECT_EQ(found->payment->payment_hash, asked);
+
+  server.stop();
+  listener.join();
 }
 
 TEST_F(NodeClientSimulator, GetPaymentFromALegacyNodeSaysItsDialect) {
