@@ -7,6 +7,7 @@ packages=(
   cmake g++ make pkg-config
   libcurl4-openssl-dev nlohmann-json3-dev libpqxx-dev libcli11-dev libspdlog-dev
   libgtest-dev libssl-dev libcpp-httplib-dev
+  libsqlite3-dev sqlite3
   postgresql jq curl
   time python3 xxd  # bench/ only: /usr/bin/time, the generator, the shell baseline
   clang libclang-rt-14-dev  # the libFuzzer targets (tests/fuzz)

@@ -53,18 +53,34 @@ enum class Flow { Apay, Relay };
 std::string_view to_string(Flow f);
 std::optional<Flow> parse_flow(std::string_view s);
 
-// One LSP order record, from either async_rotating_invoices (Apay) or
-// lightning_send_mappings (Relay). amount_msat is the inbound amount the LSP expects:
-// amount_msat for Apay, inbound_amount_msat for Relay.
+// An outbox job of a record's payment hash, as async_rotating_invoice_outbox keeps it.
+struct OutboxJob {
+  std::string action;
+  std::string status;  // pending, processing, done or failed
+  bool operator==(const OutboxJob&) const = default;
+};
+
+// One LSP order record: one row of async_rotating_invoices (Apay) or lightning_send_mappings
+// (Relay). A row, not a hash: the LSP's APay table lets one hash have a terminal row and a
+// live one. amount_msat is the inbound amount the LSP expects: amount_msat for Apay,
+// inbound_amount_msat for Relay.
 struct LspRecord {
   Flow flow = Flow::Apay;
+  std::int64_t row_id = 0;  // the table's id
   std::string payment_hash;
   std::string status;
   std::optional<std::int64_t> amount_msat;
   std::optional<std::int64_t> claim_deadline_height;
-  // Actions of the outbox jobs that exist for this hash (any job status). Filled only by
-  // the lookup of records awaiting an outbox job; empty elsewhere.
-  std::vector<std::string> outbox_actions;
+  // The outbox jobs of this hash (any job status). Filled by the lookups the planner judges
+  // jobs from (records_for, records_lacking_outbox_job); empty elsewhere.
+  std::vector<OutboxJob> outbox_jobs;
+};
+
+// A state in which a record must have an outbox job, and that job's action (DOMAIN.md).
+struct RequiredJob {
+  std::string status;
+  std::string action;
+  bool operator==(const RequiredJob&) const = default;
 };
 
 }  // namespace lsp_sweeper

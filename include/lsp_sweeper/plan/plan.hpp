@@ -33,6 +33,7 @@ struct Transition {
 struct Repair {
   RepairKind kind = RepairKind::MissedClaimable;
   Flow flow = Flow::Apay;
+  std::int64_t row_id = 0;  // the record's row: a hash may have a terminal twin row
   std::string payment_hash;
   std::string observed_status;    // the record's status when planned (reported as "from")
   std::vector<std::string> from;  // the conditional UPDATE's `status IN (...)`
@@ -103,13 +104,6 @@ Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<L
 
 // Plans the outbox jobs missing for records already in a state that needs one.
 Plan plan_missing_outbox_jobs(const std::vector<LspRecord>& records);
-
-// A state in which a record must have an outbox job, and that job's action.
-struct RequiredJob {
-  std::string status;
-  std::string action;
-  bool operator==(const RequiredJob&) const = default;
-};
 
 // The states in which a record of `flow` must have an outbox job, for the store's lookup.
 std::vector<RequiredJob> jobs_required_by_state(Flow flow);
