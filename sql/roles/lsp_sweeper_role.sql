@@ -19,11 +19,19 @@ $$;
 -- transitions to apply"). Column UPDATE is also what lets the missing-outbox-job statement
 -- hold a record with SELECT ... FOR SHARE.
 GRANT USAGE ON SCHEMA public TO lsp_sweeper;
-GRANT SELECT ON async_rotating_invoices, lightning_send_mappings TO lsp_sweeper;
+GRANT SELECT ON async_rotating_invoices TO lsp_sweeper;
 GRANT UPDATE (status, claimable_at, claim_deadline_height, payment_preimage, updated_at)
     ON async_rotating_invoices TO lsp_sweeper;
-GRANT UPDATE (status, claim_deadline_height, payment_preimage, updated_at)
-    ON lightning_send_mappings TO lsp_sweeper;
+-- The relay flow's table only where the LSP has one (its own PostgreSQL branch does not).
+DO $$
+BEGIN
+    IF to_regclass('lightning_send_mappings') IS NOT NULL THEN
+        GRANT SELECT ON lightning_send_mappings TO lsp_sweeper;
+        GRANT UPDATE (status, claim_deadline_height, payment_preimage, updated_at)
+            ON lightning_send_mappings TO lsp_sweeper;
+    END IF;
+END
+$$;
 
 -- The outbox: read which jobs exist, add missing ones (its id is a bigserial: the sequence).
 GRANT SELECT, INSERT ON async_rotating_invoice_outbox TO lsp_sweeper;

@@ -25,7 +25,7 @@ std::string envname_for(const CLI::App& app, const std::string& key) {
 
 bool holds_secret(const std::string& key, const std::string& value) {
   if (key == "alert-webhook") return true;  // a Slack-style URL is its own credential
-  return key == "db" && store::redact_connection_string(value) != value;
+  return key == "db" && store::redact_db_url(value) != value;
 }
 
 }  // namespace

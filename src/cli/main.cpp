@@ -90,6 +90,9 @@ struct RunFlags {
   bool allow_insecure_http = false;
 };
 
+constexpr const char* kDbHelp =
+    "The LSP's database: sqlite:PATH for its SQLite file, else a libpq connection string";
+
 // The options `run` and `check` share: where the node and the database are, and how to ask.
 void add_connection_options(CLI::App* command, RunFlags& flags) {
   command->add_option("--node-url", flags.node_url, "The node's REST API base URL")
@@ -99,7 +102,7 @@ void add_connection_options(CLI::App* command, RunFlags& flags) {
       ->add_option("--node-token-file", flags.node_token_file,
                    "File holding the node's bearer token (else env LSP_SWEEPER_NODE_TOKEN)")
       ->envname("LSP_SWEEPER_NODE_TOKEN_FILE");  // a missing file is reported when read
-  command->add_option("--db", flags.db, "libpq connection string of the LSP database")
+  command->add_option("--db", flags.db, kDbHelp)
       ->envname("LSP_SWEEPER_DB_URL")
       ->required();
   command->add_option("--timeout", flags.timeout_seconds, "Seconds per node request")
@@ -156,14 +159,16 @@ int run_command(const RunFlags& flags) {
     // Refuses an insecure node URL before any connection, the database's included; it sends
     // nothing until asked.
     node::NodeClient node(node_options);
-    store::PgStore store(flags.db);
+    // A dry run opens the database read-only: it cannot change a byte of it.
+    store::Backend db = store::open_backend(
+        flags.db, flags.dry_run ? store::Access::ReadOnly : store::Access::ReadWrite);
     // Before anything else, so an overlapping run asks the node nothing and writes nothing. A
     // dry run writes nothing either: it neither takes the lock nor waits for it.
-    if (!flags.dry_run && !store.try_lock_sweep()) {
+    if (!flags.dry_run && !db.ledger->try_lock_sweep()) {
       spdlog::warn("another lsp-sweeper run holds the sweep lock; nothing done, try again later");
       return report::kExitBusy;
     }
-    result = run::run_sweep(node, store, options);
+    result = run::run_sweep(node, db, options);
   } catch (const std::exception& e) {
     // No token, the database unreachable, or the lock query failed: run_sweep reports
     // everything after this, and the report and metrics say so as for any failed run.
@@ -194,7 +199,7 @@ constexpr const char* kRunExamples = R"(
 Examples:
   # See what would be repaired, write nothing:
   LSP_SWEEPER_NODE_TOKEN=... lsp-sweeper run --node-url http://127.0.0.1:3001 \
-      --db 'postgresql://lsp_sweeper@db/lsp' --dry-run --report -
+      --db sqlite:/var/lib/lsp/utexo_lsp.db --dry-run --report -
   # From cron, token in a file readable only by the sweeper's user:
   lsp-sweeper run --node-url https://node.internal:3001 --node-token-file /etc/lsp-sweeper/token \
       --db 'host=/run/postgresql dbname=lsp' --report /var/lib/lsp-sweeper/last-run.json
@@ -296,21 +301,22 @@ Example:
   std::string migrate_db;
   bool with_lsp_schema = false;
   auto* migrate = app.add_subcommand("migrate", "Create or upgrade the sweeper's own schema");
-  migrate->add_option("--db", migrate_db, "libpq connection string")
+  migrate->add_option("--db", migrate_db, kDbHelp)
       ->envname("LSP_SWEEPER_DB_URL")
       ->required();
   migrate->add_flag("--with-lsp-schema", with_lsp_schema,
                     "Also create the LSP's tables (development, tests, demo)");
   migrate->footer(R"(
 Examples:
+  lsp-sweeper migrate --db sqlite:/var/lib/lsp/utexo_lsp.db
   lsp-sweeper migrate --db 'postgresql://admin@db/lsp'
-  lsp-sweeper migrate --db "$LSP_SWEEPER_DB_URL" --with-lsp-schema   # a scratch database)");
+  lsp-sweeper migrate --db sqlite:/tmp/scratch.db --with-lsp-schema   # a scratch database)");
 
   std::string history_db;
   int history_last = 20;
   bool history_as_json = false;
   auto* history = app.add_subcommand("history", "Show recent runs and the open divergences");
-  history->add_option("--db", history_db, "libpq connection string")
+  history->add_option("--db", history_db, kDbHelp)
       ->envname("LSP_SWEEPER_DB_URL")
       ->required();
   history->add_option("--last", history_last, "How many runs, newest first")
@@ -350,9 +356,9 @@ Examples:
       return 0;
     }
     if (history->parsed()) {
-      store::PgStore store(history_db);
-      const auto runs = store.recent_runs(history_last);
-      const auto open = store.open_divergences();
+      store::Backend db = store::open_backend(history_db, store::Access::ReadOnly);
+      const auto runs = db.ledger->recent_runs(history_last);
+      const auto open = db.ledger->open_divergences();
       std::cout << (history_as_json ? report::history_json(runs, open).dump(2) + "\n"
                                     : report::history_table(runs, open))
                 << std::flush;

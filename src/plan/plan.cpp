@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "lsp_sweeper/util/hex.hpp"
 
@@ -31,6 +32,22 @@ const StateLadder& ladder(Flow flow) {
 bool contains(const std::vector<std::string_view>& states, std::string_view status) {
   return std::find(states.begin(), states.end(), status) != states.end();
 }
+
+bool is_terminal(const LspRecord& record) {
+  return contains(ladder(record.flow).terminal, record.status);
+}
+
+// The job of `action` the record's hash already has, if any.
+const OutboxJob* job_of(const LspRecord& record, std::string_view action) {
+  for (const OutboxJob& job : record.outbox_jobs) {
+    if (job.action == action) return &job;
+  }
+  return nullptr;
+}
+
+// A job the LSP's outbox will not pick up again: it claims only pending jobs (and processing
+// ones whose lock ran out).
+bool will_not_run(const OutboxJob& job) { return job.status == "done" || job.status == "failed"; }
 
 // Position of `status` in the flow's ordered states; nothing for terminal or unknown ones.
 std::optional<std::size_t> rank(Flow flow, std::string_view status) {
@@ -115,6 +132,7 @@ Repair make_repair(const Transition& t, const LspRecord& record) {
   Repair r;
   r.kind = t.kind;
   r.flow = t.flow;
+  r.row_id = record.row_id;
   r.payment_hash = record.payment_hash;
   r.observed_status = record.status;
   r.from.assign(t.from.begin(), t.from.end());
@@ -173,7 +191,7 @@ class Planner {
                   std::to_string(ctx_.current_height));
       guarded = true;
     }
-    if (guarded) return;
+    if (guarded || dead_job(t, record)) return;
     Repair r = make_repair(t, record);
     r.claim_deadline_height = deadline;
     plan_.repairs.push_back(std::move(r));
@@ -189,7 +207,7 @@ class Planner {
       } else if (!util::preimage_matches(*p.preimage, p.payment_hash)) {
         diverge(DivergenceKind::PreimageMismatch, record,
                 "sha256(preimage) does not equal the payment hash; not applied");
-      } else {
+      } else if (!dead_job(t, record)) {
         Repair r = make_repair(t, record);
         r.preimage = p.preimage;
         plan_.repairs.push_back(std::move(r));
@@ -207,6 +225,19 @@ class Planner {
       return;
     }
     unexplained(record, "node reports the outbound leg Succeeded");
+  }
+
+  // Whether the transition's job already exists in a status the LSP will not run again: the
+  // record would then wait in its new state for a job that never comes (its ON CONFLICT keeps
+  // the old job), so the transition is reported instead of applied.
+  bool dead_job(const Transition& t, const LspRecord& record) {
+    const OutboxJob* job = job_of(record, t.outbox_action);
+    if (job == nullptr || !will_not_run(*job)) return false;
+    diverge(DivergenceKind::OutboxJobWillNotRun, record,
+            "a " + std::string(t.outbox_action) + " job already exists with status '" +
+                util::printable(job->status, 20) + "', which the LSP will not run again; moving " +
+                "the record to " + std::string(t.to) + " would leave it waiting forever");
+    return true;
   }
 
   void unexplained(const LspRecord& record, const std::string& node_says) {
@@ -247,13 +278,14 @@ std::string_view to_string(DivergenceKind k) {
     case DivergenceKind::OutboundSucceededEarly: return "outbound_succeeded_early";
     case DivergenceKind::UnexplainedState: return "unexplained_state";
     case DivergenceKind::MalformedPayment: return "malformed_payment";
+    case DivergenceKind::DuplicateLiveRecords: return "duplicate_live_records";
+    case DivergenceKind::OutboxJobWillNotRun: return "outbox_job_will_not_run";
   }
   return "?";
 }
 
 std::optional<DivergenceKind> parse_divergence_kind(std::string_view s) {
-  for (int k = 0; k <= static_cast<int>(DivergenceKind::MalformedPayment); ++k) {
-    const auto kind = static_cast<DivergenceKind>(k);
+  for (DivergenceKind kind : kDivergenceKinds) {
     if (to_string(kind) == s) return kind;
   }
   return std::nullopt;
@@ -264,17 +296,56 @@ const std::vector<Transition>& transition_table() {
   return table;
 }
 
+namespace {
+
+// The row each flow judges a hash by: its one non-terminal row, else its newest terminal one
+// (a node payment against an order that ended is still worth a look). nullptr, with a
+// divergence, when the flow has two non-terminal rows of the hash: which one the callback
+// meant cannot be told, so neither is touched.
+const LspRecord* row_to_judge(const std::vector<const LspRecord*>& rows, Plan& plan) {
+  const LspRecord* live = nullptr;
+  const LspRecord* newest_terminal = nullptr;
+  std::vector<std::int64_t> live_ids;
+  for (const LspRecord* r : rows) {
+    if (is_terminal(*r)) {
+      if (newest_terminal == nullptr || r->row_id > newest_terminal->row_id) newest_terminal = r;
+    } else {
+      live = r;
+      live_ids.push_back(r->row_id);
+    }
+  }
+  if (live_ids.size() > 1) {
+    std::sort(live_ids.begin(), live_ids.end());
+    std::string ids;
+    for (std::int64_t id : live_ids) ids += (ids.empty() ? "" : ", ") + std::to_string(id);
+    plan.divergences.push_back({DivergenceKind::DuplicateLiveRecords, live->flow,
+                                live->payment_hash,
+                                std::to_string(live_ids.size()) +
+                                    " non-terminal rows share this hash (ids " + ids +
+                                    "); nothing applied",
+                                true});
+    return nullptr;
+  }
+  return live != nullptr ? live : newest_terminal;
+}
+
+}  // namespace
+
 Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<LspRecord>& records,
                    const PlanContext& context) {
-  std::unordered_multimap<std::string_view, const LspRecord*> by_hash;
+  // Each hash's rows, flow by flow.
+  std::unordered_map<std::string_view, std::array<std::vector<const LspRecord*>, 2>> by_hash;
   by_hash.reserve(records.size());
-  for (const auto& r : records) by_hash.emplace(r.payment_hash, &r);
+  for (const auto& r : records) {
+    by_hash[r.payment_hash][r.flow == Flow::Apay ? 0 : 1].push_back(&r);
+  }
 
   Plan plan;
   Planner planner(context, plan);
+  std::unordered_set<std::string_view> judged_twins;  // one divergence per hash, not per leg
   for (const auto& p : payments) {
-    const auto [first, last] = by_hash.equal_range(p.payment_hash);
-    if (first == last) {
+    const auto found = by_hash.find(p.payment_hash);
+    if (found == by_hash.end()) {
       ++plan.orphans;
       continue;
     }
@@ -285,7 +356,17 @@ Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<L
       plan.deferred_hashes.push_back(p.payment_hash);
       continue;
     }
-    for (auto it = first; it != last; ++it) planner.payment(p, *it->second);
+    const bool first_leg = judged_twins.insert(p.payment_hash).second;
+    for (const auto& rows : found->second) {
+      if (rows.empty()) continue;
+      Plan twins;
+      const LspRecord* record = row_to_judge(rows, twins);
+      if (first_leg) {
+        plan.divergences.insert(plan.divergences.end(), twins.divergences.begin(),
+                                twins.divergences.end());
+      }
+      if (record != nullptr) planner.payment(p, *record);
+    }
   }
   return plan;
 }
@@ -298,10 +379,7 @@ Plan plan_missing_outbox_jobs(const std::vector<LspRecord>& records) {
           !contains(t.from, record.status)) {
         continue;
       }
-      const auto& actions = record.outbox_actions;
-      if (std::find(actions.begin(), actions.end(), t.outbox_action) == actions.end()) {
-        plan.repairs.push_back(make_repair(t, record));
-      }
+      if (job_of(record, t.outbox_action) == nullptr) plan.repairs.push_back(make_repair(t, record));
     }
   }
   return plan;

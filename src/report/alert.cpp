@@ -14,7 +14,7 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-bool due(const store::StoredDivergence& d, std::int64_t realert_after, std::int64_t now) {
+bool due(const StoredDivergence& d, std::int64_t realert_after, std::int64_t now) {
   return d.divergence.needs_person &&
          (d.is_new || !d.last_alerted_at || now - *d.last_alerted_at >= realert_after);
 }

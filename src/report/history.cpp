@@ -48,8 +48,8 @@ json optional_json(const std::optional<std::int64_t>& v) { return v ? json(*v) :
 
 }  // namespace
 
-std::string history_table(const std::vector<store::RunSummary>& runs,
-                          const std::vector<store::StoredDivergence>& open) {
+std::string history_table(const std::vector<RunSummary>& runs,
+                          const std::vector<StoredDivergence>& open) {
   std::vector<Row> run_rows{
       {"STARTED", "DURATION", "STATUS", "EXIT", "SCANNED", "REPAIRED", "DIVERGENCES", "RUN"}};
   for (const auto& run : runs) {
@@ -73,8 +73,8 @@ std::string history_table(const std::vector<store::RunSummary>& runs,
   return out + aligned(rows);
 }
 
-json history_json(const std::vector<store::RunSummary>& runs,
-                  const std::vector<store::StoredDivergence>& open) {
+json history_json(const std::vector<RunSummary>& runs,
+                  const std::vector<StoredDivergence>& open) {
   json run_list = json::array();
   for (const auto& run : runs) {
     run_list.push_back(

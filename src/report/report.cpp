@@ -21,7 +21,7 @@ std::int64_t needing_person_count(const RunResult& r) {
 
 std::int64_t new_count(const RunResult& r) {
   return std::count_if(r.tracked.begin(), r.tracked.end(),
-                       [](const store::StoredDivergence& d) { return d.is_new; });
+                       [](const StoredDivergence& d) { return d.is_new; });
 }
 
 }  // namespace
@@ -39,7 +39,7 @@ nlohmann::ordered_json divergence_json(const plan::Divergence& d) {
           {"needs_person", d.needs_person}};
 }
 
-nlohmann::ordered_json divergence_json(const store::StoredDivergence& d) {
+nlohmann::ordered_json divergence_json(const StoredDivergence& d) {
   auto out = divergence_json(d.divergence);
   out["first_seen_at"] = rfc3339(from_unix(d.first_seen_at));
   return out;

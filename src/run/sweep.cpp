@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <set>
 #include <string_view>
 #include <unordered_set>
 
@@ -36,9 +37,15 @@ constexpr std::size_t kLookupBatch = 100;
 
 class Sweep {
  public:
-  Sweep(node::PaymentSource& node, store::RecordStore& store, const SweepOptions& options,
+  Sweep(node::PaymentSource& node, store::Backend& db, const SweepOptions& options,
         report::RunResult& result)
-      : node_(node), store_(store), options_(options), result_(result) {}
+      : node_(node),
+        records_(*db.records),
+        applier_(*db.applier),
+        ledger_(*db.ledger),
+        flows_(records_.flows()),
+        options_(options),
+        result_(result) {}
 
   void run() {
     const std::int64_t now = unix_seconds(result_.started_at);
@@ -47,12 +54,22 @@ class Sweep {
     context_.waiting_grace = options_.waiting_grace;
     context_.current_height = node_.current_height();
     result_.node.height = context_.current_height;
+    if (std::find(flows_.begin(), flows_.end(), Flow::Relay) == flows_.end()) {
+      note(
+          "the LSP database has no lightning_send_mappings table: the relay flow was not "
+          "reconciled");
+    }
 
     if (!look_up_targeted(now)) list(now);
 
-    store_.records_lacking_outbox_job(options_.page_size, [this](std::vector<LspRecord>& records) {
-      apply(plan::plan_missing_outbox_jobs(records));
-    });
+    for (Flow flow : flows_) {
+      records_.records_lacking_outbox_job(flow, plan::jobs_required_by_state(flow),
+                                          options_.page_size,
+                                          [this](std::vector<LspRecord>& records) {
+                                            apply(plan::plan_missing_outbox_jobs(records));
+                                            return true;
+                                          });
+    }
   }
 
   void list(std::int64_t now) {
@@ -95,22 +112,39 @@ class Sweep {
       lookup.reason = "--lookup list";
       return false;
     }
-    const auto awaiting = store_.count_awaiting_node(options_.targeted_max + 1);
+    // Open divergences keep their records looked at (a deferred payment keeps one open, as a
+    // listing would); one that belongs to no record (a malformed payment) only a listing sees.
+    std::set<std::string> open_hashes;
+    std::int64_t unbound = 0;
+    for (const StoredDivergence& d : ledger_.open_divergences()) {
+      if (d.divergence.flow) {
+        open_hashes.insert(d.divergence.payment_hash);
+      } else {
+        ++unbound;
+      }
+    }
+    const std::int64_t limit = options_.targeted_max + 1;
+    std::int64_t awaiting = static_cast<std::int64_t>(open_hashes.size());
+    for (Flow flow : flows_) {
+      if (awaiting >= limit) break;
+      awaiting += records_.count_awaiting_node(flow, plan::states_needing_no_lookup(flow),
+                                               limit - awaiting);
+    }
     const std::string max = std::to_string(options_.targeted_max);
-    if (awaiting.records <= options_.targeted_max) lookup.records_awaiting_node = awaiting.records;
+    if (awaiting <= options_.targeted_max) lookup.records_awaiting_node = awaiting;
     if (options_.lookup == LookupMode::Targeted) {
       lookup.reason = "--lookup targeted";
-    } else if (awaiting.records > options_.targeted_max) {
+    } else if (awaiting > options_.targeted_max) {
       lookup.reason = "more than --targeted-max " + max + " records await the node";
       return false;
-    } else if (awaiting.unbound_divergences > 0) {
+    } else if (unbound > 0) {
       lookup.reason = "a malformed_payment divergence is open: only a listing sees it again";
       return false;
     } else {
-      lookup.reason = std::to_string(awaiting.records) + " record(s) await the node, at most " +
+      lookup.reason = std::to_string(awaiting) + " record(s) await the node, at most " +
                       "--targeted-max " + max;
     }
-    if (awaiting.unbound_divergences > 0) {
+    if (unbound > 0) {
       saw_everything_ = false;
       note(
           "targeted lookups cannot see malformed payments of other traffic; open divergences "
@@ -120,13 +154,16 @@ class Sweep {
 
     const auto listings = queries(now - options_.lookback);
     bool legacy = false;
-    store_.records_awaiting_node(kLookupBatch, [&](std::vector<store::RecordAwaitingNode>& batch) {
-      // One page per listing, planned in the listings' order: a claimable repair lands before
-      // the same hash's outbound leg is judged, as when the listings run.
+    std::set<std::string> looked_up;  // the open-divergence hashes met among awaiting records
+    // One page per listing, planned in the listings' order: a claimable repair lands before
+    // the same hash's outbound leg is judged, as when the listings run.
+    const auto look_up_batch = [&](std::vector<LspRecord>& batch, bool open_divergence) {
       std::vector<node::PaymentPage> pages(listings.size());
-      for (const auto& [record, open_divergence] : batch) {
-        const plan::Legs legs = open_divergence ? plan::Legs{true, true}
-                                                : plan::legs_to_look_up(record.flow, record.status);
+      for (const LspRecord& record : batch) {
+        const bool open = open_divergence || open_hashes.contains(record.payment_hash);
+        if (open) looked_up.insert(record.payment_hash);
+        const plan::Legs legs =
+            open ? plan::Legs{true, true} : plan::legs_to_look_up(record.flow, record.status);
         for (const auto& [needed, leg] : {std::pair{legs.inbound, Direction::Inbound},
                                           std::pair{legs.outbound, Direction::Outbound}}) {
           if (needed && !look_up(record.payment_hash, leg, listings, pages)) {
@@ -139,10 +176,26 @@ class Sweep {
         if (!page.payments.empty() || !page.rejected.empty()) on_page(page);
       }
       return true;
-    });
+    };
+    for (Flow flow : flows_) {
+      if (legacy) break;
+      records_.records_awaiting_node(
+          flow, plan::states_needing_no_lookup(flow), kLookupBatch,
+          [&](std::vector<LspRecord>& batch) { return look_up_batch(batch, false); });
+    }
+    // The records of open divergences that no payment can change any more: one batch, since
+    // open divergences are few.
+    std::vector<std::string> rest;
+    for (const std::string& hash : open_hashes) {
+      if (!looked_up.contains(hash)) rest.push_back(hash);
+    }
+    if (!legacy && !rest.empty()) {
+      std::vector<LspRecord> records = records_.records_for(rest);
+      look_up_batch(records, true);
+    }
     // No payment found, so no answer told the dialect; it matters only to open divergences,
     // which a legacy node's listing would leave open.
-    if (!legacy && !result_.node.dialect && awaiting.open_divergences > 0) {
+    if (!legacy && !result_.node.dialect && (unbound > 0 || !open_hashes.empty())) {
       result_.node.dialect = node_.dialect();
       legacy = result_.node.dialect == node::Dialect::Legacy;
     }
@@ -162,7 +215,7 @@ class Sweep {
   // A payment that fell out of --lookback is not seen again, and its divergence resolves:
   // the lookback is the operator's statement of how far back still matters.
   void record_divergences() {
-    auto update = store_.record_divergences(result_.divergences, saw_everything_, deferred_);
+    auto update = ledger_.record_divergences(result_.divergences, saw_everything_, deferred_);
     result_.tracked = std::move(update.seen);
     result_.resolved = std::move(update.resolved);
     result_.divergences_recorded = true;
@@ -207,7 +260,7 @@ class Sweep {
       fresh.push_back(std::move(p));
     }
     if (fresh.empty()) return;
-    plan::Plan plan = plan::plan_payments(fresh, store_.records_for(hashes), context_);
+    plan::Plan plan = plan::plan_payments(fresh, records_.records_for(hashes), context_);
     std::unordered_set<std::string_view> acted;
     for (const auto& r : plan.repairs) acted.insert(r.payment_hash);
     for (const auto& d : plan.divergences) acted.insert(d.payment_hash);
@@ -285,7 +338,7 @@ class Sweep {
             std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       };
       try {
-        store_.apply(plan.repairs, result_.run_id);
+        applier_.apply(plan.repairs, result_.run_id);
         count_time();
       } catch (...) {
         count_time();
@@ -317,7 +370,10 @@ class Sweep {
   }
 
   node::PaymentSource& node_;
-  store::RecordStore& store_;
+  store::LspRecords& records_;
+  store::Applier& applier_;
+  store::Ledger& ledger_;
+  const std::vector<Flow> flows_;
   const SweepOptions& options_;
   report::RunResult& result_;
   plan::PlanContext context_;
@@ -330,7 +386,7 @@ class Sweep {
 // Sends the alert the run owes to every webhook. A delivery that fails is logged and counted
 // and changes nothing else; rows are marked alerted when at least one webhook took the
 // alert (a broken second receiver must not make the working one repeat it every run).
-void send_alerts(store::RecordStore& store, report::RunResult& result,
+void send_alerts(store::Ledger& ledger, report::RunResult& result,
                  const SweepOptions& options) {
   if (options.alert_webhooks.empty()) return;
   const auto alert =
@@ -349,7 +405,7 @@ void send_alerts(store::RecordStore& store, report::RunResult& result,
   }
   if (result.alerts_sent == 0 || alert->divergence_ids.empty()) return;
   try {
-    store.mark_alerted(alert->divergence_ids);
+    ledger.mark_alerted(alert->divergence_ids);
   } catch (const std::exception& e) {
     // The alert went out; at worst it repeats next run.
     spdlog::warn("could not record which divergences were alerted: {}", e.what());
@@ -396,17 +452,17 @@ report::RunResult run_not_started(const SweepOptions& options,
   return result;
 }
 
-report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store,
+report::RunResult run_sweep(node::PaymentSource& node, store::Backend& db,
                             const SweepOptions& options) {
   report::RunResult result = new_result(options, std::chrono::system_clock::now());
 
   bool run_recorded = false;
   try {
     if (!options.dry_run) {
-      store.begin_run(result.run_id, false);
+      db.ledger->begin_run(result.run_id, false);
       run_recorded = true;
     }
-    Sweep sweep(node, store, options, result);
+    Sweep sweep(node, db, options, result);
     sweep.run();
     if (!options.dry_run) sweep.record_divergences();
     result.complete = true;
@@ -414,13 +470,13 @@ report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store
     result.error = e.what();
   }
   result.finished_at = std::chrono::system_clock::now();
-  if (result.divergences_recorded) send_alerts(store, result, options);
+  if (result.divergences_recorded) send_alerts(*db.ledger, result, options);
 
   if (run_recorded) {
     const int code = report::exit_code(result);
     const char* status = !result.complete ? "failed" : code == 0 ? "ok" : "divergences";
     try {
-      store.finish_run({result.run_id, status, code, report::to_json(result).dump()});
+      db.ledger->finish_run({result.run_id, status, code, report::to_json(result).dump()});
     } catch (const std::exception& e) {
       // The repairs are committed already; losing the run's audit row is worth a warning,
       // not a different outcome.

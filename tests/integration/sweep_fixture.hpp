@@ -58,26 +58,36 @@ inline nlohmann::json outbound_succeeded(const std::string& hash, const std::str
           {"updated_ago", 300},    {"payee_pubkey", "03" + std::string(64, 'c')}};
 }
 
-inline void seed_apay(TestDatabase& db, const std::string& hash, const std::string& status,
-                      std::int64_t amount, std::optional<std::int64_t> deadline = std::nullopt) {
+// The APay payer every seeded invoice belongs to.
+inline void seed_order(TestDatabase& db) {
   db.exec(
       "INSERT INTO async_orders (peer_pubkey, status) VALUES ($1, 'active') "
       "ON CONFLICT (peer_pubkey) DO NOTHING",
       std::string("peer"));
+}
+
+// An APay invoice in the LSP's own columns (its NOT NULL ones included); returns its row id.
+inline std::int64_t seed_apay(TestDatabase& db, const std::string& hash, const std::string& status,
+                              std::int64_t amount,
+                              std::optional<std::int64_t> deadline = std::nullopt) {
+  seed_order(db);
   db.exec(
-      "INSERT INTO async_rotating_invoices (order_id, invoice_slot, payment_hash, amount_msat, "
-      "claim_deadline_height, expires_at, status) "
-      "SELECT order_id, (SELECT count(*) FROM async_rotating_invoices), $1, $2, $3, "
-      "now() + interval '1 day', $4 FROM async_orders WHERE peer_pubkey = 'peer'",
+      "INSERT INTO async_rotating_invoices (order_id, invoice_slot, hash_index, payment_hash, "
+      "amount_msat, claim_deadline_height, expires_at, status) "
+      "SELECT order_id, (SELECT count(*) FROM async_rotating_invoices), (SELECT count(*) FROM "
+      "async_rotating_invoices), $1, $2, $3, '2999-01-01 00:00:00', $4 FROM async_orders WHERE "
+      "peer_pubkey = 'peer'",
       hash, amount, deadline, status);
+  return db.query_value<std::int64_t>("SELECT max(id) FROM async_rotating_invoices");
 }
 
 inline void seed_relay(TestDatabase& db, const std::string& hash, const std::string& status,
                        std::int64_t amount) {
   db.exec(
-      "INSERT INTO lightning_send_mappings (payment_hash, inbound_amount_msat, status) "
-      "VALUES ($1, $2, $3)",
-      hash, amount, status);
+      "INSERT INTO lightning_send_mappings (payment_hash, outbound_invoice, outbound_amount_msat, "
+      "payee_pubkey, inbound_invoice, inbound_amount_msat, status, expires_at) "
+      "VALUES ($1, 'lnbcrt-out', $2, '03payee', 'lnbcrt-in', $3, $4, '2999-01-01 00:00:00')",
+      hash, amount - 10000, amount, status);
 }
 
 // `n` distinct payment hashes.
@@ -88,20 +98,19 @@ inline std::vector<std::string> many_hashes(int n) {
 }
 
 // Every hash is an APay record left `active` while the node holds its payment: a missed
-// claimable callback each.
+// claimable callback each. One transaction, so thousands of rows take milliseconds.
 inline void seed_missed_claimables(TestDatabase& db, const std::vector<std::string>& all) {
-  std::string array = "{";
-  for (const auto& h : all) array += (array.size() > 1 ? "," : "") + h;  // hex: no quoting
-  array += "}";
-  db.exec(
-      "INSERT INTO async_orders (peer_pubkey, status) VALUES ('peer', 'active') "
-      "ON CONFLICT (peer_pubkey) DO NOTHING");
-  db.exec(
-      "INSERT INTO async_rotating_invoices (order_id, invoice_slot, payment_hash, amount_msat, "
-      "expires_at, status) SELECT (SELECT order_id FROM async_orders WHERE peer_pubkey = 'peer'), "
-      "n, h, 3000000, now() + interval '1 day', 'active' "
-      "FROM unnest($1::text[]) WITH ORDINALITY AS t(h, n)",
-      array);
+  seed_order(db);
+  db.exec("BEGIN");
+  for (const auto& h : all) {
+    db.exec(
+        "INSERT INTO async_rotating_invoices (order_id, invoice_slot, hash_index, payment_hash, "
+        "amount_msat, expires_at, status) SELECT order_id, (SELECT count(*) FROM "
+        "async_rotating_invoices), 0, $1, 3000000, '2999-01-01 00:00:00', 'active' FROM "
+        "async_orders WHERE peer_pubkey = 'peer'",
+        h);
+  }
+  db.exec("COMMIT");
 }
 
 inline nlohmann::json held_payments(const std::vector<std::string>& all) {
@@ -111,28 +120,27 @@ inline nlohmann::json held_payments(const std::vector<std::string>& all) {
 }
 
 // Everything a sweep may change in the LSP's tables and the outbox, timestamps aside, as one
-// comparable text: two databases in the same state give the same text.
+// comparable text: two databases of one backend in the same state give the same text.
 inline std::string lsp_state(TestDatabase& db) {
-  return db.query_value<std::string>(
-      "SELECT concat_ws(E'\\n', "
-      "(SELECT string_agg(concat_ws(' ', payment_hash, status, payment_preimage, "
-      "claim_deadline_height, claimable_at IS NOT NULL), E'\\n' ORDER BY payment_hash) "
-      "FROM async_rotating_invoices), "
-      "(SELECT string_agg(concat_ws(' ', payment_hash, status, payment_preimage, "
-      "claim_deadline_height), E'\\n' ORDER BY payment_hash) FROM lightning_send_mappings), "
-      "(SELECT string_agg(concat_ws(' ', payment_hash, action, status), E'\\n' "
-      "ORDER BY payment_hash, action) FROM async_rotating_invoice_outbox))");
+  std::string state = db.rows_text(
+      "SELECT payment_hash, status, payment_preimage, claim_deadline_height, claimable_at IS NOT "
+      "NULL FROM async_rotating_invoices ORDER BY payment_hash, id");
+  if (db.has_relay()) {
+    state += db.rows_text(
+        "SELECT payment_hash, status, payment_preimage, claim_deadline_height FROM "
+        "lightning_send_mappings ORDER BY payment_hash");
+  }
+  return state + db.rows_text(
+                     "SELECT payment_hash, action, status FROM async_rotating_invoice_outbox "
+                     "ORDER BY payment_hash, action");
 }
 
 // Repairs seen half-applied: a record in a callback's target state without any outbox job, a
 // job whose record never moved, or a job without its `applied` audit row (or the reverse).
-// Valid for databases seeded only with records in a callback's `from` state.
+// Valid for databases seeded only with APay records in a callback's `from` state.
 inline int half_applied(TestDatabase& db) {
   return db.query_value<int>(
       "SELECT (SELECT count(*) FROM async_rotating_invoices r WHERE "
-      "(r.status IN ('claimable', 'outbound_claimed')) <> EXISTS (SELECT 1 FROM "
-      "async_rotating_invoice_outbox o WHERE o.payment_hash = r.payment_hash)) + "
-      "(SELECT count(*) FROM lightning_send_mappings r WHERE "
       "(r.status IN ('claimable', 'outbound_claimed')) <> EXISTS (SELECT 1 FROM "
       "async_rotating_invoice_outbox o WHERE o.payment_hash = r.payment_hash)) + "
       "abs((SELECT count(*) FROM async_rotating_invoice_outbox) - "
@@ -195,6 +203,18 @@ class SweepFixture : public ::testing::Test {
   }
   int count(const std::string& table) {
     return db_.query_value<int>("SELECT count(*) FROM " + table);
+  }
+
+  // A number of the only run's report, as the ledger stored it: report_number("summary",
+  // "alert_failures").
+  std::int64_t report_number(const std::string& section, const std::string& key) {
+    if (db_.is_sqlite()) {
+      return db_.query_value<std::int64_t>("SELECT json_extract(report, $1) FROM lsp_sweeper.runs",
+                                           "$." + section + "." + key);
+    }
+    return db_.query_value<std::int64_t>(
+        "SELECT (report #>> $1::text[])::bigint FROM lsp_sweeper.runs",
+        "{" + section + "," + key + "}");
   }
 
   ProcessResult sweep(const std::vector<std::string>& args = {},

@@ -405,8 +405,10 @@ TEST_F(Sweep, SweepLockHeldElsewhereBlocksRealRunsButNotDryRuns) {
   const Secret s = secret('t');
   seed_apay(s.hash, "outbound_paid", 2000000);
   serve(json::array({outbound_succeeded(s.hash, s.preimage)}));
-  // The documented key, held on the test's own session as a running sweep would hold it.
-  db_.exec("SELECT pg_advisory_lock($1)", store::kSweepLockKey);
+  // Held by the test as a running sweep holds it: through the store's own ledger.
+  auto holder = std::make_unique<store::Backend>(
+      store::open_backend(db_.uri_as_sweeper(), store::Access::ReadWrite));
+  ASSERT_TRUE(holder->ledger->try_lock_sweep());
 
   const ProcessResult busy = sweep();
   EXPECT_EQ(busy.exit_code, 75) << busy.err;
@@ -418,7 +420,7 @@ TEST_F(Sweep, SweepLockHeldElsewhereBlocksRealRunsButNotDryRuns) {
   EXPECT_EQ(dry.exit_code, 1) << dry.err;
   EXPECT_EQ(report(dry)["summary"]["repairs_planned"], 1);
 
-  db_.exec("SELECT pg_advisory_unlock($1)", store::kSweepLockKey);
+  holder.reset();  // releases the lock
   const ProcessResult after = sweep();
   EXPECT_EQ(after.exit_code, 0) << after.err;
   EXPECT_EQ(apay_status(s.hash), "outbound_claimed");
@@ -833,57 +835,49 @@ TEST_F(Sweep, FailingWebhookIsCountedAndRepairsStayCommitted) {
   EXPECT_EQ(run.err.find("broken-secret-Q9"), std::string::npos) << run.err;
   EXPECT_EQ(relay_status(lost.hash), "outbound_claimed");
   EXPECT_EQ(jobs(lost.hash, "lightning_send_claim_inbound"), 1);
-  EXPECT_EQ(db_.query_value<int>("SELECT (report #>> '{summary,alert_failures}')::int FROM "
-                                 "lsp_sweeper.runs"),
-            1);
+  EXPECT_EQ(report_number("summary", "alert_failures"), 1);
 }
 
 // The LSP's own live callback lands after the sweeper read the records but before it applies
 // its repair: the conditional UPDATE then changes nothing and no second job appears.
-class CallbackLandsMidSweep : public store::RecordStore {
+class CallbackLandsMidSweep : public store::LspRecords {
  public:
-  CallbackLandsMidSweep(store::RecordStore& inner, TestDatabase& db) : inner_(inner), db_(db) {}
+  CallbackLandsMidSweep(store::LspRecords& inner, TestDatabase& db) : inner_(inner), db_(db) {}
 
+  std::vector<Flow> flows() const override { return inner_.flows(); }
   std::vector<LspRecord> records_for(const std::vector<std::string>& hashes) override {
     auto records = inner_.records_for(hashes);
     for (const auto& hash : hashes) {
+      // The LSP's own payment_sent callback (../shared/lsp/README.md), with its own preimage.
       db_.exec(
-          "WITH moved AS (UPDATE async_rotating_invoices SET status = 'outbound_claimed', "
-          "payment_preimage = 'from-callback' WHERE payment_hash = $1 AND status = "
-          "'outbound_paid' RETURNING payment_hash) "
-          "INSERT INTO async_rotating_invoice_outbox (payment_hash, action, status) "
-          "SELECT payment_hash, 'claim_inbound_invoice', 'pending' FROM moved "
+          "UPDATE async_rotating_invoices SET status = 'outbound_claimed', payment_preimage = "
+          "COALESCE(payment_preimage, 'from-callback'), updated_at = CURRENT_TIMESTAMP WHERE "
+          "payment_hash = $1 AND status = 'outbound_paid'",
+          hash);
+      db_.exec(
+          "INSERT INTO async_rotating_invoice_outbox (payment_hash, action, status, available_at) "
+          "VALUES ($1, 'claim_inbound_invoice', 'pending', CURRENT_TIMESTAMP) "
           "ON CONFLICT (payment_hash, action) DO NOTHING",
           hash);
     }
     return records;
   }
-  void records_lacking_outbox_job(std::uint32_t page_size,
+  void records_lacking_outbox_job(Flow flow, const std::vector<RequiredJob>& jobs,
+                                  std::uint32_t page_size,
                                   const store::RecordSink& on_page) override {
-    inner_.records_lacking_outbox_job(page_size, on_page);
+    inner_.records_lacking_outbox_job(flow, jobs, page_size, on_page);
   }
-  store::AwaitingNodeCount count_awaiting_node(std::int64_t limit) override {
-    return inner_.count_awaiting_node(limit);
+  std::int64_t count_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
+                                   std::int64_t limit) override {
+    return inner_.count_awaiting_node(flow, quiet, limit);
   }
-  void records_awaiting_node(std::size_t batch, const store::AwaitingNodeSink& sink) override {
-    inner_.records_awaiting_node(batch, sink);
+  void records_awaiting_node(Flow flow, const std::vector<std::string>& quiet, std::size_t batch,
+                             const store::RecordSink& sink) override {
+    inner_.records_awaiting_node(flow, quiet, batch, sink);
   }
-  void apply(std::vector<plan::Repair>& repairs, const std::string& run_id) override {
-    inner_.apply(repairs, run_id);
-  }
-  void begin_run(const std::string& run_id, bool dry_run) override {
-    inner_.begin_run(run_id, dry_run);
-  }
-  void finish_run(const store::RunRecord& run) override { inner_.finish_run(run); }
-  store::DivergenceUpdate record_divergences(const std::vector<plan::Divergence>& seen,
-                                             bool resolve_unseen,
-                                             const std::vector<std::string>& keep_open) override {
-    return inner_.record_divergences(seen, resolve_unseen, keep_open);
-  }
-  void mark_alerted(const std::vector<std::int64_t>& ids) override { inner_.mark_alerted(ids); }
 
  private:
-  store::RecordStore& inner_;
+  store::LspRecords& inner_;
   TestDatabase& db_;
 };
 
@@ -893,11 +887,12 @@ TEST_F(Sweep, CallbackLandingBetweenPlanAndApplyLeavesExactlyOneJob) {
   serve(json::array({outbound_succeeded(s.hash, s.preimage)}));
 
   node::NodeClient client({node_->url(), kToken});
-  store::PgStore pg(db_.uri_as_sweeper());
-  CallbackLandsMidSweep racing(pg, db_);
+  store::Backend db = store::open_backend(db_.uri_as_sweeper(), store::Access::ReadWrite);
+  const std::unique_ptr<store::LspRecords> real = std::move(db.records);
+  db.records = std::make_unique<CallbackLandsMidSweep>(*real, db_);
   run::SweepOptions options;
   options.node_url = node_->url();
-  const report::RunResult result = run::run_sweep(client, racing, options);
+  const report::RunResult result = run::run_sweep(client, db, options);
 
   ASSERT_TRUE(result.complete) << result.error.value_or("");
   ASSERT_EQ(result.repairs.size(), 1u);

@@ -10,9 +10,9 @@ namespace {
 constexpr std::int64_t kNow = 1'800'000'000;
 constexpr std::int64_t kRealert = 6 * 3600;
 
-store::StoredDivergence stored(std::int64_t id, bool is_new, bool needs_person,
+StoredDivergence stored(std::int64_t id, bool is_new, bool needs_person,
                                std::optional<std::int64_t> last_alerted_at = std::nullopt) {
-  store::StoredDivergence d;
+  StoredDivergence d;
   d.id = id;
   d.divergence = {plan::DivergenceKind::AmountMismatch, Flow::Apay, std::string(64, 'a'),
                   "node says 1, record says 2", needs_person};

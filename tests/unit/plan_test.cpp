@@ -485,7 +485,8 @@ TEST(MissingOutbox, EachStateGetsItsMatchingJob) {
     EXPECT_EQ(plan.repairs[0].from, std::vector<std::string>{row.status});
     EXPECT_EQ(plan.repairs[0].to, row.status);
 
-    r.outbox_actions = {"some_other_action", row.action};
+    // A job of the action in any status counts: only a missing one is repaired.
+    r.outbox_jobs = {{"some_other_action", "pending"}, {row.action, "done"}};
     EXPECT_TRUE(plan_missing_outbox_jobs({r}).repairs.empty());
   }
 }
@@ -539,7 +540,7 @@ TEST(LegsToLookUp, NoPaymentOnALegLeftOutIsEverActedOn) {
           p.type = type;
           p.status = static_cast<NodeStatus>(st);
           p.preimage = s.preimage;
-          const LspRecord record{flow, s.hash, status, 1000, std::nullopt, {}};
+          const LspRecord record{flow, 1, s.hash, status, 1000, std::nullopt, {}};
           const Plan plan = plan_payments({p}, {record}, context());
           const bool acts = !plan.repairs.empty() || !plan.divergences.empty();
           acted_on += acts;

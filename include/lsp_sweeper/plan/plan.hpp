@@ -54,6 +54,8 @@ enum class DivergenceKind {
   OutboundSucceededEarly,  // outbound leg succeeded before the LSP recorded outbound_paid
   UnexplainedState,        // the record is in a state the transition table cannot explain
   MalformedPayment,        // the node sent a payment the decoder rejected
+  DuplicateLiveRecords,    // two non-terminal rows of one flow share the payment hash
+  OutboxJobWillNotRun,     // the transition's job exists already, done or failed: never runs
 };
 std::string_view to_string(DivergenceKind k);
 std::optional<DivergenceKind> parse_divergence_kind(std::string_view s);
@@ -64,7 +66,8 @@ inline constexpr std::array kDivergenceKinds{
     DivergenceKind::AmountMismatch,         DivergenceKind::ClaimDeadlineUnknown,
     DivergenceKind::ClaimDeadlinePassed,    DivergenceKind::NodeLegFailed,
     DivergenceKind::OutboundSucceededEarly, DivergenceKind::UnexplainedState,
-    DivergenceKind::MalformedPayment,
+    DivergenceKind::MalformedPayment,       DivergenceKind::DuplicateLiveRecords,
+    DivergenceKind::OutboxJobWillNotRun,
 };
 
 struct Divergence {
@@ -97,15 +100,19 @@ struct Plan {
 const std::vector<Transition>& transition_table();
 
 // Plans the repairs for node payments against the LSP records with the same hashes (records
-// may hold both flows, in any order). Payments are expected de-duplicated by
+// may hold both flows, in any order, and several rows of one hash). A hash is judged by its
+// one non-terminal row per flow, terminal twins left alone; two non-terminal rows of one flow
+// are a divergence and nothing is applied to either. Payments are expected de-duplicated by
 // (hash, direction).
 Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<LspRecord>& records,
                    const PlanContext& context);
 
-// Plans the outbox jobs missing for records already in a state that needs one.
+// Plans the outbox jobs missing for records already in a state that needs one (their
+// outbox_jobs filled).
 Plan plan_missing_outbox_jobs(const std::vector<LspRecord>& records);
 
-// The states in which a record of `flow` must have an outbox job, for the store's lookup.
+// The states in which a record of `flow` must have an outbox job, handed to the store's
+// lookup by the run loop.
 std::vector<RequiredJob> jobs_required_by_state(Flow flow);
 
 // Which of a record's node payments the planner could turn into a repair or a divergence,

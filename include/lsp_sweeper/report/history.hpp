@@ -6,14 +6,14 @@
 #include <string>
 #include <vector>
 
-#include "lsp_sweeper/store/store.hpp"
+#include "lsp_sweeper/ledger_types.hpp"
 
 namespace lsp_sweeper::report {
 
-std::string history_table(const std::vector<store::RunSummary>& runs,
-                          const std::vector<store::StoredDivergence>& open);
+std::string history_table(const std::vector<RunSummary>& runs,
+                          const std::vector<StoredDivergence>& open);
 
-nlohmann::ordered_json history_json(const std::vector<store::RunSummary>& runs,
-                                    const std::vector<store::StoredDivergence>& open);
+nlohmann::ordered_json history_json(const std::vector<RunSummary>& runs,
+                                    const std::vector<StoredDivergence>& open);
 
 }  // namespace lsp_sweeper::report

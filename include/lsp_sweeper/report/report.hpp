@@ -11,7 +11,7 @@
 
 #include "lsp_sweeper/node/decode.hpp"
 #include "lsp_sweeper/plan/plan.hpp"
-#include "lsp_sweeper/store/store.hpp"
+#include "lsp_sweeper/ledger_types.hpp"
 
 namespace lsp_sweeper::report {
 
@@ -62,8 +62,8 @@ struct RunResult {
   // lsp_sweeper.divergences: `tracked` holds one entry per divergence, in the same order,
   // and `resolved` the open ones this run resolved. Empty otherwise (dry or incomplete run).
   bool divergences_recorded = false;
-  std::vector<store::StoredDivergence> tracked;
-  std::vector<store::StoredDivergence> resolved;
+  std::vector<StoredDivergence> tracked;
+  std::vector<StoredDivergence> resolved;
   int alerts_sent = 0;               // webhook deliveries that succeeded
   std::vector<std::string> notes;    // things the operator should know once per run
   std::optional<std::string> error;  // why the run could not complete
@@ -79,7 +79,7 @@ std::string progress_line(const NodeSummary& node);
 // One divergence as the report and the alerts show it.
 nlohmann::ordered_json divergence_json(const plan::Divergence& d);
 // The same plus first_seen_at, for a divergence kept in lsp_sweeper.divergences.
-nlohmann::ordered_json divergence_json(const store::StoredDivergence& d);
+nlohmann::ordered_json divergence_json(const StoredDivergence& d);
 
 std::chrono::system_clock::time_point from_unix(std::int64_t seconds);
 

@@ -1,5 +1,6 @@
-// One sweep: fetch (node) -> load (store) -> plan -> apply -> RunResult, page by page so
-// memory does not grow with the node's history.
+// One sweep: fetch (node) -> load (LSP records) -> plan -> apply -> RunResult, page by page
+// so memory does not grow with the node's history. The database is reached only through the
+// store's three interfaces, so the whole loop runs against an in-memory fake in unit tests.
 #pragma once
 
 #include <chrono>
@@ -38,9 +39,10 @@ struct SweepOptions {
 
 // Runs one sweep. Never throws for a node or database failure: the result is then
 // incomplete, with `error` saying what failed; repairs already committed stay committed.
-// A complete run that may write then records its divergences (lsp_sweeper.divergences) and
-// sends the alert it owes to every webhook; a failed delivery is counted, never fatal.
-report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store,
+// A complete run that may write then records its divergences in the ledger and sends the
+// alert it owes to every webhook; a failed delivery is counted, never fatal. A dry run only
+// reads (the backend may be opened read-only).
+report::RunResult run_sweep(node::PaymentSource& node, store::Backend& db,
                             const SweepOptions& options);
 
 // The result of a run that failed before its sweep could start (the database unreachable):

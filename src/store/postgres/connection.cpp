@@ -4,9 +4,10 @@
 #include <cstddef>
 #include <vector>
 
+#include "../backends.hpp"
 #include "lsp_sweeper/store/store.hpp"
 
-namespace lsp_sweeper::store {
+namespace lsp_sweeper::store::postgres {
 
 namespace {
 
@@ -134,7 +135,7 @@ std::string scrub_passwords(std::string message, std::string_view connection_str
 
 }  // namespace
 
-std::string redact_connection_string(const std::string& connection_string) {
+std::string redact(const std::string& connection_string) {
   std::string out;
   std::size_t copied = 0;
   for (const Span& span : password_spans(connection_string)) {
@@ -153,7 +154,7 @@ std::unique_ptr<pqxx::connection> connect(const std::string& connection_string) 
     return std::make_unique<pqxx::connection>(connection_string);
   } catch (const std::exception& e) {
     throw StoreError("cannot connect to the database (" +
-                     redact_connection_string(connection_string) +
+                     redact(connection_string) +
                      "): " + one_line(scrub_passwords(e.what(), connection_string)));
   }
 }
@@ -185,4 +186,4 @@ std::string one_line(std::string_view message) {
 
 }  // namespace detail
 
-}  // namespace lsp_sweeper::store
+}  // namespace lsp_sweeper::store::postgres

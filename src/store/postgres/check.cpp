@@ -5,10 +5,11 @@
 #include <string_view>
 #include <vector>
 
+#include "../backends.hpp"
 #include "connection.hpp"
 #include "lsp_sweeper/store/store.hpp"
 
-namespace lsp_sweeper::store {
+namespace lsp_sweeper::store::postgres {
 
 namespace {
 
@@ -23,6 +24,7 @@ struct Need {
   std::vector<std::string_view> privileges;
   std::vector<std::string_view> update_columns;
   bool serial_id = false;  // inserts take the next id from its sequence
+  bool optional = false;   // a table the LSP may not have (the relay flow's)
 };
 
 const std::vector<Need>& needs() {
@@ -34,7 +36,9 @@ const std::vector<Need>& needs() {
       {"lightning_send_mappings",
        true,
        {"SELECT"},
-       {"status", "claim_deadline_height", "payment_preimage", "updated_at"}},
+       {"status", "claim_deadline_height", "payment_preimage", "updated_at"},
+       false,
+       true},
       {"async_rotating_invoice_outbox", true, {"SELECT", "INSERT"}, {}, true},
       {"lsp_sweeper.schema_version", false, {"SELECT"}, {}},
       {"lsp_sweeper.runs", false, {"SELECT", "INSERT", "UPDATE"}, {}},
@@ -128,7 +132,7 @@ Check warn(std::string what, std::string detail) {
 
 }  // namespace
 
-std::vector<Check> check_database(const std::string& connection_string) {
+std::vector<Check> check(const std::string& connection_string) {
   std::vector<Check> checks;
   std::unique_ptr<pqxx::connection> conn;
   try {
@@ -136,7 +140,7 @@ std::vector<Check> check_database(const std::string& connection_string) {
   } catch (const StoreError& e) {
     return {fail("database reachable", e.what())};
   }
-  checks.push_back(ok("database reachable", redact_connection_string(connection_string)));
+  checks.push_back(ok("database reachable", redact(connection_string)));
   try {
     pqxx::read_transaction txn(*conn);
     const int version = detail::schema_version(txn);
@@ -146,14 +150,18 @@ std::vector<Check> check_database(const std::string& connection_string) {
                          ? ok("sweeper schema", versions)
                          : fail("sweeper schema", versions + " (run lsp-sweeper migrate)"));
 
-    std::vector<std::string> absent;
+    std::vector<std::string> absent, optional_absent;
     for (const Need& need : needs()) {
       if (need.lsp_table &&
           !ask(txn, "SELECT to_regclass($1) IS NOT NULL", std::string(need.table))) {
-        absent.push_back(std::string(need.table));
+        (need.optional ? optional_absent : absent).push_back(std::string(need.table));
       }
     }
-    checks.push_back(absent.empty() ? ok("LSP tables present")
+    std::string present = "async_rotating_invoices, async_rotating_invoice_outbox";
+    if (!optional_absent.empty()) {
+      present += "; no " + join(optional_absent) + ": the relay flow is not reconciled";
+    }
+    checks.push_back(absent.empty() ? ok("LSP tables present", present)
                                     : fail("LSP tables present", "missing: " + join(absent)));
 
     const auto role = txn.exec1(
@@ -183,4 +191,4 @@ std::vector<Check> check_database(const std::string& connection_string) {
   return checks;
 }
 
-}  // namespace lsp_sweeper::store
+}  // namespace lsp_sweeper::store::postgres

@@ -1,13 +1,15 @@
-// The sweeper's schema migrations, embedded from sql/sweeper at build time.
+// The sweeper's schema migrations on PostgreSQL, embedded from sql/postgres/sweeper at build
+// time, and the LSP's own DDL (sql/lsp/postgres-schema.sql) for `--with-lsp-schema`.
 #include <algorithm>
 #include <cstdint>
 #include <string>
 
+#include "../backends.hpp"
 #include "connection.hpp"
 #include "lsp_sweeper/embedded_sql.hpp"
 #include "lsp_sweeper/store/store.hpp"
 
-namespace lsp_sweeper::store {
+namespace lsp_sweeper::store::postgres {
 
 namespace {
 
@@ -29,15 +31,22 @@ int schema_version(pqxx::transaction_base& txn) {
   return txn.exec1("SELECT COALESCE(max(version), 0) FROM lsp_sweeper.schema_version")[0].as<int>();
 }
 
-}  // namespace detail
-
-int expected_schema_version() {
-  int version = 0;
-  for (const auto& migration : embedded::kSweeperMigrations) {
-    version = std::max(version, migration.version);
+void require_schema_version(pqxx::transaction_base& txn, const std::string& db_url) {
+  const int version = schema_version(txn);
+  if (version == 0) {
+    throw StoreError("the sweeper's tables are not in " + redact(db_url) +
+                     ": run `lsp-sweeper migrate --db ...` first");
   }
-  return version;
+  if (version != expected_schema_version()) {
+    throw StoreError("the sweeper's schema in " + redact(db_url) + " is version " +
+                     std::to_string(version) + ", this build expects " +
+                     std::to_string(expected_schema_version()) +
+                     (version < expected_schema_version() ? ": run `lsp-sweeper migrate`"
+                                                          : ": upgrade lsp-sweeper"));
+  }
 }
+
+}  // namespace detail
 
 int migrate(const std::string& connection_string, bool with_lsp_schema) {
   const auto conn = detail::connect(connection_string);
@@ -56,7 +65,7 @@ int migrate(const std::string& connection_string, bool with_lsp_schema) {
                        " is newer than this lsp-sweeper supports (" +
                        std::to_string(expected_schema_version()) + ")");
     }
-    for (const auto& migration : embedded::kSweeperMigrations) {
+    for (const auto& migration : embedded::kPostgresMigrations) {
       if (migration.version <= version) continue;
       step = std::string(migration.name);
       txn.exec(std::string(migration.sql));
@@ -66,7 +75,7 @@ int migrate(const std::string& connection_string, bool with_lsp_schema) {
     }
     if (with_lsp_schema) {
       step = "the LSP schema";
-      txn.exec(std::string(embedded::kLspSchema));
+      txn.exec(std::string(embedded::kPostgresLspSchema));
     }
     step = "commit";
     txn.commit();
@@ -78,4 +87,4 @@ int migrate(const std::string& connection_string, bool with_lsp_schema) {
   }
 }
 
-}  // namespace lsp_sweeper::store
+}  // namespace lsp_sweeper::store::postgres
