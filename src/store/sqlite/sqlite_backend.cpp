@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -110,14 +109,6 @@ int schema_version(Db& db) {
   return version;
 }
 
-int build_schema_version() {
-  int version = 0;
-  for (const auto& migration : embedded::kSqliteMigrations) {
-    version = std::max(version, migration.version);
-  }
-  return version;
-}
-
 void require_schema(Db& db) {
   const int version = schema_version(db);
   const int expected = expected_schema_version();
@@ -174,10 +165,10 @@ int migrate(const std::string& db_url, bool with_lsp_schema) {
   Transaction txn(db, Transaction::Kind::Immediate, "migrate");
   if (with_lsp_schema) db.exec_script(embedded::kSqliteLspSchema, "migrate: the LSP schema");
   int version = schema_version(db);
-  if (version > build_schema_version()) {
+  if (version > expected_schema_version()) {
     throw StoreError("migrate: SQLite database " + path + " has lsp-sweeper schema version " +
                      std::to_string(version) + ", newer than this build's " +
-                     std::to_string(build_schema_version()));
+                     std::to_string(expected_schema_version()));
   }
   for (const auto& migration : embedded::kSqliteMigrations) {
     if (migration.version <= version) continue;
