@@ -1,0 +1,208 @@
+// Applier on the LSP's SQLite file: each repair is the LSP's own conditional UPDATE and its own
+// INSERT OR IGNORE of the job, so the rows written are those its callback handler would write.
+#include <algorithm>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "sqlite_store.hpp"
+
+namespace lsp_sweeper::store::sqlite {
+
+namespace {
+
+// Repairs per write transaction. The LSP's writers wait at most about 5 s on a locked file and
+// should never wait more than ~100 ms behind the sweeper: a repair is three indexed statements
+// (tens of microseconds), so 500 hold the file for milliseconds plus the commit's fsync.
+constexpr std::size_t kMaxRepairsPerTransaction = 500;
+
+// What each missed callback sets besides status and updated_at, in the LSP's own form
+// (lsp/README.md); ?1 is the deadline height or the preimage. APay keeps a claimable_at or
+// deadline the LSP already wrote: the first claimable callback is the one that counts.
+struct CallbackUpdate {
+  plan::RepairKind kind;
+  Flow flow;
+  std::string_view to;
+  std::string_view sets;
+};
+
+constexpr CallbackUpdate kCallbackUpdates[] = {
+    {plan::RepairKind::MissedClaimable, Flow::Apay, "claimable",
+     "status = 'claimable', claimable_at = COALESCE(claimable_at, CURRENT_TIMESTAMP), "
+     "claim_deadline_height = COALESCE(claim_deadline_height, ?1), updated_at = "
+     "CURRENT_TIMESTAMP"},
+    {plan::RepairKind::MissedClaimable, Flow::Relay, "claimable",
+     "status = 'claimable', claim_deadline_height = ?1, updated_at = CURRENT_TIMESTAMP"},
+    {plan::RepairKind::MissedPaymentSent, Flow::Apay, "outbound_claimed",
+     "status = 'outbound_claimed', payment_preimage = COALESCE(payment_preimage, ?1), "
+     "updated_at = CURRENT_TIMESTAMP"},
+    {plan::RepairKind::MissedPaymentSent, Flow::Relay, "outbound_claimed",
+     "status = 'outbound_claimed', payment_preimage = COALESCE(payment_preimage, ?1), "
+     "updated_at = CURRENT_TIMESTAMP"},
+};
+
+const CallbackUpdate* callback_update(const plan::Repair& repair) {
+  for (const CallbackUpdate& u : kCallbackUpdates) {
+    if (u.kind == repair.kind && u.flow == repair.flow) return &u;
+  }
+  return nullptr;
+}
+
+// The LSP's own enqueue: a job that already exists (in any status) is kept as it is.
+constexpr std::string_view kEnqueue =
+    "INSERT OR IGNORE INTO async_rotating_invoice_outbox (payment_hash, action, status, "
+    "available_at) VALUES (?, ?, 'pending', CURRENT_TIMESTAMP)";
+
+constexpr std::string_view kAudit =
+    "INSERT INTO lsp_sweeper_actions (run_id, kind, flow, record_id, payment_hash, from_status, "
+    "to_status, outbox_action, applied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+// The conditional UPDATE of a missed callback: ?1 the value, ?2 the row id, ?3 the hash, ?4 the
+// statuses it must still be in (JSON), ?5 the action. A job of that action the LSP will not run
+// again (done, failed) makes the transition useless, so the row is left for a person.
+std::string update_statement(const RecordTable& t, const CallbackUpdate& u) {
+  return "UPDATE " + std::string(t.table) + " SET " + std::string(u.sets) +
+         " WHERE id = ?2 AND payment_hash = ?3 AND status IN (SELECT value FROM json_each(?4)) "
+         "AND NOT EXISTS (SELECT 1 FROM " +
+         std::string(kOutboxTable) +
+         " o WHERE o.payment_hash = ?3 AND o.action = ?5 AND o.status IN ('done', 'failed'))";
+}
+
+// The job of a record already in its state, only while it still is: ?1 the hash, ?2 the
+// action, ?3 the row id, ?4 the statuses (JSON). Inside the write transaction nobody can move
+// the row between the check and the insert.
+std::string missing_job_statement(const RecordTable& t) {
+  return "INSERT OR IGNORE INTO " + std::string(kOutboxTable) +
+         " (payment_hash, action, status, available_at) SELECT ?1, ?2, 'pending', "
+         "CURRENT_TIMESTAMP WHERE EXISTS (SELECT 1 FROM " +
+         std::string(t.table) +
+         " WHERE id = ?3 AND payment_hash = ?1 AND status IN (SELECT value FROM json_each(?4)))";
+}
+
+// "apply <kind> <flow> <hash>", for errors.
+std::string repair_context(const plan::Repair& repair) {
+  return "apply " + std::string(plan::to_string(repair.kind)) + " " +
+         std::string(to_string(repair.flow)) + " " + repair.payment_hash;
+}
+
+// The planner never builds these; refusing them keeps a claimable record from ever getting a
+// NULL deadline the LSP's next job would trip over, and a record from a status its columns
+// do not imply (the LSP's migration rewrites statuses from them).
+void validate(const plan::Repair& repair) {
+  const auto refuse = [&](const std::string& why) {
+    throw StoreError(repair_context(repair) + ": " + why);
+  };
+  if (repair.kind == plan::RepairKind::MissedClaimable && !repair.claim_deadline_height) {
+    refuse("no claim deadline height");
+  }
+  if (repair.kind == plan::RepairKind::MissedPaymentSent && !repair.preimage) {
+    refuse("no preimage");
+  }
+  if (repair.from.empty()) refuse("no status to move from");
+  if (repair.outbox_action.empty()) refuse("no outbox action");
+  const CallbackUpdate* update = callback_update(repair);
+  if (update && repair.to != update->to) {
+    refuse("moves to " + repair.to + ", but this transition sets " + std::string(update->to));
+  }
+}
+
+class SqliteApplier final : public Applier {
+ public:
+  explicit SqliteApplier(std::shared_ptr<Session> session) : session_(std::move(session)) {}
+
+  void apply(std::vector<plan::Repair>& repairs, const std::string& run_id) override {
+    for (const plan::Repair& repair : repairs) validate(repair);
+    for (std::size_t begin = 0; begin < repairs.size(); begin += kMaxRepairsPerTransaction) {
+      const std::size_t end = std::min(repairs.size(), begin + kMaxRepairsPerTransaction);
+      apply_batch(repairs, begin, end, run_id);
+    }
+  }
+
+ private:
+  struct Statements {
+    std::map<std::pair<plan::RepairKind, Flow>, Stmt> repair;
+    std::optional<Stmt> enqueue, audit;
+  };
+
+  // Repairs [begin, end) in one BEGIN IMMEDIATE transaction; `applied` is set only once it
+  // committed.
+  void apply_batch(std::vector<plan::Repair>& repairs, std::size_t begin, std::size_t end,
+                   const std::string& run_id) {
+    Db& db = session_->db;
+    std::vector<bool> applied(end - begin, false);
+    std::size_t current = begin;
+    try {
+      Statements statements;
+      Transaction txn(db, Transaction::Kind::Immediate, "update, outbox job and audit row");
+      for (; current < end; ++current) {
+        applied[current - begin] = apply_one(statements, repairs[current], run_id);
+      }
+      current = begin;  // a failed commit is the whole batch's
+      txn.commit();
+    } catch (const StoreBusy& e) {
+      throw StoreBusy(repair_context(repairs[current]) + ": " + e.what());
+    } catch (const StoreError& e) {
+      throw StoreError(repair_context(repairs[current]) + ": " + e.what());
+    }
+    for (std::size_t i = begin; i < end; ++i) repairs[i].applied = applied[i - begin];
+  }
+
+  bool apply_one(Statements& s, const plan::Repair& r, const std::string& run_id) {
+    Db& db = session_->db;
+    const RecordTable& t = record_table(r.flow);
+    const std::string from = json_array(r.from);
+    auto [found, inserted] = s.repair.try_emplace({r.kind, r.flow}, db,
+                                                  r.kind == plan::RepairKind::MissingOutboxJob
+                                                      ? missing_job_statement(t)
+                                                      : update_statement(t, *callback_update(r)),
+                                                  "conditional update");
+    Stmt& change = found->second;
+    bool applied = false;
+    if (r.kind == plan::RepairKind::MissingOutboxJob) {
+      change.bind(1, r.payment_hash).bind(2, r.outbox_action).bind(3, r.row_id).bind(4, from);
+      applied = change.run() == 1;
+    } else {
+      if (r.kind == plan::RepairKind::MissedClaimable) {
+        change.bind(1, *r.claim_deadline_height);
+      } else {
+        change.bind(1, *r.preimage);
+      }
+      change.bind(2, r.row_id).bind(3, r.payment_hash).bind(4, from).bind(5, r.outbox_action);
+      applied = change.run() == 1;
+      if (applied) {
+        if (!s.enqueue) s.enqueue.emplace(db, kEnqueue, "outbox job");
+        s.enqueue->bind(1, r.payment_hash).bind(2, r.outbox_action).run();
+        s.enqueue->reset();
+      }
+    }
+    change.reset();
+    if (!s.audit) s.audit.emplace(db, kAudit, "audit row");
+    s.audit->bind(1, run_id)
+        .bind(2, plan::to_string(r.kind))
+        .bind(3, to_string(r.flow))
+        .bind(4, r.row_id)
+        .bind(5, r.payment_hash)
+        .bind(6, r.observed_status)
+        .bind(7, r.to)
+        .bind(8, r.outbox_action)
+        .bind(9, std::int64_t{applied ? 1 : 0})
+        .run();
+    s.audit->reset();
+    return applied;
+  }
+
+  std::shared_ptr<Session> session_;
+};
+
+}  // namespace
+
+std::unique_ptr<Applier> make_applier(std::shared_ptr<Session> session) {
+  return std::make_unique<SqliteApplier>(std::move(session));
+}
+
+}  // namespace lsp_sweeper::store::sqlite

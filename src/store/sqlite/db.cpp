@@ -1,0 +1,164 @@
+#include "db.hpp"
+
+#include <sqlite3.h>
+
+#include <utility>
+
+namespace lsp_sweeper::store::sqlite {
+
+namespace {
+
+// SQLite's messages are one line already; a step's text may not be (a migration's SQL).
+std::string one_line(std::string text) {
+  for (char& c : text) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return text;
+}
+
+[[noreturn]] void throw_for(int rc, const std::string& message) {
+  const int primary = rc & 0xff;
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
+    throw StoreBusy(one_line(message) + " (still locked after " + std::to_string(kBusyTimeoutMs) +
+                    " ms)");
+  }
+  throw StoreError(one_line(message));
+}
+
+}  // namespace
+
+Db::Db(const std::string& path, OpenMode mode) : path_(path) {
+  int flags = SQLITE_OPEN_NOMUTEX;
+  switch (mode) {
+    case OpenMode::ReadOnly: flags |= SQLITE_OPEN_READONLY; break;
+    case OpenMode::ReadWrite: flags |= SQLITE_OPEN_READWRITE; break;
+    case OpenMode::ReadWriteCreate: flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE; break;
+  }
+  const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
+  if (rc != SQLITE_OK) {
+    const std::string reason = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw StoreError("opening SQLite database " + path + ": " + one_line(reason));
+  }
+  sqlite3_extended_result_codes(db_, 1);
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+}
+
+Db::~Db() { sqlite3_close_v2(db_); }
+
+void Db::exec_script(std::string_view sql, const std::string& step) {
+  const std::string text(sql);
+  char* message = nullptr;
+  const int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &message);
+  if (rc != SQLITE_OK) {
+    const std::string reason = message ? message : sqlite3_errstr(rc);
+    sqlite3_free(message);
+    throw_for(rc, step + ": " + reason);
+  }
+}
+
+bool Db::read_only() const { return sqlite3_db_readonly(db_, "main") == 1; }
+
+std::int64_t Db::changes() const { return sqlite3_changes64(db_); }
+
+void Db::fail(int rc, const std::string& step) const {
+  throw_for(rc, step + ": " + sqlite3_errmsg(db_));
+}
+
+Stmt::Stmt(Db& db, std::string_view sql, std::string step) : db_(&db), step_(std::move(step)) {
+  const int rc =
+      sqlite3_prepare_v2(db.handle(), sql.data(), static_cast<int>(sql.size()), &stmt_, nullptr);
+  if (rc != SQLITE_OK) db.fail(rc, step_);
+}
+
+Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+
+Stmt::Stmt(Stmt&& other) noexcept
+    : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)), step_(std::move(other.step_)) {}
+
+void Stmt::check_bind(int rc) {
+  if (rc != SQLITE_OK) db_->fail(rc, step_ + ": bind");
+}
+
+Stmt& Stmt::bind(int position, std::int64_t value) {
+  check_bind(sqlite3_bind_int64(stmt_, position, value));
+  return *this;
+}
+
+Stmt& Stmt::bind(int position, std::string_view text) {
+  check_bind(sqlite3_bind_text64(stmt_, position, text.data(), text.size(), SQLITE_TRANSIENT,
+                                 SQLITE_UTF8));
+  return *this;
+}
+
+Stmt& Stmt::bind(int position, const std::optional<std::int64_t>& value) {
+  return value ? bind(position, *value) : bind_null(position);
+}
+
+Stmt& Stmt::bind_null(int position) {
+  check_bind(sqlite3_bind_null(stmt_, position));
+  return *this;
+}
+
+bool Stmt::step() {
+  const int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  // sqlite3_reset returns the step's error again; the message must be read before it.
+  if (rc != SQLITE_DONE) {
+    const std::string message = step_ + ": " + sqlite3_errmsg(db_->handle());
+    sqlite3_reset(stmt_);
+    throw_for(rc, message);
+  }
+  sqlite3_reset(stmt_);
+  return false;
+}
+
+std::int64_t Stmt::run() {
+  while (step()) {
+  }
+  return db_->changes();
+}
+
+void Stmt::reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+bool Stmt::is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+std::int64_t Stmt::int64(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+double Stmt::real(int column) const { return sqlite3_column_double(stmt_, column); }
+
+std::string Stmt::text(int column) const {
+  const auto* text = sqlite3_column_text(stmt_, column);
+  if (!text) return {};
+  return {reinterpret_cast<const char*>(text),
+          static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))};
+}
+
+std::optional<std::int64_t> Stmt::optional_int64(int column) const {
+  if (is_null(column)) return std::nullopt;
+  return int64(column);
+}
+
+std::optional<std::string> Stmt::optional_text(int column) const {
+  if (is_null(column)) return std::nullopt;
+  return text(column);
+}
+
+Transaction::Transaction(Db& db, Kind kind, std::string step) : db_(db), step_(std::move(step)) {
+  db.exec_script(kind == Kind::Immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED", step_ + ": begin");
+}
+
+Transaction::~Transaction() {
+  // Still open unless committed; a failed COMMIT (e.g. SQLITE_BUSY) leaves it open too.
+  if (sqlite3_get_autocommit(db_.handle()) == 0) {
+    sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+}
+
+void Transaction::commit() { db_.exec_script("COMMIT", step_ + ": commit"); }
+
+}  // namespace lsp_sweeper::store::sqlite

@@ -1,0 +1,110 @@
+// A thin RAII wrapper of the SQLite C API: a connection, prepared statements with positional
+// parameters, and a transaction that rolls back unless committed. Every failure is a StoreError
+// naming the step and SQLite's message on one line; a database still locked after the busy
+// timeout is a StoreBusy.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "lsp_sweeper/store/store.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace lsp_sweeper::store::sqlite {
+
+// How long a statement waits for a lock another connection holds before it fails with
+// StoreBusy. The LSP's writers hold the file for milliseconds, so 5 s is far more than a healthy
+// LSP needs, and a sweep that waits no longer than the LSP's own driver does (about 5 s) fails
+// its step instead of piling up behind a stuck writer; the next run does the work.
+constexpr int kBusyTimeoutMs = 5000;
+
+enum class OpenMode { ReadOnly, ReadWrite, ReadWriteCreate };
+
+class Db {
+ public:
+  // Opens `path` (never a URI); throws StoreError naming the path.
+  Db(const std::string& path, OpenMode mode);
+  ~Db();
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  sqlite3* handle() const { return db_; }
+  const std::string& path() const { return path_; }
+
+  // Runs statements without parameters (a migration file); `step` names it in errors.
+  void exec_script(std::string_view sql, const std::string& step);
+
+  // Whether SQLite opened the main database read-only (the file is not writable).
+  bool read_only() const;
+
+  // Rows changed by the last INSERT, UPDATE or DELETE.
+  std::int64_t changes() const;
+
+  // Throws StoreError (StoreBusy for SQLITE_BUSY or SQLITE_LOCKED) for result code `rc`.
+  [[noreturn]] void fail(int rc, const std::string& step) const;
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::string path_;
+};
+
+// A prepared statement. Parameters are 1-based, columns 0-based. The statement is reset when a
+// step reaches the end, on reset(), and when it is destroyed, so none keeps a read transaction
+// open beyond its use.
+class Stmt {
+ public:
+  Stmt(Db& db, std::string_view sql, std::string step);
+  ~Stmt();
+  Stmt(Stmt&& other) noexcept;
+  Stmt& operator=(Stmt&&) = delete;
+  Stmt(const Stmt&) = delete;
+
+  Stmt& bind(int position, std::int64_t value);
+  Stmt& bind(int position, std::string_view text);
+  Stmt& bind(int position, const std::optional<std::int64_t>& value);
+  Stmt& bind_null(int position);
+
+  // true: a row is ready; false: done (and the statement is reset).
+  bool step();
+  // Steps to the end, for statements without rows; returns the rows changed.
+  std::int64_t run();
+  // Ends the current execution and clears the bindings.
+  void reset();
+
+  bool is_null(int column) const;
+  std::int64_t int64(int column) const;
+  double real(int column) const;
+  std::string text(int column) const;  // "" for NULL
+  std::optional<std::int64_t> optional_int64(int column) const;
+  std::optional<std::string> optional_text(int column) const;
+
+ private:
+  void check_bind(int rc);
+
+  Db* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  std::string step_;
+};
+
+// BEGIN ... COMMIT, rolled back by the destructor unless commit() ran.
+class Transaction {
+ public:
+  enum class Kind { Deferred, Immediate };
+  Transaction(Db& db, Kind kind, std::string step);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  void commit();
+
+ private:
+  Db& db_;
+  std::string step_;
+};
+
+}  // namespace lsp_sweeper::store::sqlite

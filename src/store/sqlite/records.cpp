@@ -1,0 +1,171 @@
+// LspRecords on the LSP's SQLite file. Every read is its own short transaction: a live LSP
+// shares the file, and a read transaction left open would hold back its writers (rollback
+// journal) or its checkpoints (WAL).
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sqlite_store.hpp"
+
+namespace lsp_sweeper::store::sqlite {
+
+namespace {
+
+// Columns 0-4 of every record statement.
+std::string record_columns(const RecordTable& t) {
+  return "r.id, r.payment_hash, r.status, r." + std::string(t.amount_column) +
+         ", r.claim_deadline_height";
+}
+
+LspRecord to_record(Flow flow, const Stmt& row) {
+  LspRecord record;
+  record.flow = flow;
+  record.row_id = row.int64(0);
+  record.payment_hash = row.text(1);
+  record.status = row.text(2);
+  record.amount_msat = row.optional_int64(3);
+  record.claim_deadline_height = row.optional_int64(4);
+  return record;
+}
+
+// Fills each record's outbox_jobs with every job of its hash, inside the caller's transaction.
+void fill_outbox_jobs(Db& db, std::vector<LspRecord>& records, const std::string& step) {
+  if (records.empty()) return;
+  std::vector<std::string> hashes;
+  for (const LspRecord& r : records) hashes.push_back(r.payment_hash);
+  Stmt jobs(db,
+            "SELECT payment_hash, action, status FROM " + std::string(kOutboxTable) +
+                " WHERE payment_hash IN (SELECT value FROM json_each(?)) ORDER BY payment_hash, "
+                "action",
+            step + ": outbox jobs");
+  jobs.bind(1, json_array(hashes));
+  std::map<std::string, std::vector<OutboxJob>> by_hash;
+  while (jobs.step()) by_hash[jobs.text(0)].push_back({jobs.text(1), jobs.text(2)});
+  for (LspRecord& r : records) {
+    const auto found = by_hash.find(r.payment_hash);
+    if (found != by_hash.end()) r.outbox_jobs = found->second;
+  }
+}
+
+class SqliteRecords final : public LspRecords {
+ public:
+  explicit SqliteRecords(std::shared_ptr<Session> session) : session_(std::move(session)) {}
+
+  std::vector<Flow> flows() const override {
+    Db& db = session_->db;
+    if (!table_exists(db, record_table(Flow::Apay).table)) {
+      throw StoreError("database " + db.path() + " has no table " +
+                       std::string(record_table(Flow::Apay).table) + ": is it the LSP's?");
+    }
+    std::vector<Flow> flows{Flow::Apay};
+    if (table_exists(db, record_table(Flow::Relay).table)) flows.push_back(Flow::Relay);
+    return flows;
+  }
+
+  std::vector<LspRecord> records_for(const std::vector<std::string>& hashes) override {
+    if (hashes.empty()) return {};
+    const std::vector<Flow> present = flows();
+    Db& db = session_->db;
+    const std::string hash_array = json_array(hashes);
+    std::vector<LspRecord> records;
+    // One read transaction, so both tables and the outbox are read in the same state.
+    Transaction txn(db, Transaction::Kind::Deferred, "records_for");
+    for (Flow flow : present) {
+      const RecordTable& t = record_table(flow);
+      Stmt rows(db,
+                "SELECT " + record_columns(t) + " FROM " + std::string(t.table) +
+                    " r WHERE r.payment_hash IN (SELECT value FROM json_each(?)) ORDER BY r.id",
+                "records_for " + std::string(to_string(flow)));
+      rows.bind(1, hash_array);
+      while (rows.step()) records.push_back(to_record(flow, rows));
+    }
+    fill_outbox_jobs(db, records, "records_for");
+    txn.commit();
+    return records;
+  }
+
+  void records_lacking_outbox_job(Flow flow, const std::vector<RequiredJob>& jobs,
+                                  std::uint32_t page_size, const RecordSink& on_page) override {
+    if (jobs.empty() || page_size == 0) return;
+    const RecordTable& t = record_table(flow);
+    const std::string step = "records_lacking_outbox_job " + std::string(to_string(flow));
+    // [[status, action], ...]: a record in `status` must have a job of `action`.
+    nlohmann::json needs = nlohmann::json::array();
+    for (const RequiredJob& job : jobs) needs.push_back({job.status, job.action});
+    const std::string need_array = needs.dump();
+    page_by_id("SELECT " + record_columns(t) + " FROM " + std::string(t.table) +
+                   " r WHERE r.id > ? AND EXISTS (SELECT 1 FROM json_each(?) need WHERE r.status = "
+                   "need.value ->> 0 AND NOT EXISTS (SELECT 1 FROM " +
+                   std::string(kOutboxTable) +
+                   " o WHERE o.payment_hash = r.payment_hash AND o.action = need.value ->> 1)) "
+                   "ORDER BY r.id LIMIT ?",
+               step, flow, need_array, page_size, true, on_page);
+  }
+
+  std::int64_t count_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
+                                   std::int64_t limit) override {
+    const RecordTable& t = record_table(flow);
+    Db& db = session_->db;
+    // LIMIT stops the scan once the count is known to be over it.
+    Stmt count(db,
+               "SELECT count(*) FROM (SELECT 1 FROM " + std::string(t.table) +
+                   " r WHERE r.status NOT IN (SELECT value FROM json_each(?)) LIMIT ?)",
+               "count_awaiting_node " + std::string(to_string(flow)));
+    count.bind(1, json_array(quiet)).bind(2, limit);
+    count.step();
+    const std::int64_t n = count.int64(0);
+    count.reset();
+    return n;
+  }
+
+  void records_awaiting_node(Flow flow, const std::vector<std::string>& quiet, std::size_t batch,
+                             const RecordSink& sink) override {
+    if (batch == 0) return;
+    const RecordTable& t = record_table(flow);
+    page_by_id("SELECT " + record_columns(t) + " FROM " + std::string(t.table) +
+                   " r WHERE r.id > ? AND r.status NOT IN (SELECT value FROM json_each(?)) "
+                   "ORDER BY r.id LIMIT ?",
+               "records_awaiting_node " + std::string(to_string(flow)), flow, json_array(quiet),
+               batch, false, sink);
+  }
+
+ private:
+  // Keyset pages of `sql` (parameters: the id to start after, `list`, the page size), each read
+  // in its own short transaction that is over before `sink` runs, until a page comes back short
+  // or the sink returns false.
+  void page_by_id(const std::string& sql, const std::string& step, Flow flow,
+                  const std::string& list, std::size_t page_size, bool with_jobs,
+                  const RecordSink& sink) {
+    Db& db = session_->db;
+    Stmt page(db, sql, step);
+    std::int64_t after = 0;  // ids start at 1
+    for (;;) {
+      std::vector<LspRecord> records;
+      {
+        Transaction txn(db, Transaction::Kind::Deferred, step);
+        page.bind(1, after).bind(2, list).bind(3, static_cast<std::int64_t>(page_size));
+        while (page.step()) records.push_back(to_record(flow, page));
+        page.reset();
+        if (with_jobs) fill_outbox_jobs(db, records, step);
+        txn.commit();
+      }
+      if (records.empty()) return;
+      after = records.back().row_id;
+      const bool full = records.size() == page_size;
+      if (!sink(records) || !full) return;
+    }
+  }
+
+  std::shared_ptr<Session> session_;
+};
+
+}  // namespace
+
+std::unique_ptr<LspRecords> make_records(std::shared_ptr<Session> session) {
+  return std::make_unique<SqliteRecords>(std::move(session));
+}
+
+}  // namespace lsp_sweeper::store::sqlite
