@@ -6,6 +6,7 @@
 
 #include "integration/process.hpp"
 #include "integration/test_db.hpp"
+#include "lsp_sweeper/store/store.hpp"
 #include "sim/simulator.hpp"
 
 namespace lsp_sweeper {
@@ -13,6 +14,7 @@ namespace {
 
 using testing::ProcessResult;
 using testing::run_process;
+using testing::suite_backend;
 using testing::TestDatabase;
 
 constexpr const char* kToken = "check-test-token-Jr4w";
@@ -60,15 +62,49 @@ TEST_F(Check, EverythingInPlaceForTheSweeperRolePasses) {
   EXPECT_TRUE(has_line(r, "ok    node unlocked")) << r.out;
   EXPECT_TRUE(has_line(r, "ok    node API dialect: paginated")) << r.out;
   EXPECT_TRUE(has_line(r, "ok    node block height: 812345")) << r.out;
-  EXPECT_TRUE(has_line(r, "ok    LSP tables present")) << r.out;
-  EXPECT_TRUE(has_line(r, "ok    privileges of role lsp_sweeper: all the sweep needs")) << r.out;
-  EXPECT_EQ(count_prefix(r, "ok    "), 9) << r.out;
+  if (db_.is_sqlite()) {
+    EXPECT_TRUE(has_line(r, "ok    database opened: " + db_.path())) << r.out;
+    EXPECT_TRUE(has_line(r, "ok    journal mode: rollback journal (delete)")) << r.out;
+    EXPECT_TRUE(has_line(r, "ok    LSP tables present")) << r.out;
+    EXPECT_TRUE(has_line(r, "ok    relay table lightning_send_mappings: present")) << r.out;
+    EXPECT_EQ(count_prefix(r, "ok    writable: "), 1) << r.out;
+    EXPECT_EQ(count_prefix(r, "ok    "), 11) << r.out;
+  } else {
+    EXPECT_TRUE(has_line(r,
+                         "ok    LSP tables present: async_rotating_invoices, "
+                         "async_rotating_invoice_outbox"))
+        << r.out;
+    EXPECT_TRUE(has_line(r, "ok    privileges of role lsp_sweeper: all the sweep needs")) << r.out;
+    EXPECT_EQ(count_prefix(r, "ok    "), 9) << r.out;
+  }
+  EXPECT_TRUE(has_line(r,
+                       "ok    sweeper schema: version " +
+                           std::to_string(store::expected_schema_version()) +
+                           ", this build expects " +
+                           std::to_string(store::expected_schema_version())))
+      << r.out;
   EXPECT_EQ(count_prefix(r, "FAIL"), 0) << r.out;
   EXPECT_EQ(count_prefix(r, "warn"), 0) << r.out;
   EXPECT_EQ(r.out.find(kToken), std::string::npos);
 }
 
+// Without the relay table (the LSP's PostgreSQL form), check passes and says so.
+TEST_F(Check, AnLspWithoutTheRelayTablePasses) {
+  TestDatabase no_relay(suite_backend(), {.relay = false});
+  serve();
+  const ProcessResult r = check(no_relay.uri_as_sweeper());
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(count_prefix(r, "FAIL"), 0) << r.out;
+  const std::string says =
+      no_relay.is_sqlite()
+          ? "ok    relay table lightning_send_mappings: absent: relay flow not reconciled"
+          : "ok    LSP tables present: async_rotating_invoices, async_rotating_invoice_outbox; no "
+            "lightning_send_mappings: the relay flow is not reconciled";
+  EXPECT_TRUE(has_line(r, says)) << r.out;
+}
+
 TEST_F(Check, SuperuserPassesWithAWarning) {
+  if (db_.is_sqlite()) GTEST_SKIP() << "PostgreSQL roles";
   serve();
   const ProcessResult r = check(db_.uri());
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -76,6 +112,7 @@ TEST_F(Check, SuperuserPassesWithAWarning) {
 }
 
 TEST_F(Check, AMissingPrivilegeFailsAndAnExtraOneWarns) {
+  if (db_.is_sqlite()) GTEST_SKIP() << "PostgreSQL privileges";
   serve();
   db_.exec("REVOKE UPDATE (payment_preimage) ON async_rotating_invoices FROM lsp_sweeper");
   db_.exec("GRANT DELETE ON async_rotating_invoice_outbox TO lsp_sweeper");

@@ -26,6 +26,12 @@ using namespace testing;
 
 const std::filesystem::path kScenarios = SCENARIO_DIR;
 
+// The scenario's LSP rows in the form of this run's backend: NAME.sqlite.sql or
+// NAME.postgres.sql.
+std::string scenario_sql(const std::string& name) {
+  return name + "." + to_string(suite_backend()) + ".sql";
+}
+
 std::string read_text(const std::filesystem::path& file) {
   std::ifstream in(file);
   std::stringstream text;
@@ -143,7 +149,7 @@ class Lookup : public SweepFixture {
 
 TEST_F(Lookup, LostCallbacksScenarioGivesTheSameRepairsAndDivergencesInBothModes) {
   serve_scenario(sim::load_scenario(kScenarios / "lost_callbacks.json", sim::unix_now()));
-  seed_both(read_text(kScenarios / "lost_callbacks.sql"));
+  seed_both(read_text(kScenarios / scenario_sql("lost_callbacks")));
 
   const auto [listed, targeted] = run_both_and_compare();
   EXPECT_GT(listed["summary"]["repairs_applied"], 0);
@@ -318,7 +324,7 @@ TEST_F(Lookup, MalformedPaymentsAreReportedForTheLegsAModeReads) {
 
 TEST_F(Lookup, AutoLooksUpUnderTheThresholdAndListsOverIt) {
   serve_scenario(sim::load_scenario(kScenarios / "lost_callbacks.json", sim::unix_now()));
-  db_.exec(read_text(kScenarios / "lost_callbacks.sql"));
+  db_.exec(read_text(kScenarios / scenario_sql("lost_callbacks")));
   const int awaiting = db_.query_value<int>(
       "SELECT (SELECT count(*) FROM async_rotating_invoices WHERE status <> 'inbound_claimed') + "
       "(SELECT count(*) FROM lightning_send_mappings WHERE status <> 'settled')");
@@ -377,7 +383,7 @@ TEST_F(Lookup, AutoListsWhileAMalformedPaymentOfOtherTrafficIsOpen) {
 
 TEST_F(Lookup, LegacyNodeIsListedEvenWhenFewRecordsAwaitIt) {
   serve_scenario(sim::load_scenario(kScenarios / "legacy.json", sim::unix_now()));
-  seed_both(read_text(kScenarios / "lost_callbacks.sql"));
+  seed_both(read_text(kScenarios / scenario_sql("lost_callbacks")));
   const json autom = run_on(db_, {});
   EXPECT_EQ(autom["lookup"]["mode"], "list");
   EXPECT_NE(autom["lookup"]["reason"].get<std::string>().find("legacy"), std::string::npos);

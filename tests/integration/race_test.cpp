@@ -104,6 +104,7 @@ bool live_callback(pqxx::connection& conn, const std::string& hash, int& seriali
 // isolation is SERIALIZABLE: the callbacks then meet serialization failures and retry, while
 // the sweeper keeps READ COMMITTED for its own session and must not fail.
 void Race::race_live_callbacks(bool serializable) {
+  if (db_.is_sqlite()) GTEST_SKIP() << "PostgreSQL sessions; SQLite: the lsp-writer races";
   const auto all = many_hashes(kTransitions);
   if (serializable) {
     db_.exec("ALTER DATABASE " + db_.name() +

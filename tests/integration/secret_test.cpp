@@ -46,7 +46,7 @@ TEST_F(Secrets, TokenIsInNoOutputOfAGoodOrAFailedRun) {
     expect_absent(kToken, "the report file", report_text.str());
   }
   std::filesystem::remove(report_path);
-  EXPECT_EQ(db_.query_value<int>("SELECT count(*) FROM lsp_sweeper.runs WHERE report::text "
+  EXPECT_EQ(db_.query_value<int>("SELECT count(*) FROM lsp_sweeper.runs WHERE CAST(report AS TEXT) "
                                  "LIKE '%' || $1 || '%'",
                                  std::string(kToken)),
             0);

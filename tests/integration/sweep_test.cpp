@@ -427,6 +427,7 @@ TEST_F(Sweep, SweepLockHeldElsewhereBlocksRealRunsButNotDryRuns) {
 }
 
 TEST_F(Sweep, LosingTheLockedConnectionEndsTheRun) {
+  if (db_.is_sqlite()) GTEST_SKIP() << "a PostgreSQL session holds the lock";
   const Secret s = secret('x');
   seed_apay(s.hash, "outbound_paid", 2000000);
   serve(json::array({outbound_succeeded(s.hash, s.preimage)}));

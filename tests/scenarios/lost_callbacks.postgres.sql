@@ -1,6 +1,8 @@
--- The LSP's side of tests/scenarios/lost_callbacks.json (and legacy.json): the order records
--- whose callbacks the node "lost". Letters and hashes are listed in tests/sim/README.md.
--- Load after `lsp-sweeper migrate --with-lsp-schema`, into an empty database. Hashes are
+-- The LSP's side of tests/scenarios/lost_callbacks.json (and legacy.json), PostgreSQL form:
+-- the order records whose callbacks the node "lost". Letters and hashes are listed in
+-- tests/sim/README.md; lost_callbacks.sqlite.sql holds the same rows for the LSP's SQLite file.
+-- Load into an empty database holding the LSP's tables (`lsp-sweeper migrate
+-- --with-lsp-schema`) and the relay table of sql/lsp/postgres-relay.sql. Hashes are
 -- lowercase, as the LSP stores them (the node serves A's in uppercase).
 BEGIN;
 
@@ -45,17 +47,18 @@ SELECT o.order_id, r.slot, r.slot, r.payment_hash, r.amount_msat, r.claimable_at
                outbound_pending_at, outbound_paid_at, status)
  WHERE o.peer_pubkey = '0339a36013301597daef41fbe593a02cc513d0b55527ec2df1050e2e8ff49c85c2';
 
-INSERT INTO lightning_send_mappings (payment_hash, outbound_amount_msat, inbound_amount_msat,
+INSERT INTO lightning_send_mappings (payment_hash, outbound_invoice, outbound_amount_msat,
+                                     payee_pubkey, inbound_invoice, inbound_amount_msat,
                                      status, claim_deadline_height, expires_at)
 VALUES
   -- B: the node holds the inbound HTLC (deadline 800100); the claimable callback was lost.
-  ('bc49f64f96fdb6022951640b1eb18634de7ec58f0c1fc2f4bf08c95ecb9c6ee6',
-   4990000, 5000000, 'quoted', NULL,
-   now() + interval '1 hour'),
+  ('bc49f64f96fdb6022951640b1eb18634de7ec58f0c1fc2f4bf08c95ecb9c6ee6', 'lnbcrt49u1demo-b',
+   4990000, '02552e4c0ab80b007d1e3cddb5dec9de984585785c9c0d9f90f66dc3ddedb61f8b',
+   'lnbcrt50u1demo-b-in', 5000000, 'quoted', NULL, now() + interval '1 hour'),
   -- D: the outbound payment succeeded; the payment_sent callback was lost.
-  ('4ca96a98be55393f3e85847b3fed84d95a2ae189bf93b41ffb5a644abf3ccf7e',
-   5990000, 6000000, 'outbound_pending', 800115,
-   now() + interval '1 hour');
+  ('4ca96a98be55393f3e85847b3fed84d95a2ae189bf93b41ffb5a644abf3ccf7e', 'lnbcrt59u1demo-d',
+   5990000, '020e2a3e8fb3f0ff6348a2e51d622f0655dbf8b26b45ef0df9a6d52a9ec1e2fea5',
+   'lnbcrt60u1demo-d-in', 6000000, 'outbound_pending', 800115, now() + interval '1 hour');
 
 -- The jobs the callbacks that did arrive left behind, already drained by the LSP.
 INSERT INTO async_rotating_invoice_outbox (payment_hash, action, status, attempts)
