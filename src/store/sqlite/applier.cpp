@@ -138,7 +138,7 @@ class SqliteApplier final : public Applier {
     std::size_t current = begin;
     try {
       Statements statements;
-      Transaction txn(db, Transaction::Kind::Immediate, "update, outbox job and audit row");
+      Transaction txn(db, Transaction::Kind::Write, "update, outbox job and audit row");
       for (; current < end; ++current) {
         applied[current - begin] = apply_one(statements, repairs[current], run_id);
       }

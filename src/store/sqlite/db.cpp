@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
+#include <thread>
 #include <utility>
 
 namespace lsp_sweeper::store::sqlite {
@@ -149,7 +151,24 @@ std::optional<std::string> Stmt::optional_text(int column) const {
 }
 
 Transaction::Transaction(Db& db, Kind kind, std::string step) : db_(db), step_(std::move(step)) {
-  db.exec_script(kind == Kind::Immediate ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED", step_ + ": begin");
+  if (kind == Kind::Deferred) {
+    db.exec_script("BEGIN DEFERRED", step_ + ": begin");
+    return;
+  }
+  // Each attempt fails at once instead of waiting in SQLite's busy handler, which would hold
+  // the PENDING lock across the wait (see Kind::Write); between attempts no lock is held.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  sqlite3_busy_timeout(db.handle(), 0);
+  for (;;) {
+    const int rc = sqlite3_exec(db.handle(), "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) break;
+    if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline) {
+      sqlite3_busy_timeout(db.handle(), kBusyTimeoutMs);
+      db.fail(rc, step_ + ": begin");
+    }
+    std::this_thread::sleep_for(kWriteRetryInterval);
+  }
+  sqlite3_busy_timeout(db.handle(), kBusyTimeoutMs);
 }
 
 Transaction::~Transaction() {

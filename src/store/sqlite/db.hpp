@@ -4,6 +4,7 @@
 // timeout is a StoreBusy.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -91,10 +92,25 @@ class Stmt {
   std::string step_;
 };
 
+// How often a write transaction tries again for its lock (Transaction::Kind::Write).
+constexpr std::chrono::milliseconds kWriteRetryInterval{2};
+
 // BEGIN ... COMMIT, rolled back by the destructor unless commit() ran.
 class Transaction {
  public:
-  enum class Kind { Deferred, Immediate };
+  // Deferred: reads only. Write: BEGIN EXCLUSIVE, tried again every kWriteRetryInterval with no
+  // lock held in between, for at most kBusyTimeoutMs (then StoreBusy).
+  //
+  // Why not BEGIN IMMEDIATE: the LSP's claimable callback reads the record, then updates it, in
+  // one deferred transaction. SQLite refuses that upgrade at once, without a busy wait (it could
+  // deadlock), while another connection holds the write lock, and the LSP loses the callback.
+  // In the rollback journal (the LSP's default) an EXCLUSIVE lock is granted only while no
+  // connection is inside a read, so the sweeper's write never lands inside the LSP's
+  // read-then-write; and not waiting in SQLite's busy handler keeps its PENDING lock, which
+  // refuses the same upgrade, from being held across the wait. In WAL mode EXCLUSIVE is
+  // IMMEDIATE; there any commit between the LSP's read and its write fails that transaction
+  // (RELIABILITY.md has the figures).
+  enum class Kind { Deferred, Write };
   Transaction(Db& db, Kind kind, std::string step);
   ~Transaction();
   Transaction(const Transaction&) = delete;

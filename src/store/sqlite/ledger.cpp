@@ -103,7 +103,7 @@ class SqliteLedger final : public Ledger {
     const std::string step = "record divergences";
     Db& db = session_->db;
     DivergenceUpdate update;
-    Transaction txn(db, Transaction::Kind::Immediate, step);
+    Transaction txn(db, Transaction::Kind::Write, step);
     Stmt find(db,
               "SELECT id FROM lsp_sweeper_divergences WHERE kind = ? AND COALESCE(flow, '') = ? "
               "AND payment_hash = ? AND resolved_at IS NULL",

@@ -162,7 +162,7 @@ int migrate(const std::string& db_url, bool with_lsp_schema) {
   Db db(path, with_lsp_schema ? OpenMode::ReadWriteCreate : OpenMode::ReadWrite);
   require_database(db);
   if (db.read_only()) throw StoreError("migrate: " + path + " is not writable by this user");
-  Transaction txn(db, Transaction::Kind::Immediate, "migrate");
+  Transaction txn(db, Transaction::Kind::Write, "migrate");
   if (with_lsp_schema) db.exec_script(embedded::kSqliteLspSchema, "migrate: the LSP schema");
   int version = schema_version(db);
   if (version > expected_schema_version()) {
