@@ -1,32 +1,60 @@
-// PgStore and migrate against a real PostgreSQL server (see test_db.hpp).
+// The PostgreSQL backend behind the store seam (store.hpp) against a real server (see
+// test_db.hpp): the LSP's tables built from its own DDL (../shared/lsp/postgres-schema.sql) plus
+// sql/lsp/postgres-relay.sql for the relay flow, the sweeper connecting as the least-privilege
+// role of sql/roles/lsp_sweeper_role.sql, and the LSP's own statements run beside the sweeper's
+// through a second connection. The PostgreSQL counterpart of sqlite_store_test.cpp; every test
+// skips itself on the suite's SQLite run.
 #include "lsp_sweeper/store/store.hpp"
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <functional>
 #include <future>
+#include <memory>
+#include <optional>
+#include <pqxx/pqxx>
+#include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "integration/test_db.hpp"
+#include "lsp_sweeper/util/file.hpp"
 #include "lsp_sweeper/util/hex.hpp"
 
 namespace lsp_sweeper::store {
 namespace {
 
+using lsp_sweeper::testing::shared_file;
+using lsp_sweeper::testing::suite_backend;
+using lsp_sweeper::testing::TestBackend;
 using lsp_sweeper::testing::TestDatabase;
+using lsp_sweeper::testing::TestDatabaseOptions;
 using plan::Repair;
 using plan::RepairKind;
 
 std::string hash_of(const std::string& seed) { return util::sha256_hex(seed); }
 
-// The repairs of DOMAIN.md's transition table, as the planner builds them.
-Repair missed_claimable(Flow flow, const std::string& hash, std::int64_t deadline) {
+std::string read_source_file(const std::string& relative) {
+  const std::string path = std::string(LSP_SWEEPER_SOURCE_DIR) + "/" + relative;
+  auto text = util::read_file(path);
+  if (!text) throw std::runtime_error("cannot read " + path);
+  return *std::move(text);
+}
+
+// The repairs of DOMAIN.md's transition table, as the planner builds them, for row `row`.
+Repair missed_claimable(Flow flow, std::int64_t row, const std::string& hash,
+                        std::int64_t deadline = 900) {
   Repair r;
   r.kind = RepairKind::MissedClaimable;
   r.flow = flow;
+  r.row_id = row;
   r.payment_hash = hash;
   r.observed_status = flow == Flow::Apay ? "active" : "quoted";
   r.from = {r.observed_status};
@@ -36,10 +64,12 @@ Repair missed_claimable(Flow flow, const std::string& hash, std::int64_t deadlin
   return r;
 }
 
-Repair missed_payment_sent(Flow flow, const std::string& hash, const std::string& preimage) {
+Repair missed_payment_sent(Flow flow, std::int64_t row, const std::string& hash,
+                           const std::string& preimage = std::string(64, 'b')) {
   Repair r;
   r.kind = RepairKind::MissedPaymentSent;
   r.flow = flow;
+  r.row_id = row;
   r.payment_hash = hash;
   r.observed_status = flow == Flow::Apay ? "outbound_paid" : "outbound_pending";
   r.from = flow == Flow::Apay ? std::vector<std::string>{"outbound_paid"}
@@ -50,11 +80,12 @@ Repair missed_payment_sent(Flow flow, const std::string& hash, const std::string
   return r;
 }
 
-Repair missing_job(Flow flow, const std::string& hash, const std::string& status,
+Repair missing_job(Flow flow, std::int64_t row, const std::string& hash, const std::string& status,
                    const std::string& action) {
   Repair r;
   r.kind = RepairKind::MissingOutboxJob;
   r.flow = flow;
+  r.row_id = row;
   r.payment_hash = hash;
   r.observed_status = status;
   r.from = {status};
@@ -63,169 +94,349 @@ Repair missing_job(Flow flow, const std::string& hash, const std::string& status
   return r;
 }
 
-// Applies one repair (a batch of one) and returns whether it was applied.
-bool apply_one(RecordStore& store, Repair repair, const std::string& run_id) {
-  std::vector<Repair> batch{std::move(repair)};
-  store.apply(batch, run_id);
-  return batch[0].applied;
+std::string message_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const StoreError& e) {
+    return e.what();
+  }
+  return "(no StoreError)";
 }
 
-class StoreTest : public ::testing::Test {
+const std::vector<RequiredJob> kApayJobs{{"claimable", "request_outbound_invoice"},
+                                         {"outbound_claimed", "claim_inbound_invoice"}};
+const std::vector<RequiredJob> kRelayJobs{{"claimable", "lightning_send_pay_outbound"}};
+
+// Every test here is about PostgreSQL: on the suite's SQLite run it skips itself before any
+// database is made (sqlite_store_test.cpp covers that backend).
+class PostgresOnly : public ::testing::Test {
  protected:
-  StoreTest() {
-    db.exec("INSERT INTO async_orders (peer_pubkey, status) VALUES ('02peer', 'active')");
+  void SetUp() override {
+    if (suite_backend() != TestBackend::Postgres) {
+      GTEST_SKIP() << "PostgreSQL backend only; this run covers "
+                   << lsp_sweeper::testing::to_string(suite_backend());
+    }
+  }
+};
+
+// A fresh LSP database with one order, and a backend on it as the sweeper's own role, as in
+// production.
+class StoreTest : public PostgresOnly {
+ protected:
+  void SetUp() override {
+    PostgresOnly::SetUp();
+    if (IsSkipped()) return;
+    db_ = std::make_unique<TestDatabase>(TestBackend::Postgres, options());
+    order_id_ = db().query_value<std::int64_t>(
+        "INSERT INTO async_orders (peer_pubkey, status) VALUES ('02peer', 'active') "
+        "RETURNING order_id");
   }
 
-  // Records are seeded with updated_at in the past, so a test can tell whether it moved.
-  void seed_apay(const std::string& hash, const std::string& status, std::int64_t amount = 5000) {
-    db.exec(
-        "INSERT INTO async_rotating_invoices (order_id, invoice_slot, payment_hash, amount_msat, "
-        "expires_at, status, updated_at) VALUES (1, (SELECT count(*) FROM "
-        "async_rotating_invoices), $1, $2, now() + interval '1 day', $3, '2000-01-01')",
-        hash, amount, status);
+  virtual TestDatabaseOptions options() const { return {}; }
+
+  TestDatabase& db() { return *db_; }
+
+  // Opens the backend as the sweeper's role and begins a run, which audit rows refer to.
+  Backend open_with_run(const std::string& run_id = "run-1") {
+    Backend backend = open_backend(db().uri_as_sweeper(), Access::ReadWrite);
+    backend.ledger->begin_run(run_id, false);
+    return backend;
   }
-  void seed_relay(const std::string& hash, const std::string& status, std::int64_t amount = 7000) {
-    db.exec(
-        "INSERT INTO lightning_send_mappings (payment_hash, inbound_amount_msat, "
-        "outbound_amount_msat, status, updated_at) VALUES ($1, $2::bigint, $2::bigint - 100, $3, "
-        "'2000-01-01')",
+
+  // Records are seeded with every NOT NULL column of the LSP's DDL, and updated_at in the
+  // past, so a test can tell whether it moved. Each returns the row's id.
+  std::int64_t seed_apay(const std::string& hash, const std::string& status,
+                         std::int64_t amount = 5000) {
+    return db().query_value<std::int64_t>(
+        "INSERT INTO async_rotating_invoices (order_id, invoice_slot, hash_index, payment_hash, "
+        "amount_msat, expires_at, status, updated_at) VALUES ($1, (SELECT COALESCE(max("
+        "invoice_slot), 0) + 1 FROM async_rotating_invoices), 0, $2, $3, now() + interval "
+        "'1 day', $4, '2000-01-01') RETURNING id",
+        order_id_, hash, amount, status);
+  }
+  std::int64_t seed_relay(const std::string& hash, const std::string& status,
+                          std::int64_t amount = 7000) {
+    return db().query_value<std::int64_t>(
+        "INSERT INTO lightning_send_mappings (payment_hash, outbound_invoice, "
+        "outbound_amount_msat, payee_pubkey, inbound_invoice, inbound_amount_msat, status, "
+        "expires_at, updated_at) VALUES ($1, 'lnbc-out', $2::bigint - 100, '03bb', 'lnbc-in', "
+        "$2::bigint, $3, now() + interval '1 day', '2000-01-01') RETURNING id",
         hash, amount, status);
   }
   void seed_job(const std::string& hash, const std::string& action,
                 const std::string& status = "pending") {
-    db.exec(
+    db().exec(
         "INSERT INTO async_rotating_invoice_outbox (payment_hash, action, status) "
         "VALUES ($1, $2, $3)",
         hash, action, status);
   }
 
-  std::string status_of(const std::string& table, const std::string& hash) {
-    return db.query_value<std::string>("SELECT status FROM " + table + " WHERE payment_hash = $1",
-                                       hash);
+  std::string status_of(const std::string& table, std::int64_t id) {
+    return db().query_value<std::string>("SELECT status FROM " + table + " WHERE id = $1", id);
   }
   int jobs_for(const std::string& hash) {
-    return db.query_value<int>(
+    return db().query_value<int>(
         "SELECT count(*) FROM async_rotating_invoice_outbox WHERE payment_hash = $1", hash);
   }
   int audit_rows(const std::string& hash, bool applied) {
-    return db.query_value<int>(
+    return db().query_value<int>(
         "SELECT count(*) FROM lsp_sweeper.actions WHERE payment_hash = $1 AND applied = $2", hash,
         applied);
   }
 
-  TestDatabase db;
-  PgStore store{db.uri_as_sweeper()};  // the least-privilege role, as in production
-  const std::string run_id = "run-1";
+  // The outbox holds exactly one job for `hash`, new and of `action`.
+  void expect_one_new_job(const std::string& hash, const std::string& action) {
+    EXPECT_EQ(db().query_value<int>("SELECT count(*) FROM async_rotating_invoice_outbox WHERE "
+                                    "payment_hash = $1 AND action = $2 AND status = 'pending' AND "
+                                    "attempts = 0 AND available_at <= now()",
+                                    hash, action),
+              1)
+        << hash;
+    EXPECT_EQ(jobs_for(hash), 1) << hash;
+  }
+
+  // Waits until some session of the test database waits for a lock, so a race test really
+  // races; false after 10 seconds.
+  bool wait_until_blocked() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (db().query_value<int>("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                "current_database() AND wait_event_type = 'Lock'") > 0) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  // `count` active APay records with per-row slots 1..count; their (id, hash) in slot order.
+  std::vector<std::pair<std::int64_t, std::string>> seed_many_active(int count) {
+    db().exec(
+        "INSERT INTO async_rotating_invoices (order_id, invoice_slot, hash_index, payment_hash, "
+        "amount_msat, expires_at, status) SELECT $1, i, i, encode(sha256(i::text::bytea), "
+        "'hex'), 5000, now() + interval '1 day', 'active' FROM generate_series(1, $2) AS i",
+        order_id_, count);
+    std::vector<std::pair<std::int64_t, std::string>> rows;
+    std::istringstream text(
+        db().rows_text("SELECT id, payment_hash FROM async_rotating_invoices ORDER BY "
+                       "invoice_slot"));
+    std::int64_t id = 0;
+    std::string hash;
+    while (text >> id >> hash) rows.emplace_back(id, hash);
+    return rows;
+  }
+
+  std::unique_ptr<TestDatabase> db_;
+  std::int64_t order_id_ = 0;
 };
 
-// The outbox holds exactly one job for `hash`, new and of `action`.
-void expect_one_new_job(TestDatabase& db, const std::string& hash, const std::string& action) {
-  EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM async_rotating_invoice_outbox WHERE "
-                                "payment_hash = $1 AND action = $2 AND status = 'pending' AND "
-                                "attempts = 0 AND available_at <= now()",
-                                hash, action),
-            1);
-  EXPECT_EQ(db.query_value<int>(
-                "SELECT count(*) FROM async_rotating_invoice_outbox WHERE payment_hash = $1", hash),
-            1);
+// Each group of tests under its own name (all start with "Store").
+using StoreMigrate = StoreTest;
+using StoreOpen = StoreTest;
+using StoreRecords = StoreTest;
+using StoreApply = StoreTest;
+using StoreRace = StoreTest;
+using StoreLedger = StoreTest;
+using StoreReadOnly = StoreTest;
+using StoreRole = StoreTest;
+
+// An LSP on its own PostgreSQL branch: no lightning_send_mappings.
+class StoreWithoutRelay : public StoreTest {
+ protected:
+  TestDatabaseOptions options() const override { return {.relay = false}; }
+};
+
+// --- The schema -------------------------------------------------------------------------------
+
+TEST(StoreSchemaCopy, LspDdlCopyEqualsSharedByteForByte) {
+  if (suite_backend() != TestBackend::Postgres) GTEST_SKIP() << "PostgreSQL backend only";
+  const std::string shared = shared_file("lsp/postgres-schema.sql");
+  ASSERT_FALSE(shared.empty());
+  EXPECT_EQ(read_source_file("sql/lsp/postgres-schema.sql"), shared);
 }
 
-// Waits until some session of the test database waits for a lock, so a race test really
-// races; false after 10 seconds.
-bool wait_until_blocked(TestDatabase& db) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (db.query_value<int>("SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                            "current_database() AND wait_event_type = 'Lock'") > 0) {
-      return true;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
+// Columns and constraints of the LSP's tables, one line each.
+std::string lsp_catalog(TestDatabase& db) {
+  return db.rows_text(
+             "SELECT table_name, column_name, data_type, is_nullable, COALESCE(column_default, "
+             "'-') FROM information_schema.columns WHERE table_schema = 'public' ORDER BY "
+             "table_name, ordinal_position") +
+         db.rows_text(
+             "SELECT conrelid::regclass::text, contype, pg_get_constraintdef(oid) FROM "
+             "pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 3");
 }
 
-TEST(StoreMigrate, IsIdempotentAndCreatesEveryTable) {
-  TestDatabase db;  // migrated once already
-  EXPECT_EQ(migrate(db.uri(), true), expected_schema_version());
-  EXPECT_EQ(migrate(db.uri(), false), expected_schema_version());
-  EXPECT_GE(expected_schema_version(), 1);
-  EXPECT_EQ(db.query_value<int>("SELECT max(version) FROM lsp_sweeper.schema_version"),
-            expected_schema_version());
-  EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM lsp_sweeper.schema_version"),
-            expected_schema_version());
-  for (const char* table :
-       {"lsp_sweeper.schema_version", "lsp_sweeper.runs", "lsp_sweeper.actions", "async_orders",
-        "async_rotating_invoices", "lightning_send_mappings", "async_rotating_invoice_outbox"}) {
-    EXPECT_TRUE(db.query_value<bool>("SELECT to_regclass($1) IS NOT NULL", std::string(table)))
+TEST_F(StoreWithoutRelay, MigrateWithLspSchemaCreatesTheLspTablesAsTheLspDoes) {
+  const std::string from_shared_ddl = lsp_catalog(db());
+  ASSERT_NE(from_shared_ddl.find("async_rotating_invoice_outbox"), std::string::npos);
+  db().exec(
+      "DROP TABLE onchain_send_mappings, lightning_receive_mappings, lnaddr_accounts, "
+      "async_hash_pool, async_rotating_invoice_outbox, async_rotating_invoices, async_orders");
+  ASSERT_EQ(lsp_catalog(db()), "");
+  EXPECT_EQ(migrate(db().uri(), true), expected_schema_version());
+  EXPECT_EQ(lsp_catalog(db()), from_shared_ddl);
+  // Exactly as the LSP creates them: no relay table.
+  EXPECT_TRUE(db().query_value<bool>("SELECT to_regclass('lightning_send_mappings') IS NULL"));
+}
+
+TEST_F(StoreMigrate, IsIdempotentAndKeepsTheLspsRows) {
+  const std::string hash = hash_of("kept");
+  const std::int64_t id = seed_apay(hash, "active");
+  seed_relay(hash_of("relay"), "quoted");
+  EXPECT_EQ(migrate(db().uri(), false), expected_schema_version());  // migrated once already
+  EXPECT_EQ(migrate(db().uri(), true), expected_schema_version());
+  EXPECT_EQ(migrate(db().uri(), true), expected_schema_version());
+  EXPECT_GE(expected_schema_version(), 3);
+  EXPECT_EQ(db().rows_text("SELECT version FROM lsp_sweeper.schema_version ORDER BY version"),
+            "1\n2\n3\n");
+  EXPECT_EQ(db().rows_text("SELECT id, payment_hash, status FROM async_rotating_invoices"),
+            std::to_string(id) + " " + hash + " active\n");
+  EXPECT_EQ(db().query_value<int>("SELECT count(*) FROM lightning_send_mappings"), 1);
+  for (const char* table : {"lsp_sweeper.schema_version", "lsp_sweeper.runs", "lsp_sweeper.actions",
+                            "lsp_sweeper.divergences"}) {
+    EXPECT_TRUE(db().query_value<bool>("SELECT to_regclass($1) IS NOT NULL", std::string(table)))
         << table;
   }
+  EXPECT_EQ(db().query_value<std::string>(
+                "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+                "'lsp_sweeper' AND table_name = 'actions' AND column_name = 'record_id'"),
+            "bigint");
 }
 
-TEST(StoreMigrate, WithoutLspSchemaLeavesTheLspTablesAlone) {
-  TestDatabase db;
-  db.exec("DROP SCHEMA lsp_sweeper CASCADE; DROP TABLE async_rotating_invoice_outbox");
-  EXPECT_EQ(migrate(db.uri(), false), expected_schema_version());
-  EXPECT_TRUE(db.query_value<bool>("SELECT to_regclass('lsp_sweeper.actions') IS NOT NULL"));
-  EXPECT_TRUE(db.query_value<bool>("SELECT to_regclass('async_rotating_invoice_outbox') IS NULL"));
+TEST_F(StoreMigrate, WithoutLspSchemaLeavesTheLspTablesAlone) {
+  db().exec("DROP SCHEMA lsp_sweeper CASCADE; DROP TABLE async_rotating_invoice_outbox");
+  EXPECT_EQ(migrate(db().uri(), false), expected_schema_version());
+  EXPECT_TRUE(db().query_value<bool>("SELECT to_regclass('lsp_sweeper.actions') IS NOT NULL"));
+  EXPECT_TRUE(
+      db().query_value<bool>("SELECT to_regclass('async_rotating_invoice_outbox') IS NULL"));
 }
 
-TEST(StoreMigrate, ConcurrentMigratesSerialize) {
-  TestDatabase db;
-  db.exec("DROP SCHEMA lsp_sweeper CASCADE");
+TEST_F(StoreMigrate, ConcurrentMigratesSerialize) {
+  db().exec("DROP SCHEMA lsp_sweeper CASCADE");
   std::vector<std::future<int>> migrations;
   for (int i = 0; i < 4; ++i) {
-    migrations.push_back(std::async(std::launch::async, [&] { return migrate(db.uri(), true); }));
+    migrations.push_back(std::async(std::launch::async, [&] { return migrate(db().uri(), true); }));
   }
   for (auto& m : migrations) EXPECT_EQ(m.get(), expected_schema_version());
-  EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM lsp_sweeper.schema_version"),
+  EXPECT_EQ(db().query_value<int>("SELECT count(*) FROM lsp_sweeper.schema_version"),
             expected_schema_version());
 }
 
-TEST(StoreMigrate, RefusesANewerSchema) {
-  TestDatabase db;
+TEST_F(StoreMigrate, RefusesANewerSchema) {
   const int newer = expected_schema_version() + 1;
-  db.exec("INSERT INTO lsp_sweeper.schema_version (version) VALUES ($1)", newer);
-  try {
-    migrate(db.uri(), false);
-    FAIL() << "migrate accepted a newer schema";
-  } catch (const StoreError& e) {
-    EXPECT_EQ(std::string(e.what()), "database schema version " + std::to_string(newer) +
-                                         " is newer than this lsp-sweeper supports (" +
-                                         std::to_string(expected_schema_version()) + ")");
+  db().exec("INSERT INTO lsp_sweeper.schema_version (version) VALUES ($1)", newer);
+  EXPECT_EQ(message_of([&] { migrate(db().uri(), false); }),
+            "database schema version " + std::to_string(newer) +
+                " is newer than this lsp-sweeper supports (" +
+                std::to_string(expected_schema_version()) + ")");
+  EXPECT_EQ(db().query_value<int>("SELECT max(version) FROM lsp_sweeper.schema_version"), newer);
+}
+
+// --- Opening ----------------------------------------------------------------------------------
+
+TEST_F(StoreOpen, ABackendOnTheLspsDatabaseHasBothFlows) {
+  Backend backend = open_backend(db().uri_as_sweeper(), Access::ReadWrite);
+  EXPECT_EQ(backend.kind, "postgresql");
+  EXPECT_EQ(backend.records->flows(), (std::vector<Flow>{Flow::Apay, Flow::Relay}));
+  ASSERT_NE(backend.applier, nullptr);
+  ASSERT_NE(backend.ledger, nullptr);
+}
+
+TEST_F(StoreOpen, RefusesADatabaseNotMigrated) {
+  db().exec("DROP SCHEMA lsp_sweeper CASCADE");
+  for (Access access : {Access::ReadOnly, Access::ReadWrite}) {
+    const std::string message = message_of([&] { open_backend(db().uri(), access); });
+    EXPECT_NE(message.find("the sweeper's tables are not in " + redact_db_url(db().uri())),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("run `lsp-sweeper migrate"), std::string::npos) << message;
   }
 }
 
-TEST_F(StoreTest, RecordsForReadsBothFlows) {
-  const std::string apay = hash_of("apay"), relay = hash_of("relay");
-  seed_apay(apay, "active", 5000);
-  seed_relay(relay, "quoted", 7000);
-  db.exec("UPDATE lightning_send_mappings SET claim_deadline_height = 812");
+TEST_F(StoreOpen, RefusesANewerSchemaNamingBothVersions) {
+  const int newer = expected_schema_version() + 4;
+  db().exec("INSERT INTO lsp_sweeper.schema_version (version) VALUES ($1)", newer);
+  const std::string message =
+      message_of([&] { open_backend(db().uri_as_sweeper(), Access::ReadWrite); });
+  EXPECT_NE(message.find("is version " + std::to_string(newer)), std::string::npos) << message;
+  EXPECT_NE(message.find("this build expects " + std::to_string(expected_schema_version())),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("upgrade lsp-sweeper"), std::string::npos) << message;
+}
 
-  auto records = store.records_for({apay, relay, hash_of("unknown")});
-  ASSERT_EQ(records.size(), 2u);
-  std::sort(records.begin(), records.end(),
-            [](const LspRecord& a, const LspRecord& b) { return a.flow < b.flow; });
+TEST_F(StoreOpen, RefusesAnOlderSchemaAskingForMigrate) {
+  db().exec("DELETE FROM lsp_sweeper.schema_version WHERE version = $1", expected_schema_version());
+  const std::string message =
+      message_of([&] { open_backend(db().uri_as_sweeper(), Access::ReadOnly); });
+  EXPECT_NE(message.find("is version " + std::to_string(expected_schema_version() - 1) +
+                         ", this build expects " + std::to_string(expected_schema_version()) +
+                         ": run `lsp-sweeper migrate`"),
+            std::string::npos)
+      << message;
+}
+
+TEST_F(StoreOpen, RefusesADatabaseWithoutTheLspsRecords) {
+  db().exec("DROP TABLE async_rotating_invoices");
+  const std::string message = message_of([&] { open_backend(db().uri(), Access::ReadOnly); });
+  EXPECT_NE(message.find("async_rotating_invoices does not exist"), std::string::npos) << message;
+}
+
+// --- The LSP's records ------------------------------------------------------------------------
+
+// Orders records by flow, then row, for lookups that promise no order.
+std::vector<LspRecord> sorted(std::vector<LspRecord> records) {
+  std::sort(records.begin(), records.end(), [](const LspRecord& a, const LspRecord& b) {
+    return std::tie(a.flow, a.row_id) < std::tie(b.flow, b.row_id);
+  });
+  return records;
+}
+
+TEST_F(StoreRecords, RecordsForReturnsEveryRowOfBothFlowsWithTheirJobs) {
+  const std::string twin = hash_of("twin"), relay = hash_of("relay");
+  const std::int64_t terminal = seed_apay(twin, "failed");
+  const std::int64_t live = seed_apay(twin, "claimable", 5000);
+  const std::int64_t relay_id = seed_relay(relay, "quoted", 7000);
+  db().exec("UPDATE lightning_send_mappings SET claim_deadline_height = 812");
+  seed_job(twin, "request_outbound_invoice", "processing");
+  seed_job(twin, "claim_inbound_invoice", "pending");
+  seed_job(relay, "lightning_send_pay_outbound", "done");
+
+  Backend backend = open_backend(db().uri_as_sweeper(), Access::ReadOnly);
+  const auto records = sorted(backend.records->records_for({twin, relay, hash_of("unknown")}));
+  ASSERT_EQ(records.size(), 3u);
   EXPECT_EQ(records[0].flow, Flow::Apay);
-  EXPECT_EQ(records[0].payment_hash, apay);
-  EXPECT_EQ(records[0].status, "active");
-  EXPECT_EQ(records[0].amount_msat, 5000);
-  EXPECT_EQ(records[0].claim_deadline_height, std::nullopt);
-  EXPECT_TRUE(records[0].outbox_actions.empty());
-  EXPECT_EQ(records[1].flow, Flow::Relay);
-  EXPECT_EQ(records[1].payment_hash, relay);
-  EXPECT_EQ(records[1].status, "quoted");
-  EXPECT_EQ(records[1].amount_msat, 7000);  // the inbound amount, not the outbound one
-  EXPECT_EQ(records[1].claim_deadline_height, 812);
+  EXPECT_EQ(records[0].row_id, terminal);
+  EXPECT_EQ(records[0].payment_hash, twin);
+  EXPECT_EQ(records[0].status, "failed");
+  EXPECT_EQ(records[1].row_id, live);
+  EXPECT_EQ(records[1].status, "claimable");
+  EXPECT_EQ(records[1].amount_msat, 5000);
+  EXPECT_EQ(records[1].claim_deadline_height, std::nullopt);
+  const std::vector<OutboxJob> twin_jobs{{"request_outbound_invoice", "processing"},
+                                         {"claim_inbound_invoice", "pending"}};
+  EXPECT_EQ(records[0].outbox_jobs, twin_jobs);  // the jobs of the hash, for either row
+  EXPECT_EQ(records[1].outbox_jobs, twin_jobs);
+  EXPECT_EQ(records[2].flow, Flow::Relay);
+  EXPECT_EQ(records[2].row_id, relay_id);
+  EXPECT_EQ(records[2].status, "quoted");
+  EXPECT_EQ(records[2].amount_msat, 7000);  // the inbound amount, not the outbound one
+  EXPECT_EQ(records[2].claim_deadline_height, 812);
+  EXPECT_EQ(records[2].outbox_jobs,
+            (std::vector<OutboxJob>{{"lightning_send_pay_outbound", "done"}}));
 }
 
-TEST_F(StoreTest, RecordsForNothingOrUnknownIsEmpty) {
+TEST_F(StoreRecords, RecordsForNothingOrUnknownIsEmpty) {
   seed_apay(hash_of("apay"), "active");
-  EXPECT_TRUE(store.records_for({}).empty());
-  EXPECT_TRUE(store.records_for({hash_of("unknown")}).empty());
+  Backend backend = open_backend(db().uri_as_sweeper(), Access::ReadOnly);
+  EXPECT_TRUE(backend.records->records_for({}).empty());
+  EXPECT_TRUE(backend.records->records_for({hash_of("unknown")}).empty());
+  EXPECT_EQ(backend.records->records_for({hash_of("apay")}).size(), 1u);
 }
 
-TEST_F(StoreTest, RecordsForTreatsHashesAsData) {
+TEST_F(StoreRecords, RecordsForTreatsHashesAsData) {
   seed_apay(hash_of("apay"), "active");
+  Backend backend = open_backend(db().uri_as_sweeper(), Access::ReadOnly);
   const std::vector<std::string> hostile = {
       "' OR '1'='1",
       "x'); DROP TABLE async_rotating_invoices; --",
@@ -234,426 +445,855 @@ TEST_F(StoreTest, RecordsForTreatsHashesAsData) {
       "NULL",
       "{" + hash_of("apay") + "}",
   };
-  EXPECT_TRUE(store.records_for(hostile).empty());
-  EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM async_rotating_invoices"), 1);
+  EXPECT_TRUE(backend.records->records_for(hostile).empty());
+  EXPECT_EQ(db().query_value<int>("SELECT count(*) FROM async_rotating_invoices"), 1);
 }
 
-TEST_F(StoreTest, RecordsLackingTheirOutboxJobComeInPages) {
-  const std::string no_job = hash_of("claimable, no job");
-  const std::string with_job = hash_of("outbound_claimed, done job");
-  const std::string other_job = hash_of("outbound_claimed, only the earlier job");
-  const std::string not_waiting = hash_of("active");
-  const std::string relay = hash_of("relay claimable");
-  const std::string settled = hash_of("relay settled");
-  seed_apay(no_job, "claimable");
-  seed_apay(with_job, "outbound_claimed");
-  seed_job(with_job, "claim_inbound_invoice", "done");
-  seed_job(with_job, "request_outbound_invoice", "done");
-  seed_apay(other_job, "outbound_claimed");
-  seed_job(other_job, "request_outbound_invoice", "done");
-  seed_apay(not_waiting, "active");
-  seed_relay(relay, "claimable");
+TEST_F(StoreRecords, RecordsLackingOutboxJobPagesByIdWithJobsFilled) {
+  std::vector<std::int64_t> lacking;
+  for (int i = 0; i < 5; ++i) {
+    const std::string h = hash_of("c" + std::to_string(i));
+    const std::int64_t id = seed_apay(h, "claimable");
+    if (i % 2 == 1) {
+      seed_job(h, "request_outbound_invoice", "done");  // has its job, in any status
+    } else {
+      seed_job(h, "claim_inbound_invoice", "pending");  // a job of another action
+      lacking.push_back(id);
+    }
+  }
+  const std::string claimed = hash_of("outbound_claimed, only the earlier job");
+  const std::int64_t claimed_id = seed_apay(claimed, "outbound_claimed");
+  seed_job(claimed, "request_outbound_invoice", "done");
+  lacking.push_back(claimed_id);
+  seed_apay(hash_of("active"), "active");  // no job needed
+  const std::string relay = hash_of("relay claimable"), settled = hash_of("relay settled");
+  const std::int64_t relay_id = seed_relay(relay, "claimable");
   seed_job(relay, "some_other_action", "failed");
   seed_relay(settled, "settled");
 
-  std::vector<std::vector<LspRecord>> pages;
-  store.records_lacking_outbox_job(2, [&](std::vector<LspRecord>& page) { pages.push_back(page); });
-  ASSERT_EQ(pages.size(), 2u);  // APay: one full page of 2; relay: 1
-  ASSERT_EQ(pages[0].size(), 2u);
-  ASSERT_EQ(pages[1].size(), 1u);
-  const auto find = [&](const std::string& hash) {
-    for (const auto& page : pages) {
-      for (const LspRecord& r : page) {
-        if (r.payment_hash == hash) return r;
-      }
-    }
-    ADD_FAILURE() << "no record " << hash;
-    return LspRecord{};
-  };
-  EXPECT_LT(pages[0][0].payment_hash, pages[0][1].payment_hash);
-  EXPECT_EQ(find(no_job).flow, Flow::Apay);
-  EXPECT_EQ(find(no_job).status, "claimable");
-  EXPECT_TRUE(find(no_job).outbox_actions.empty());
-  EXPECT_EQ(find(other_job).status, "outbound_claimed");
-  EXPECT_EQ(find(other_job).outbox_actions, std::vector<std::string>{"request_outbound_invoice"});
-  EXPECT_EQ(find(relay).flow, Flow::Relay);
-  EXPECT_EQ(find(relay).amount_msat, 7000);
-  EXPECT_EQ(find(relay).outbox_actions, std::vector<std::string>{"some_other_action"});
+  Backend backend = open_backend(db().uri_as_sweeper(), Access::ReadOnly);
+  std::vector<std::size_t> pages;
+  std::vector<std::int64_t> seen;
+  backend.records->records_lacking_outbox_job(
+      Flow::Apay, kApayJobs, 2, [&](std::vector<LspRecord>& page) {
+        pages.push_back(page.size());
+        for (const LspRecord& r : page) {
+          seen.push_back(r.row_id);
+          EXPECT_EQ(r.flow, Flow::Apay);
+          if (r.row_id == claimed_id) {
+            EXPECT_EQ(r.status, "outbound_claimed");
+            EXPECT_EQ(r.outbox_jobs,
+                      (std::vector<OutboxJob>{{"request_outbound_invoice", "done"}}));
+          } else {
+            EXPECT_EQ(r.status, "claimable");
+            EXPECT_EQ(r.outbox_jobs,
+                      (std::vector<OutboxJob>{{"claim_inbound_invoice", "pending"}}));
+          }
+        }
+        return true;
+      });
+  EXPECT_EQ(pages, (std::vector<std::size_t>{2, 2}));
+  EXPECT_EQ(seen, lacking);
+
+  std::vector<LspRecord> relays;
+  backend.records->records_lacking_outbox_job(
+      Flow::Relay, kRelayJobs, 2, [&](std::vector<LspRecord>& page) {
+        relays.insert(relays.end(), page.begin(), page.end());
+        return true;
+      });
+  ASSERT_EQ(relays.size(), 1u);
+  EXPECT_EQ(relays[0].row_id, relay_id);
+  EXPECT_EQ(relays[0].amount_msat, 7000);
+  EXPECT_EQ(relays[0].outbox_jobs, (std::vector<OutboxJob>{{"some_other_action", "failed"}}));
+
+  // A sink that says stop gets no second page.
+  int calls = 0;
+  backend.records->records_lacking_outbox_job(Flow::Apay, kApayJobs, 1,
+                                              [&](std::vector<LspRecord>&) {
+                                                ++calls;
+                                                return false;
+                                              });
+  EXPECT_EQ(calls, 1);
 
   // Once the jobs exist, nothing is left to page through.
-  seed_job(no_job, "request_outbound_invoice");
-  seed_job(other_job, "claim_inbound_invoice");
+  for (std::int64_t id : lacking) {
+    const std::string h = db().query_value<std::string>(
+        "SELECT payment_hash FROM async_rotating_invoices WHERE id = $1", id);
+    seed_job(h, id == claimed_id ? "claim_inbound_invoice" : "request_outbound_invoice");
+  }
   seed_job(relay, "lightning_send_pay_outbound");
-  int calls = 0;
-  store.records_lacking_outbox_job(1000, [&](std::vector<LspRecord>&) { ++calls; });
+  calls = 0;
+  for (Flow flow : {Flow::Apay, Flow::Relay}) {
+    backend.records->records_lacking_outbox_job(flow, flow == Flow::Apay ? kApayJobs : kRelayJobs,
+                                                1000, [&](std::vector<LspRecord>&) {
+                                                  ++calls;
+                                                  return true;
+                                                });
+  }
   EXPECT_EQ(calls, 0);
 }
 
-TEST_F(StoreTest, AppliesMissedClaimableApay) {
-  const std::string hash = hash_of("apay");
-  seed_apay(hash, "active");
-  store.begin_run(run_id, false);
-
-  EXPECT_TRUE(apply_one(store, missed_claimable(Flow::Apay, hash, 900), run_id));
-
-  EXPECT_EQ(status_of("async_rotating_invoices", hash), "claimable");
-  EXPECT_TRUE(db.query_value<bool>(
-      "SELECT claimable_at IS NOT NULL AND claim_deadline_height = 900 AND updated_at > "
-      "'2000-01-01' FROM async_rotating_invoices WHERE payment_hash = $1",
-      hash));
-  expect_one_new_job(db, hash, "request_outbound_invoice");
-  EXPECT_EQ(db.query_value<int>(
-                "SELECT count(*) FROM lsp_sweeper.actions WHERE run_id = $1 AND kind = "
-                "'missed_claimable' AND flow = 'apay' AND payment_hash = $2 AND from_status = "
-                "'active' AND to_status = 'claimable' AND outbox_action = "
-                "'request_outbound_invoice' AND applied",
-                run_id, hash),
-            1);
+TEST_F(StoreRecords, RecordsAwaitingNodeCountsAndPagesWithoutQuietStates) {
+  std::vector<std::int64_t> awaiting;
+  for (int i = 0; i < 5; ++i) {
+    awaiting.push_back(seed_apay(hash_of("a" + std::to_string(i)), "active"));
+    seed_apay(hash_of("q" + std::to_string(i)), "inbound_claimed");
+  }
+  seed_relay(hash_of("relay quiet"), "failed");
+  Backend backend = open_backend(db().uri_as_sweeper(), Access::ReadOnly);
+  const std::vector<std::string> quiet{"inbound_claimed", "failed"};
+  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Apay, quiet, 100), 5);
+  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Apay, quiet, 3), 3);
+  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Apay, {}, 100), 10);
+  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Relay, quiet, 100), 0);
+  std::vector<std::int64_t> seen;
+  int pages = 0;
+  backend.records->records_awaiting_node(Flow::Apay, quiet, 2, [&](std::vector<LspRecord>& p) {
+    ++pages;
+    for (const LspRecord& r : p) {
+      seen.push_back(r.row_id);
+      EXPECT_EQ(r.status, "active");
+      EXPECT_TRUE(r.outbox_jobs.empty());
+    }
+    return pages < 2;  // stops after the second page
+  });
+  EXPECT_EQ(seen, std::vector<std::int64_t>(awaiting.begin(), awaiting.begin() + 4));
+  seen.clear();
+  backend.records->records_awaiting_node(Flow::Apay, quiet, 2, [&](std::vector<LspRecord>& p) {
+    for (const LspRecord& r : p) seen.push_back(r.row_id);
+    return true;
+  });
+  EXPECT_EQ(seen, awaiting);
 }
 
-TEST_F(StoreTest, MissedClaimableApayKeepsTheLspsOwnValues) {
+// The LSP's PostgreSQL branch has no relay table: the backend reconciles APay alone and
+// nothing of it fails.
+TEST_F(StoreWithoutRelay, RelayFlowAbsentIsApayAloneAndNothingFails) {
+  ASSERT_FALSE(db().has_relay());
+  const std::string active = hash_of("active"), claimable = hash_of("claimable");
+  const std::int64_t a = seed_apay(active, "active");
+  const std::int64_t c = seed_apay(claimable, "claimable");
+  Backend backend = open_with_run();
+  EXPECT_EQ(backend.records->flows(), std::vector<Flow>{Flow::Apay});
+  EXPECT_EQ(sorted(backend.records->records_for({active, claimable, hash_of("x")})).size(), 2u);
+  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Apay, {"inbound_claimed"}, 10), 2);
+  std::vector<std::int64_t> lacking;
+  backend.records->records_lacking_outbox_job(Flow::Apay, kApayJobs, 10,
+                                              [&](std::vector<LspRecord>& page) {
+                                                for (const auto& r : page) {
+                                                  lacking.push_back(r.row_id);
+                                                }
+                                                return true;
+                                              });
+  EXPECT_EQ(lacking, std::vector<std::int64_t>{c});
+
+  std::vector<Repair> repairs{
+      missed_claimable(Flow::Apay, a, active),
+      missing_job(Flow::Apay, c, claimable, "claimable", "request_outbound_invoice")};
+  backend.applier->apply(repairs, "run-1");
+  EXPECT_TRUE(repairs[0].applied);
+  EXPECT_TRUE(repairs[1].applied);
+  EXPECT_EQ(status_of("async_rotating_invoices", a), "claimable");
+  expect_one_new_job(claimable, "request_outbound_invoice");
+  backend.ledger->record_divergences({}, true, {});
+  backend.ledger->finish_run({"run-1", "ok", 0, "{}"});
+  EXPECT_EQ(backend.ledger->recent_runs(1).at(0).status, "ok");
+
+  const auto checks = check_database(db().uri_as_sweeper());
+  EXPECT_TRUE(util::all_pass(checks));
+  EXPECT_TRUE(std::any_of(checks.begin(), checks.end(), [](const util::Check& check) {
+    return check.what == "LSP tables present" &&
+           check.detail.find("no lightning_send_mappings") != std::string::npos;
+  }));
+}
+
+// --- Applying repairs -------------------------------------------------------------------------
+
+// Applies one repair (a batch of one) and returns whether it was applied.
+bool apply_one(Backend& backend, Repair repair, const std::string& run_id = "run-1") {
+  std::vector<Repair> batch{std::move(repair)};
+  backend.applier->apply(batch, run_id);
+  return batch[0].applied;
+}
+
+TEST_F(StoreApply, AppliesMissedClaimableApayWithItsJobAndAuditRow) {
   const std::string hash = hash_of("apay");
-  seed_apay(hash, "active");
-  db.exec(
+  const std::int64_t id = seed_apay(hash, "active");
+  Backend backend = open_with_run();
+
+  EXPECT_TRUE(apply_one(backend, missed_claimable(Flow::Apay, id, hash, 900)));
+
+  EXPECT_TRUE(db().query_value<bool>(
+      "SELECT status = 'claimable' AND claimable_at IS NOT NULL AND claim_deadline_height = 900 "
+      "AND updated_at > '2000-01-01' FROM async_rotating_invoices WHERE id = $1",
+      id));
+  expect_one_new_job(hash, "request_outbound_invoice");
+  EXPECT_EQ(db().rows_text("SELECT run_id, kind, flow, record_id, payment_hash, from_status, "
+                           "to_status, outbox_action, applied FROM lsp_sweeper.actions"),
+            "run-1 missed_claimable apay " + std::to_string(id) + " " + hash +
+                " active claimable request_outbound_invoice t\n");
+}
+
+TEST_F(StoreApply, MissedClaimableApayKeepsTheLspsOwnValues) {
+  const std::string hash = hash_of("apay");
+  const std::int64_t id = seed_apay(hash, "active");
+  db().exec(
       "UPDATE async_rotating_invoices SET claimable_at = '2001-02-03T04:05:06Z', "
       "claim_deadline_height = 777");
-  store.begin_run(run_id, false);
+  Backend backend = open_with_run();
 
-  EXPECT_TRUE(apply_one(store, missed_claimable(Flow::Apay, hash, 900), run_id));
+  EXPECT_TRUE(apply_one(backend, missed_claimable(Flow::Apay, id, hash, 900)));
 
-  EXPECT_TRUE(db.query_value<bool>(
+  EXPECT_TRUE(db().query_value<bool>(
       "SELECT status = 'claimable' AND claimable_at = '2001-02-03T04:05:06Z' AND "
-      "claim_deadline_height = 777 FROM async_rotating_invoices WHERE payment_hash = $1",
-      hash));
+      "claim_deadline_height = 777 FROM async_rotating_invoices WHERE id = $1",
+      id));
 }
 
-TEST_F(StoreTest, AppliesMissedClaimableRelay) {
+TEST_F(StoreApply, AppliesMissedClaimableRelay) {
   const std::string hash = hash_of("relay");
-  seed_relay(hash, "quoted");
-  db.exec("UPDATE lightning_send_mappings SET claim_deadline_height = 777");
-  store.begin_run(run_id, false);
+  const std::int64_t id = seed_relay(hash, "quoted");
+  db().exec("UPDATE lightning_send_mappings SET claim_deadline_height = 777");
+  Backend backend = open_with_run();
 
-  EXPECT_TRUE(apply_one(store, missed_claimable(Flow::Relay, hash, 900), run_id));
+  EXPECT_TRUE(apply_one(backend, missed_claimable(Flow::Relay, id, hash, 900)));
 
-  EXPECT_TRUE(db.query_value<bool>(
+  EXPECT_TRUE(db().query_value<bool>(
       "SELECT status = 'claimable' AND claim_deadline_height = 900 AND updated_at > "
-      "'2000-01-01' FROM lightning_send_mappings WHERE payment_hash = $1",
-      hash));
-  expect_one_new_job(db, hash, "lightning_send_pay_outbound");
+      "'2000-01-01' FROM lightning_send_mappings WHERE id = $1",
+      id));
+  expect_one_new_job(hash, "lightning_send_pay_outbound");
   EXPECT_EQ(audit_rows(hash, true), 1);
+  EXPECT_EQ(db().query_value<std::int64_t>("SELECT record_id FROM lsp_sweeper.actions"), id);
 }
 
-TEST_F(StoreTest, AppliesMissedPaymentSentApay) {
+TEST_F(StoreApply, AppliesMissedPaymentSentApay) {
   const std::string preimage(64, '7');
   const std::string hash = hash_of("apay");
-  seed_apay(hash, "outbound_paid");
-  db.exec("UPDATE async_rotating_invoices SET outbound_paid_at = '2002-01-01T00:00:00Z'");
-  store.begin_run(run_id, false);
+  const std::int64_t id = seed_apay(hash, "outbound_paid");
+  db().exec("UPDATE async_rotating_invoices SET outbound_paid_at = '2002-01-01T00:00:00Z'");
+  Backend backend = open_with_run();
 
-  EXPECT_TRUE(apply_one(store, missed_payment_sent(Flow::Apay, hash, preimage), run_id));
+  EXPECT_TRUE(apply_one(backend, missed_payment_sent(Flow::Apay, id, hash, preimage)));
 
-  EXPECT_TRUE(db.query_value<bool>(
+  EXPECT_TRUE(db().query_value<bool>(
       "SELECT status = 'outbound_claimed' AND payment_preimage = $2 AND outbound_paid_at = "
       "'2002-01-01T00:00:00Z' AND updated_at > '2000-01-01' FROM async_rotating_invoices "
-      "WHERE payment_hash = $1",
-      hash, preimage));
-  expect_one_new_job(db, hash, "claim_inbound_invoice");
+      "WHERE id = $1",
+      id, preimage));
+  expect_one_new_job(hash, "claim_inbound_invoice");
   EXPECT_EQ(audit_rows(hash, true), 1);
 }
 
-TEST_F(StoreTest, AppliesMissedPaymentSentRelayFromEitherState) {
+TEST_F(StoreApply, AppliesMissedPaymentSentRelayFromEitherState) {
   const std::string preimage(64, '8');
   const std::string pending = hash_of("pending"), paid = hash_of("paid");
-  seed_relay(pending, "outbound_pending");
-  seed_relay(paid, "outbound_paid");
-  store.begin_run(run_id, false);
+  const std::int64_t pending_id = seed_relay(pending, "outbound_pending");
+  const std::int64_t paid_id = seed_relay(paid, "outbound_paid");
+  Backend backend = open_with_run();
 
-  for (const std::string& hash : {pending, paid}) {
-    EXPECT_TRUE(apply_one(store, missed_payment_sent(Flow::Relay, hash, preimage), run_id));
-    EXPECT_TRUE(db.query_value<bool>(
+  for (const auto& [id, hash] : {std::pair{pending_id, pending}, std::pair{paid_id, paid}}) {
+    EXPECT_TRUE(apply_one(backend, missed_payment_sent(Flow::Relay, id, hash, preimage)));
+    EXPECT_TRUE(db().query_value<bool>(
         "SELECT status = 'outbound_claimed' AND payment_preimage = $2 AND updated_at > "
-        "'2000-01-01' FROM lightning_send_mappings WHERE payment_hash = $1",
-        hash, preimage));
-    expect_one_new_job(db, hash, "lightning_send_claim_inbound");
+        "'2000-01-01' FROM lightning_send_mappings WHERE id = $1",
+        id, preimage));
+    expect_one_new_job(hash, "lightning_send_claim_inbound");
     EXPECT_EQ(audit_rows(hash, true), 1);
   }
 }
 
-TEST_F(StoreTest, AddsAMissingOutboxJobOnlyWhileTheStateLasts) {
+TEST_F(StoreApply, AddsAMissingOutboxJobOnlyWhileTheStateLasts) {
   const std::string hash = hash_of("apay");
-  seed_apay(hash, "claimable");
-  store.begin_run(run_id, false);
-  const Repair repair = missing_job(Flow::Apay, hash, "claimable", "request_outbound_invoice");
+  const std::int64_t id = seed_apay(hash, "claimable");
+  Backend backend = open_with_run();
+  const Repair repair = missing_job(Flow::Apay, id, hash, "claimable", "request_outbound_invoice");
 
-  EXPECT_TRUE(apply_one(store, repair, run_id));
-  expect_one_new_job(db, hash, "request_outbound_invoice");
-  EXPECT_TRUE(db.query_value<bool>(
+  EXPECT_TRUE(apply_one(backend, repair));
+  expect_one_new_job(hash, "request_outbound_invoice");
+  EXPECT_TRUE(db().query_value<bool>(
       "SELECT status = 'claimable' AND updated_at = '2000-01-01' FROM async_rotating_invoices "
-      "WHERE payment_hash = $1",
-      hash));
-  EXPECT_FALSE(apply_one(store, repair, run_id));  // the job exists now
+      "WHERE id = $1",
+      id));
+  EXPECT_FALSE(apply_one(backend, repair));  // the job exists now
   EXPECT_EQ(jobs_for(hash), 1);
 
   const std::string moved = hash_of("moved");
-  seed_relay(moved, "outbound_pending");
-  EXPECT_FALSE(apply_one(
-      store, missing_job(Flow::Relay, moved, "claimable", "lightning_send_pay_outbound"), run_id));
+  const std::int64_t moved_id = seed_relay(moved, "outbound_pending");
+  EXPECT_FALSE(apply_one(backend, missing_job(Flow::Relay, moved_id, moved, "claimable",
+                                              "lightning_send_pay_outbound")));
   EXPECT_EQ(jobs_for(moved), 0);
   EXPECT_EQ(audit_rows(hash, true), 1);
   EXPECT_EQ(audit_rows(hash, false), 1);
   EXPECT_EQ(audit_rows(moved, false), 1);
 }
 
-TEST_F(StoreTest, ApplyingTwiceChangesNothingMore) {
+TEST_F(StoreApply, ApplyingTwiceChangesNothingMore) {
   const std::string hash = hash_of("relay");
-  seed_relay(hash, "quoted");
-  store.begin_run(run_id, false);
-  const Repair repair = missed_claimable(Flow::Relay, hash, 900);
+  const std::int64_t id = seed_relay(hash, "quoted");
+  Backend backend = open_with_run();
+  const Repair repair = missed_claimable(Flow::Relay, id, hash, 900);
 
-  EXPECT_TRUE(apply_one(store, repair, run_id));
-  EXPECT_FALSE(apply_one(store, repair, run_id));
+  EXPECT_TRUE(apply_one(backend, repair));
+  EXPECT_FALSE(apply_one(backend, repair));
 
-  EXPECT_EQ(status_of("lightning_send_mappings", hash), "claimable");
-  expect_one_new_job(db, hash, "lightning_send_pay_outbound");
+  EXPECT_EQ(status_of("lightning_send_mappings", id), "claimable");
+  expect_one_new_job(hash, "lightning_send_pay_outbound");
   EXPECT_EQ(audit_rows(hash, true), 1);
   EXPECT_EQ(audit_rows(hash, false), 1);
 }
 
 // Repairs of several transitions in one call, interleaved: each is judged on its own record,
 // and `applied` lands on the right repair whatever order the batches ran in.
-TEST_F(StoreTest, AppliesAMixedBatchEachRepairOnItsOwn) {
+TEST_F(StoreApply, AppliesAMixedBatchEachRepairOnItsOwn) {
   const std::string preimage(64, '6');
   const std::string active = hash_of("active"), moved = hash_of("moved");
   const std::string pending = hash_of("relay pending"), paid = hash_of("relay paid");
   const std::string no_job = hash_of("claimable, no job"), claimed = hash_of("claimed, no job");
-  seed_apay(active, "active");
-  seed_apay(moved, "claimable");  // the LSP moved it after the plan
+  const std::int64_t active_id = seed_apay(active, "active");
+  const std::int64_t moved_id = seed_apay(moved, "claimable");  // the LSP moved it after the plan
   seed_job(moved, "request_outbound_invoice");
-  seed_relay(pending, "outbound_pending");
-  seed_relay(paid, "outbound_paid");
-  seed_apay(no_job, "claimable");
-  seed_apay(claimed, "outbound_claimed");
-  store.begin_run(run_id, false);
+  const std::int64_t pending_id = seed_relay(pending, "outbound_pending");
+  const std::int64_t paid_id = seed_relay(paid, "outbound_paid");
+  const std::int64_t no_job_id = seed_apay(no_job, "claimable");
+  const std::int64_t claimed_id = seed_apay(claimed, "outbound_claimed");
+  Backend backend = open_with_run();
 
   std::vector<Repair> batch{
-      missing_job(Flow::Apay, claimed, "outbound_claimed", "claim_inbound_invoice"),
-      missed_claimable(Flow::Apay, active, 900),
-      missed_payment_sent(Flow::Relay, pending, preimage),
-      missed_claimable(Flow::Apay, moved, 900),
-      missing_job(Flow::Apay, no_job, "claimable", "request_outbound_invoice"),
-      missed_payment_sent(Flow::Relay, paid, preimage),
+      missing_job(Flow::Apay, claimed_id, claimed, "outbound_claimed", "claim_inbound_invoice"),
+      missed_claimable(Flow::Apay, active_id, active, 900),
+      missed_payment_sent(Flow::Relay, pending_id, pending, preimage),
+      missed_claimable(Flow::Apay, moved_id, moved, 900),
+      missing_job(Flow::Apay, no_job_id, no_job, "claimable", "request_outbound_invoice"),
+      missed_payment_sent(Flow::Relay, paid_id, paid, preimage),
   };
-  store.apply(batch, run_id);
+  backend.applier->apply(batch, "run-1");
 
   std::vector<bool> applied;
   for (const Repair& r : batch) applied.push_back(r.applied);
   EXPECT_EQ(applied, (std::vector<bool>{true, true, true, false, true, true}));
-  EXPECT_EQ(status_of("async_rotating_invoices", active), "claimable");
-  EXPECT_EQ(status_of("lightning_send_mappings", pending), "outbound_claimed");
-  EXPECT_EQ(status_of("lightning_send_mappings", paid), "outbound_claimed");
-  expect_one_new_job(db, active, "request_outbound_invoice");
-  expect_one_new_job(db, pending, "lightning_send_claim_inbound");
-  expect_one_new_job(db, paid, "lightning_send_claim_inbound");
-  expect_one_new_job(db, no_job, "request_outbound_invoice");
-  expect_one_new_job(db, claimed, "claim_inbound_invoice");
+  EXPECT_EQ(status_of("async_rotating_invoices", active_id), "claimable");
+  EXPECT_EQ(status_of("lightning_send_mappings", pending_id), "outbound_claimed");
+  EXPECT_EQ(status_of("lightning_send_mappings", paid_id), "outbound_claimed");
+  expect_one_new_job(active, "request_outbound_invoice");
+  expect_one_new_job(pending, "lightning_send_claim_inbound");
+  expect_one_new_job(paid, "lightning_send_claim_inbound");
+  expect_one_new_job(no_job, "request_outbound_invoice");
+  expect_one_new_job(claimed, "claim_inbound_invoice");
   EXPECT_EQ(jobs_for(moved), 1);  // the LSP's own, untouched
-  EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM lsp_sweeper.actions WHERE applied"), 5);
+  EXPECT_EQ(db().query_value<int>("SELECT count(*) FROM lsp_sweeper.actions WHERE applied"), 5);
   EXPECT_EQ(audit_rows(moved, false), 1);
+  // Each audit row names its own record.
+  EXPECT_EQ(db().query_value<int>(
+                "SELECT count(*) FROM lsp_sweeper.actions a WHERE a.record_id = CASE a.flow WHEN "
+                "'apay' THEN (SELECT id FROM async_rotating_invoices r WHERE r.payment_hash = "
+                "a.payment_hash) ELSE (SELECT id FROM lightning_send_mappings r WHERE "
+                "r.payment_hash = a.payment_hash) END"),
+            6);
 }
 
-// More repairs than one statement takes: every one is applied, once, with its own value.
-TEST_F(StoreTest, AppliesALargeBatchInFullAndOnce) {
+// Counts the statements that write audit rows, each with its transaction and its row count.
+void log_audit_statements(TestDatabase& db) {
+  db.exec(R"(
+    CREATE TABLE public.audit_statements (seq bigserial, txid bigint, audit_rows bigint);
+    CREATE FUNCTION public.log_audit_statement() RETURNS trigger LANGUAGE plpgsql
+      SECURITY DEFINER SET search_path = public AS $$
+    BEGIN
+      INSERT INTO public.audit_statements (txid, audit_rows)
+        SELECT txid_current(), count(*) FROM new_rows;
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER audit_statements AFTER INSERT ON lsp_sweeper.actions
+      REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+      EXECUTE FUNCTION public.log_audit_statement();
+  )");
+}
+
+// More repairs than one statement takes: every one is applied, once, with its own value, in
+// three statements (1000, 1000, 500), each its own transaction.
+TEST_F(StoreApply, AppliesA2500RepairBatchInThreeStatementsInFullAndOnce) {
   constexpr int kRepairs = 2500;
-  db.exec(
-      "INSERT INTO async_rotating_invoices (order_id, invoice_slot, payment_hash, amount_msat, "
-      "expires_at, status) SELECT 1, i, encode(sha256(i::text::bytea), 'hex'), 5000, "
-      "now() + interval '1 day', 'active' FROM generate_series(1, $1) AS i",
-      kRepairs);
+  const auto rows = seed_many_active(kRepairs);
+  ASSERT_EQ(rows.size(), static_cast<std::size_t>(kRepairs));
   std::vector<Repair> batch;
-  for (int i = 1; i <= kRepairs; ++i) {
-    // The same hash as the SQL above: sha256 of the decimal text.
-    batch.push_back(missed_claimable(Flow::Apay, hash_of(std::to_string(i)), 1000 + i));
+  for (int i = 0; i < kRepairs; ++i) {
+    batch.push_back(missed_claimable(Flow::Apay, rows[i].first, rows[i].second, 1001 + i));
   }
-  store.begin_run(run_id, false);
-  store.apply(batch, run_id);
+  log_audit_statements(db());
+  Backend backend = open_with_run();
+  backend.applier->apply(batch, "run-1");
 
   EXPECT_TRUE(std::all_of(batch.begin(), batch.end(), [](const Repair& r) { return r.applied; }));
-  EXPECT_EQ(db.query_value<int>(
+  EXPECT_EQ(db().rows_text("SELECT audit_rows FROM audit_statements ORDER BY seq"),
+            "1000\n1000\n500\n");
+  EXPECT_EQ(db().query_value<int>("SELECT count(DISTINCT txid) FROM audit_statements"), 3);
+  EXPECT_EQ(db().query_value<int>(
                 "SELECT count(*) FROM async_rotating_invoices WHERE status = 'claimable' AND "
                 "claim_deadline_height = 1000 + invoice_slot"),
             kRepairs);
-  EXPECT_EQ(db.query_value<int>("SELECT count(DISTINCT payment_hash) FROM "
-                                "async_rotating_invoice_outbox WHERE action = "
-                                "'request_outbound_invoice'"),
+  EXPECT_EQ(db().query_value<int>("SELECT count(DISTINCT payment_hash) FROM "
+                                  "async_rotating_invoice_outbox WHERE action = "
+                                  "'request_outbound_invoice'"),
             kRepairs);
-  EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM async_rotating_invoice_outbox"), kRepairs);
-  EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM lsp_sweeper.actions WHERE applied"),
+  EXPECT_EQ(db().query_value<int>("SELECT count(*) FROM async_rotating_invoice_outbox"), kRepairs);
+  EXPECT_EQ(db().query_value<int>(
+                "SELECT count(*) FROM lsp_sweeper.actions a JOIN async_rotating_invoices r ON "
+                "r.id = a.record_id AND r.payment_hash = a.payment_hash WHERE a.applied"),
             kRepairs);
 
-  store.apply(batch, run_id);  // again: nothing more
+  backend.applier->apply(batch, "run-1");  // again: nothing more
   EXPECT_TRUE(std::none_of(batch.begin(), batch.end(), [](const Repair& r) { return r.applied; }));
-  EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM async_rotating_invoice_outbox"), kRepairs);
+  EXPECT_EQ(db().query_value<int>("SELECT count(*) FROM async_rotating_invoice_outbox"), kRepairs);
+  EXPECT_EQ(db().query_value<int>("SELECT count(*) FROM audit_statements"), 6);
 }
 
-TEST_F(StoreTest, RecordAlreadyMovedGetsNoJob) {
+// A batch whose statement fails is rolled back whole (records, jobs, audit rows); the batch
+// committed before it stays, with `applied` set, and the error names the failing batch.
+TEST_F(StoreApply, AFailingBatchRollsBackWholeAndEarlierBatchesStay) {
+  const auto rows = seed_many_active(1200);
+  std::vector<Repair> repairs;
+  for (const auto& [id, hash] : rows) repairs.push_back(missed_claimable(Flow::Apay, id, hash));
+  // The audit row of repair 1100 (in the second batch) fails.
+  db().exec(R"(
+    CREATE FUNCTION public.fail_one() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+  )");
+  db().exec(
+      "CREATE TRIGGER fail_one BEFORE INSERT ON lsp_sweeper.actions FOR EACH ROW WHEN "
+      "(NEW.payment_hash = '" +
+      repairs[1100].payment_hash + "') EXECUTE FUNCTION public.fail_one()");
+  Backend backend = open_with_run();
+  const std::string message = message_of([&] { backend.applier->apply(repairs, "run-1"); });
+  EXPECT_NE(message.find("apply missed_claimable apay " + repairs[1000].payment_hash +
+                         " and 199 more: update, outbox job and audit row: "),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("injected failure"), std::string::npos) << message;
+  EXPECT_EQ(
+      std::count_if(repairs.begin(), repairs.end(), [](const Repair& r) { return r.applied; }),
+      1000);
+  EXPECT_TRUE(repairs[999].applied);
+  EXPECT_FALSE(repairs[1000].applied);
+  EXPECT_EQ(db().query_value<int>(
+                "SELECT count(*) FROM async_rotating_invoices WHERE status = 'claimable'"),
+            1000);
+  EXPECT_EQ(db().query_value<std::int64_t>(
+                "SELECT max(invoice_slot) FROM async_rotating_invoices WHERE status = "
+                "'claimable'"),
+            1000);
+  EXPECT_EQ(db().query_value<int>("SELECT count(*) FROM async_rotating_invoice_outbox"), 1000);
+  EXPECT_EQ(db().query_value<int>("SELECT count(*) FROM lsp_sweeper.actions"), 1000);
+}
+
+TEST_F(StoreApply, RecordAlreadyMovedGetsNoJob) {
   const std::string hash = hash_of("apay");
-  seed_apay(hash, "claimable");  // the planner saw it active; the LSP moved it since
-  store.begin_run(run_id, false);
+  const std::int64_t id = seed_apay(hash, "claimable");  // planned active; the LSP moved it
+  Backend backend = open_with_run();
 
-  EXPECT_FALSE(apply_one(store, missed_claimable(Flow::Apay, hash, 900), run_id));
+  EXPECT_FALSE(apply_one(backend, missed_claimable(Flow::Apay, id, hash, 900)));
 
-  EXPECT_EQ(status_of("async_rotating_invoices", hash), "claimable");
+  EXPECT_EQ(status_of("async_rotating_invoices", id), "claimable");
+  EXPECT_TRUE(db().query_value<bool>(
+      "SELECT claim_deadline_height IS NULL AND updated_at = '2000-01-01' FROM "
+      "async_rotating_invoices WHERE id = $1",
+      id));
   EXPECT_EQ(jobs_for(hash), 0);
   EXPECT_EQ(audit_rows(hash, false), 1);
 }
 
-TEST_F(StoreTest, CallbackThatLandedFirstWins) {
+TEST_F(StoreApply, CallbackThatLandedFirstWins) {
   const std::string preimage(64, '9');
   const std::string hash = hash_of("apay");
-  seed_apay(hash, "outbound_paid");
-  store.begin_run(run_id, false);
+  const std::int64_t id = seed_apay(hash, "outbound_paid");
+  Backend backend = open_with_run();
   // The LSP's own payment_sent handler, between the plan and the apply.
-  db.exec(
+  db().exec(
       "UPDATE async_rotating_invoices SET status = 'outbound_claimed', payment_preimage = $1 "
-      "WHERE payment_hash = $2",
-      preimage, hash);
+      "WHERE id = $2",
+      preimage, id);
   seed_job(hash, "claim_inbound_invoice");
 
-  EXPECT_FALSE(apply_one(store, missed_payment_sent(Flow::Apay, hash, preimage), run_id));
-  expect_one_new_job(db, hash, "claim_inbound_invoice");
+  EXPECT_FALSE(apply_one(backend, missed_payment_sent(Flow::Apay, id, hash, preimage)));
+  expect_one_new_job(hash, "claim_inbound_invoice");
   EXPECT_EQ(audit_rows(hash, false), 1);
 }
+
+// A released reservation leaves a terminal row beside a live one of the same hash: a repair by
+// row id touches only its own row, even when its `from` would match the other; one naming the
+// terminal row, or a row of another hash, touches nothing.
+TEST_F(StoreApply, RepairByRowLeavesATerminalTwinAlone) {
+  const std::string h = hash_of("twin");
+  const std::int64_t terminal = seed_apay(h, "active");
+  db().exec("UPDATE async_rotating_invoices SET status = 'failed' WHERE id = $1", terminal);
+  const std::int64_t live = seed_apay(h, "active");
+  const std::string other = hash_of("other");
+  const std::int64_t other_id = seed_apay(other, "active");
+  Backend backend = open_with_run();
+
+  Repair on_terminal = missed_claimable(Flow::Apay, terminal, h);
+  Repair wrong_hash = missed_claimable(Flow::Apay, other_id, h);  // the row of another hash
+  EXPECT_FALSE(apply_one(backend, on_terminal));
+  EXPECT_FALSE(apply_one(backend, wrong_hash));
+  EXPECT_EQ(jobs_for(h), 0);
+
+  Repair repair = missed_claimable(Flow::Apay, live, h);
+  repair.from = {"active", "failed"};
+  EXPECT_TRUE(apply_one(backend, repair));
+  EXPECT_EQ(db().rows_text("SELECT id, status, claim_deadline_height IS NULL, updated_at = "
+                           "'2000-01-01' FROM async_rotating_invoices ORDER BY id"),
+            std::to_string(terminal) + " failed t t\n" + std::to_string(live) + " claimable f f\n" +
+                std::to_string(other_id) + " active t t\n");
+  expect_one_new_job(h, "request_outbound_invoice");
+  EXPECT_EQ(db().rows_text("SELECT record_id, applied FROM lsp_sweeper.actions ORDER BY id"),
+            std::to_string(terminal) + " f\n" + std::to_string(other_id) + " f\n" +
+                std::to_string(live) + " t\n");
+}
+
+// A job of the repair's action the LSP will never run again (done, failed) makes the
+// transition useless: the record is left for a person. A job still to run does not.
+TEST_F(StoreApply, AStaleDoneOrFailedJobBlocksTheRepair) {
+  const std::string done = hash_of("done"), failed = hash_of("failed");
+  const std::string waiting = hash_of("pending job"), other = hash_of("other action done");
+  const std::int64_t a = seed_apay(done, "outbound_paid");
+  const std::int64_t b = seed_apay(failed, "outbound_paid");
+  const std::int64_t c = seed_apay(waiting, "outbound_paid");
+  const std::int64_t d = seed_apay(other, "outbound_paid");
+  seed_job(done, "claim_inbound_invoice", "done");
+  seed_job(failed, "claim_inbound_invoice", "failed");
+  seed_job(waiting, "claim_inbound_invoice", "pending");
+  seed_job(other, "request_outbound_invoice", "done");
+  Backend backend = open_with_run();
+  std::vector<Repair> repairs{
+      missed_payment_sent(Flow::Apay, a, done), missed_payment_sent(Flow::Apay, b, failed),
+      missed_payment_sent(Flow::Apay, c, waiting), missed_payment_sent(Flow::Apay, d, other)};
+  backend.applier->apply(repairs, "run-1");
+  EXPECT_FALSE(repairs[0].applied);
+  EXPECT_FALSE(repairs[1].applied);
+  EXPECT_TRUE(repairs[2].applied);
+  EXPECT_TRUE(repairs[3].applied);
+  EXPECT_EQ(db().rows_text("SELECT status, payment_preimage IS NULL FROM "
+                           "async_rotating_invoices ORDER BY id"),
+            "outbound_paid t\noutbound_paid t\noutbound_claimed f\noutbound_claimed f\n");
+  EXPECT_EQ(db().rows_text("SELECT payment_hash, action, status FROM "
+                           "async_rotating_invoice_outbox ORDER BY id"),
+            done + " claim_inbound_invoice done\n" + failed + " claim_inbound_invoice failed\n" +
+                waiting + " claim_inbound_invoice pending\n" + other +
+                " request_outbound_invoice done\n" + other + " claim_inbound_invoice pending\n");
+  EXPECT_EQ(db().rows_text("SELECT applied FROM lsp_sweeper.actions ORDER BY record_id"),
+            "f\nf\nt\nt\n");
+}
+
+TEST_F(StoreApply, RefusesARepairWithoutItsValueBeforeAnyWrite) {
+  const std::string hash = hash_of("apay");
+  const std::int64_t id = seed_apay(hash, "active");
+  Backend backend = open_with_run();
+  Repair no_deadline = missed_claimable(Flow::Apay, id, hash, 900);
+  no_deadline.claim_deadline_height.reset();
+  Repair no_preimage = missed_payment_sent(Flow::Apay, id, hash);
+  no_preimage.preimage.reset();
+
+  for (const Repair& bad : {no_deadline, no_preimage}) {
+    std::vector<Repair> repairs{missed_claimable(Flow::Apay, id, hash), bad};
+    const std::string message = message_of([&] { backend.applier->apply(repairs, "run-1"); });
+    EXPECT_NE(message.find("apply " + std::string(plan::to_string(bad.kind)) + " apay " + hash),
+              std::string::npos)
+        << message;
+    EXPECT_FALSE(repairs[0].applied);
+  }
+  EXPECT_EQ(status_of("async_rotating_invoices", id), "active");
+  EXPECT_EQ(jobs_for(hash), 0);
+  EXPECT_EQ(db().query_value<int>("SELECT count(*) FROM lsp_sweeper.actions"), 0);
+}
+
+// An apply whose audit row cannot be written (no such run) leaves the record and the outbox
+// as they were: UPDATE, job and audit row are one statement, hence one transaction.
+TEST_F(StoreApply, FailedApplyRollsBackAndSaysWhere) {
+  const std::string hash = hash_of("apay");
+  const std::int64_t id = seed_apay(hash, "active");
+  Backend backend = open_backend(db().uri_as_sweeper(), Access::ReadWrite);
+  const std::string message = message_of(
+      [&] { apply_one(backend, missed_claimable(Flow::Apay, id, hash), "never-begun"); });
+  EXPECT_EQ(message.rfind(
+                "apply missed_claimable apay " + hash + ": update, outbox job and audit row: ", 0),
+            0u)
+      << message;
+  EXPECT_NE(message.find("actions"), std::string::npos) << message;
+  EXPECT_EQ(status_of("async_rotating_invoices", id), "active");
+  EXPECT_EQ(jobs_for(hash), 0);
+
+  // The connection is still usable after the failed transaction.
+  backend.ledger->begin_run("run-1", false);
+  EXPECT_TRUE(apply_one(backend, missed_claimable(Flow::Apay, id, hash)));
+}
+
+// A database whose default isolation is serializable: the sweeper's session still applies (it
+// sets READ COMMITTED for itself, the level apply's reasoning about callbacks holds under).
+TEST_F(StoreApply, SerializableDatabaseDefaultStillApplies) {
+  const std::string hash = hash_of("apay");
+  const std::int64_t id = seed_apay(hash, "active");
+  db().exec("ALTER DATABASE " + db().name() +
+            " SET default_transaction_isolation = 'serializable'");
+  pqxx::connection other(db().uri_as_sweeper());
+  {
+    pqxx::nontransaction txn(other);
+    ASSERT_EQ(txn.exec1("SHOW default_transaction_isolation")[0].as<std::string>(), "serializable");
+  }
+  Backend backend = open_with_run();
+  EXPECT_TRUE(apply_one(backend, missed_claimable(Flow::Apay, id, hash)));
+  EXPECT_EQ(status_of("async_rotating_invoices", id), "claimable");
+  expect_one_new_job(hash, "request_outbound_invoice");
+}
+
+// --- Races with the LSP's own transactions ----------------------------------------------------
 
 // The callback's transaction is still open when the sweeper's UPDATE reaches the row: the
 // UPDATE waits for it, then re-checks its condition against the committed row and changes
 // nothing. This holds even on a database whose default isolation level is stricter.
-TEST_F(StoreTest, ConcurrentCallbackInFlightWins) {
+TEST_F(StoreRace, ConcurrentCallbackInFlightWins) {
   const std::string hash = hash_of("relay");
-  seed_relay(hash, "quoted");
-  db.exec("ALTER DATABASE " + db.name() + " SET default_transaction_isolation = 'serializable'");
-  PgStore strict_store(db.uri_as_sweeper());  // a session that starts with that default
-  strict_store.begin_run(run_id, false);
+  const std::int64_t id = seed_relay(hash, "quoted");
+  db().exec("ALTER DATABASE " + db().name() +
+            " SET default_transaction_isolation = 'serializable'");
+  Backend strict = open_with_run();  // a session that starts with that default
 
-  pqxx::connection lsp(db.uri());
+  pqxx::connection lsp(db().uri());
   pqxx::work callback(lsp);
   callback.exec_params(
       "UPDATE lightning_send_mappings SET status = 'claimable', "
-      "claim_deadline_height = 901 WHERE payment_hash = $1 AND status = 'quoted'",
-      hash);
+      "claim_deadline_height = 901 WHERE id = $1 AND status = 'quoted'",
+      id);
   callback.exec_params(
       "INSERT INTO async_rotating_invoice_outbox (payment_hash, action, status) "
-      "VALUES ($1, 'lightning_send_pay_outbound', 'pending') "
-      "ON CONFLICT DO NOTHING",
+      "VALUES ($1, 'lightning_send_pay_outbound', 'pending') ON CONFLICT DO NOTHING",
       hash);
 
   auto applied = std::async(std::launch::async, [&] {
-    return apply_one(strict_store, missed_claimable(Flow::Relay, hash, 900), run_id);
+    return apply_one(strict, missed_claimable(Flow::Relay, id, hash, 900));
   });
-  const bool waited = wait_until_blocked(db);
+  const bool waited = wait_until_blocked();
   callback.commit();  // either way: apply() would otherwise wait for it forever
   ASSERT_TRUE(waited) << "apply never waited for the callback's row lock";
 
   EXPECT_FALSE(applied.get());
   EXPECT_TRUE(
-      db.query_value<bool>("SELECT status = 'claimable' AND claim_deadline_height = 901 FROM "
-                           "lightning_send_mappings WHERE payment_hash = $1",
-                           hash));
-  expect_one_new_job(db, hash, "lightning_send_pay_outbound");
+      db().query_value<bool>("SELECT status = 'claimable' AND claim_deadline_height = 901 FROM "
+                             "lightning_send_mappings WHERE id = $1",
+                             id));
+  expect_one_new_job(hash, "lightning_send_pay_outbound");
   EXPECT_EQ(audit_rows(hash, false), 1);
 }
 
 // The LSP moves the record on (its job ran) while the sweeper adds the job it thought
 // missing: the sweeper's check waits for the move, sees the new state, and adds nothing.
-TEST_F(StoreTest, MissingOutboxJobRacesTheLspMovingOn) {
+TEST_F(StoreRace, MissingOutboxJobRacesTheLspMovingOn) {
   const std::string hash = hash_of("apay");
-  seed_apay(hash, "claimable");
-  store.begin_run(run_id, false);
+  const std::int64_t id = seed_apay(hash, "claimable");
+  Backend backend = open_with_run();
 
-  pqxx::connection lsp(db.uri());
+  pqxx::connection lsp(db().uri());
   pqxx::work move_on(lsp);
   move_on.exec_params(
-      "UPDATE async_rotating_invoices SET status = 'outbound_requested' "
-      "WHERE payment_hash = $1",
-      hash);
+      "UPDATE async_rotating_invoices SET status = 'outbound_requested' WHERE id = $1", id);
 
   auto applied = std::async(std::launch::async, [&] {
-    return apply_one(store, missing_job(Flow::Apay, hash, "claimable", "request_outbound_invoice"),
-                     run_id);
+    return apply_one(backend,
+                     missing_job(Flow::Apay, id, hash, "claimable", "request_outbound_invoice"));
   });
-  const bool waited = wait_until_blocked(db);
+  const bool waited = wait_until_blocked();
   move_on.commit();
   ASSERT_TRUE(waited) << "apply never waited for the LSP's row lock";
 
   EXPECT_FALSE(applied.get());
   EXPECT_EQ(jobs_for(hash), 0);
+  EXPECT_EQ(audit_rows(hash, false), 1);
 }
 
-TEST_F(StoreTest, RefusesARepairWithoutItsValue) {
-  const std::string hash = hash_of("apay");
-  seed_apay(hash, "active");
-  store.begin_run(run_id, false);
-  Repair no_deadline = missed_claimable(Flow::Apay, hash, 900);
-  no_deadline.claim_deadline_height.reset();
-  Repair no_preimage = missed_payment_sent(Flow::Apay, hash, std::string(64, '1'));
-  no_preimage.preimage.reset();
+// --- Read-only use ----------------------------------------------------------------------------
 
-  EXPECT_THROW(apply_one(store, no_deadline, run_id), StoreError);
-  EXPECT_THROW(apply_one(store, no_preimage, run_id), StoreError);
-  EXPECT_EQ(status_of("async_rotating_invoices", hash), "active");
-  EXPECT_EQ(jobs_for(hash), 0);
-}
-
-// An apply whose audit row cannot be written (no such run) leaves the record and the outbox
-// as they were: UPDATE, job and audit row are one statement, hence one transaction.
-TEST_F(StoreTest, FailedApplyRollsBackAndSaysWhere) {
-  const std::string hash = hash_of("apay");
-  seed_apay(hash, "active");
-  try {
-    apply_one(store, missed_claimable(Flow::Apay, hash, 900), "never-begun");
-    FAIL() << "apply without a run succeeded";
-  } catch (const StoreError& e) {
-    EXPECT_EQ(
-        std::string(e.what()).rfind(
-            "apply missed_claimable apay " + hash + ": update, outbox job and audit row: ", 0),
-        0u)
-        << e.what();
-    EXPECT_NE(std::string(e.what()).find("actions"), std::string::npos) << e.what();
+// A dry run or `history` opens ReadOnly: every read works, every write is refused by the server
+// (default_transaction_read_only), and not a row changes.
+TEST_F(StoreReadOnly, ReadsEverythingAndRefusesEveryWrite) {
+  const std::string h = hash_of("ro");
+  const std::int64_t id = seed_apay(h, "active");
+  {
+    Backend backend = open_with_run();
+    backend.ledger->record_divergences(
+        {{plan::DivergenceKind::AmountMismatch, Flow::Apay, h, "amount differs", true}}, true, {});
+    backend.ledger->finish_run({"run-1", "ok", 0, "{}"});
   }
-  EXPECT_EQ(status_of("async_rotating_invoices", hash), "active");
-  EXPECT_EQ(jobs_for(hash), 0);
+  const auto snapshot = [&] {
+    return db().rows_text("SELECT * FROM async_rotating_invoices ORDER BY id") +
+           db().rows_text("SELECT * FROM async_rotating_invoice_outbox ORDER BY id") +
+           db().rows_text("SELECT * FROM lsp_sweeper.runs ORDER BY run_id") +
+           db().rows_text("SELECT * FROM lsp_sweeper.actions ORDER BY id") +
+           db().rows_text("SELECT * FROM lsp_sweeper.divergences ORDER BY id");
+  };
+  const std::string before = snapshot();
 
-  // The connection is still usable after the failed transaction.
-  store.begin_run(run_id, false);
-  EXPECT_TRUE(apply_one(store, missed_claimable(Flow::Apay, hash, 900), run_id));
+  Backend backend = open_backend(db().uri_as_sweeper(), Access::ReadOnly);
+  EXPECT_EQ(backend.records->records_for({h}).size(), 1u);
+  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Apay, {}, 10), 1);
+  int pages = 0;
+  backend.records->records_awaiting_node(Flow::Apay, {}, 10, [&](std::vector<LspRecord>&) {
+    ++pages;
+    return true;
+  });
+  EXPECT_EQ(pages, 1);
+  backend.records->records_lacking_outbox_job(Flow::Apay, kApayJobs, 10,
+                                              [](std::vector<LspRecord>&) { return true; });
+  const auto open = backend.ledger->open_divergences();
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(backend.ledger->recent_runs(5).size(), 1u);
+
+  std::vector<Repair> repairs{missed_claimable(Flow::Apay, id, h)};
+  for (const std::string& message : {
+           message_of([&] { backend.applier->apply(repairs, "run-1"); }),
+           message_of([&] { backend.ledger->begin_run("run-2", true); }),
+           message_of([&] {
+             backend.ledger->finish_run({"run-1", "failed", 1, ""});
+           }),
+           message_of([&] { backend.ledger->record_divergences({}, true, {}); }),
+           message_of([&] { backend.ledger->mark_alerted({open[0].id}); }),
+       }) {
+    EXPECT_NE(message.find("read-only transaction"), std::string::npos) << message;
+  }
+  EXPECT_FALSE(repairs[0].applied);
+  EXPECT_EQ(snapshot(), before);
 }
 
-TEST_F(StoreTest, RecordsARun) {
-  store.begin_run(run_id, false);
-  EXPECT_TRUE(db.query_value<bool>(
+// --- The ledger -------------------------------------------------------------------------------
+
+TEST_F(StoreLedger, RecordsARunAndSummarisesIt) {
+  Backend backend = open_backend(db().uri_as_sweeper(), Access::ReadWrite);
+  backend.ledger->begin_run("run-1", false);
+  EXPECT_TRUE(db().query_value<bool>(
       "SELECT status = 'running' AND NOT dry_run AND finished_at IS NULL AND report IS NULL "
-      "FROM lsp_sweeper.runs WHERE run_id = $1",
-      run_id));
+      "FROM lsp_sweeper.runs WHERE run_id = 'run-1'"));
 
-  store.finish_run({run_id, "divergences", 3, R"({"repairs": 2})"});
-  EXPECT_TRUE(db.query_value<bool>(
+  backend.ledger->finish_run(
+      {"run-1", "divergences", 3,
+       R"({"node":{"payments_scanned":42},"summary":{"repairs_applied":2,"divergences":1}})"});
+  EXPECT_TRUE(db().query_value<bool>(
       "SELECT status = 'divergences' AND exit_code = 3 AND finished_at >= started_at AND "
-      "(report->>'repairs')::int = 2 FROM lsp_sweeper.runs WHERE run_id = $1",
-      run_id));
+      "(report #>> '{summary,repairs_applied}')::int = 2 FROM lsp_sweeper.runs WHERE run_id = "
+      "'run-1'"));
 
-  store.begin_run("run-2", true);
-  store.finish_run({"run-2", "failed", 1, ""});
-  EXPECT_TRUE(db.query_value<bool>(
+  backend.ledger->begin_run("run-2", true);
+  backend.ledger->finish_run({"run-2", "failed", 1, ""});
+  EXPECT_TRUE(db().query_value<bool>(
       "SELECT dry_run AND report IS NULL FROM lsp_sweeper.runs WHERE run_id = 'run-2'"));
+  backend.ledger->begin_run("run-3", false);
 
-  EXPECT_THROW(store.begin_run(run_id, false), StoreError);  // run ids are unique
-  EXPECT_THROW(store.finish_run({"no-such-run", "ok", 0, "{}"}), StoreError);
+  EXPECT_THROW(backend.ledger->begin_run("run-1", false), StoreError);  // run ids are unique
+  EXPECT_THROW(backend.ledger->finish_run({"no-such-run", "ok", 0, "{}"}), StoreError);
+  EXPECT_THROW(backend.ledger->finish_run({"run-3", "ok", 0, "not json"}), StoreError);
+
+  const auto runs = backend.ledger->recent_runs(10);
+  ASSERT_EQ(runs.size(), 3u);
+  const auto find = [&](const std::string& run_id) {
+    for (const RunSummary& run : runs) {
+      if (run.run_id == run_id) return run;
+    }
+    ADD_FAILURE() << "no run " << run_id;
+    return RunSummary{};
+  };
+  const RunSummary first = find("run-1");
+  EXPECT_EQ(first.status, "divergences");
+  EXPECT_EQ(first.exit_code, 3);
+  ASSERT_TRUE(first.duration_seconds.has_value());
+  EXPECT_GE(*first.duration_seconds, 0.0);
+  EXPECT_EQ(first.scanned, 42);
+  EXPECT_EQ(first.repaired, 2);
+  EXPECT_EQ(first.divergences, 1);
+  EXPECT_NEAR(static_cast<double>(first.started_at), static_cast<double>(std::time(nullptr)), 5);
+  const RunSummary failed = find("run-2");
+  EXPECT_EQ(failed.exit_code, 1);
+  EXPECT_FALSE(failed.scanned.has_value());
+  const RunSummary running = find("run-3");
+  EXPECT_EQ(running.status, "running");
+  EXPECT_FALSE(running.duration_seconds.has_value());
+  EXPECT_FALSE(running.exit_code.has_value());
+  EXPECT_EQ(backend.ledger->recent_runs(1).size(), 1u);
 }
 
-// sql/roles/lsp_sweeper_role.sql grants what the sweep uses (every StoreTest runs as that role)
-// and nothing more: each statement here is one the sweeper never needs.
-TEST(SweeperRole, HoldsNothingBeyondWhatTheSweepNeeds) {
-  TestDatabase db;
-  pqxx::connection sweeper(db.uri_as_sweeper());
+TEST_F(StoreLedger, DivergencesOpenRefreshResolveAndAlert) {
+  Backend backend = open_backend(db().uri_as_sweeper(), Access::ReadWrite);
+  const plan::Divergence amount{plan::DivergenceKind::AmountMismatch, Flow::Apay, hash_of("a"),
+                                "amount differs", true};
+  const plan::Divergence malformed{plan::DivergenceKind::MalformedPayment, std::nullopt, "zz",
+                                   "bad hex", true};
+  const plan::Divergence kept{plan::DivergenceKind::NodeLegFailed, Flow::Relay, hash_of("k"),
+                              "failed", true};
+
+  auto first = backend.ledger->record_divergences({amount, malformed, kept}, true, {});
+  ASSERT_EQ(first.seen.size(), 3u);
+  EXPECT_TRUE(first.seen[0].is_new && first.seen[1].is_new && first.seen[2].is_new);
+  EXPECT_EQ(first.seen[0].divergence.payment_hash, amount.payment_hash);
+  EXPECT_FALSE(first.seen[1].divergence.flow.has_value());
+  EXPECT_TRUE(first.resolved.empty());
+
+  plan::Divergence amount_again = amount;
+  amount_again.detail = "amount still differs";
+  amount_again.needs_person = false;
+  // `kept`'s hash was seen but left for later: it stays open; `malformed` is gone.
+  auto second = backend.ledger->record_divergences({amount_again}, true, {kept.payment_hash});
+  ASSERT_EQ(second.seen.size(), 1u);
+  EXPECT_FALSE(second.seen[0].is_new);
+  EXPECT_EQ(second.seen[0].id, first.seen[0].id);
+  EXPECT_EQ(second.seen[0].divergence.detail, "amount still differs");
+  EXPECT_FALSE(second.seen[0].divergence.needs_person);
+  ASSERT_EQ(second.resolved.size(), 1u);
+  EXPECT_EQ(second.resolved[0].id, first.seen[1].id);
+
+  // Without resolve_unseen nothing is resolved.
+  EXPECT_TRUE(backend.ledger->record_divergences({}, false, {}).resolved.empty());
+
+  backend.ledger->mark_alerted({first.seen[0].id});
+  const auto open = backend.ledger->open_divergences();
+  ASSERT_EQ(open.size(), 2u);
+  EXPECT_EQ(open[0].id, first.seen[0].id);
+  EXPECT_TRUE(open[0].last_alerted_at.has_value());
+  EXPECT_EQ(open[0].divergence.detail, "amount still differs");
+  EXPECT_FALSE(open[1].last_alerted_at.has_value());
+  EXPECT_EQ(open[1].divergence.kind, plan::DivergenceKind::NodeLegFailed);
+  EXPECT_EQ(open[1].divergence.flow, Flow::Relay);
+  EXPECT_LE(open[0].first_seen_at, open[0].last_seen_at);
+
+  // A divergence seen again after it was resolved is a new episode.
+  auto third = backend.ledger->record_divergences({malformed}, false, {});
+  ASSERT_EQ(third.seen.size(), 1u);
+  EXPECT_TRUE(third.seen[0].is_new);
+  EXPECT_NE(third.seen[0].id, first.seen[1].id);
+  EXPECT_EQ(db().query_value<int>(
+                "SELECT count(*) FROM lsp_sweeper.divergences WHERE kind = 'malformed_payment'"),
+            2);
+  EXPECT_EQ(db().query_value<int>("SELECT count(*) FROM lsp_sweeper.divergences WHERE kind = "
+                                  "'malformed_payment' AND resolved_at IS NULL AND flow IS NULL"),
+            1);
+}
+
+TEST_F(StoreLedger, SweepLockExcludesASecondBackendUntilTheFirstIsDestroyed) {
+  auto first = std::make_unique<Backend>(open_backend(db().uri_as_sweeper(), Access::ReadWrite));
+  Backend second = open_backend(db().uri_as_sweeper(), Access::ReadWrite);
+  EXPECT_TRUE(first->ledger->try_lock_sweep());
+  EXPECT_TRUE(first->ledger->try_lock_sweep());  // already held by this backend
+  EXPECT_FALSE(second.ledger->try_lock_sweep());
+  first.reset();
+  // The server releases a session lock once it sees the connection closed.
+  bool taken = false;
+  for (int i = 0; i < 200 && !taken; ++i) {
+    taken = second.ledger->try_lock_sweep();
+    if (!taken) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(taken);
+}
+
+// --- The sweeper's role -----------------------------------------------------------------------
+
+// sql/roles/lsp_sweeper_role.sql grants what the sweep uses (every test above runs as that
+// role) and nothing more: each statement here is one the sweeper never needs.
+TEST_F(StoreRole, HoldsNothingBeyondWhatTheSweepNeeds) {
+  pqxx::connection sweeper(db().uri_as_sweeper());
   {
     pqxx::nontransaction txn(sweeper);
     EXPECT_EQ(txn.exec1("SELECT current_user")[0].as<std::string>(), "lsp_sweeper");
@@ -662,13 +1302,17 @@ TEST(SweeperRole, HoldsNothingBeyondWhatTheSweepNeeds) {
   }
   for (const std::string statement : {
            "UPDATE async_rotating_invoices SET amount_msat = 1",
+           "UPDATE async_rotating_invoices SET hash_index = 1",
            "UPDATE lightning_send_mappings SET inbound_amount_msat = 1",
            "UPDATE async_rotating_invoice_outbox SET status = 'done'",
            "DELETE FROM async_rotating_invoice_outbox",
+           "DELETE FROM async_rotating_invoices",
            "DELETE FROM lightning_send_mappings",
-           "INSERT INTO async_rotating_invoices (amount_msat, expires_at, status) "
-           "VALUES (1, now(), 'active')",
+           "INSERT INTO async_rotating_invoices (order_id, invoice_slot, hash_index, "
+           "payment_hash, amount_msat, expires_at, status) VALUES (1, 99, 0, 'x', 1, now(), "
+           "'active')",
            "SELECT count(*) FROM async_orders",
+           "SELECT count(*) FROM async_hash_pool",
            "CREATE TABLE lsp_sweeper.extra (id int)",
            "CREATE TABLE public.extra (id int)",
        }) {
