@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # The main job on an embedded default, on a fresh machine: installs the missing Debian
-# packages, builds, starts a throwaway PostgreSQL and the node simulator serving a scenario
+# packages, builds, makes the LSP's database (by default its SQLite file, as the LSP keeps it;
+# with --postgres a throwaway PostgreSQL server), starts the node simulator serving a scenario
 # of lost callbacks (tests/scenarios/lost_callbacks.json, LSP records from
-# lost_callbacks.sql), then runs lsp-sweeper three times: a dry run, a real run, and a
-# second real run that finds nothing left to repair. Everything it started is stopped on
-# exit; nothing outside .demo/ and a temporary directory is touched.
+# lost_callbacks.<backend>.sql), then runs lsp-sweeper three times: a dry run, a real run, and
+# a second real run that finds nothing left to repair. Everything it started is stopped on
+# exit; nothing outside a temporary directory is touched.
+#
+#   scripts/demo.sh              the LSP's SQLite file (its default)
+#   scripts/demo.sh --postgres   the LSP's PostgreSQL form, with the relay table
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+backend=sqlite
+case "${1:-}" in
+  "") ;;
+  --postgres) backend=postgres ;;
+  *) echo "usage: scripts/demo.sh [--postgres]" >&2; exit 64 ;;
+esac
 
 scripts/install-deps.sh
 build=${LSP_SWEEPER_BUILD_DIR:-build/release}
@@ -23,25 +34,39 @@ cleanup() {
 }
 trap cleanup EXIT
 
-db=$(scripts/pg.sh start "$work/pg")
 sweeper="$build/lsp-sweeper"
+if [ "$backend" = postgres ]; then
+  db=$(scripts/pg.sh start "$work/pg")
+  query() { psql -X -q -v ON_ERROR_STOP=1 "$db" -c "$1"; }
+  load() { psql -X -q -v ON_ERROR_STOP=1 "$db" -f "$1"; }
+  actions_table=lsp_sweeper.actions
+else
+  db="sqlite:$work/utexo_lsp.db"  # named as the LSP names its file
+  query() { sqlite3 -bail -header -column "$work/utexo_lsp.db" "$1"; }
+  load() { sqlite3 -bail "$work/utexo_lsp.db" < "$1"; }
+  actions_table=lsp_sweeper_actions
+fi
 
 section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show_rows() {
-  psql -X -q "$db" -c "
-    SELECT 'apay' AS flow, left(payment_hash, 12) AS hash, status, claim_deadline_height AS deadline,
-           payment_preimage IS NOT NULL AS has_preimage
+  query "
+    SELECT 'apay' AS flow, substr(payment_hash, 1, 12) AS hash, status,
+           claim_deadline_height AS deadline, payment_preimage IS NOT NULL AS has_preimage
       FROM async_rotating_invoices
     UNION ALL
-    SELECT 'relay', left(payment_hash, 12), status, claim_deadline_height, payment_preimage IS NOT NULL
+    SELECT 'relay', substr(payment_hash, 1, 12), status, claim_deadline_height,
+           payment_preimage IS NOT NULL
       FROM lightning_send_mappings
-    ORDER BY 1, 2;" -c "
-    SELECT left(payment_hash, 12) AS hash, action, status FROM async_rotating_invoice_outbox ORDER BY 1, 2;"
+    ORDER BY 1, 2;"
+  query "SELECT substr(payment_hash, 1, 12) AS hash, action, status
+            FROM async_rotating_invoice_outbox ORDER BY 1, 2;"
 }
 
-section "migrate: the sweeper's schema and, for this demo, the LSP's tables"
+section "migrate: the sweeper's tables and, for this demo, the LSP's own ($backend)"
 "$sweeper" migrate --db "$db" --with-lsp-schema
-psql -X -q -v ON_ERROR_STOP=1 "$db" -f tests/scenarios/lost_callbacks.sql
+# The LSP's PostgreSQL branch has no relay table; this demo's scenario has relay orders.
+if [ "$backend" = postgres ]; then load sql/lsp/postgres-relay.sql; fi
+load "tests/scenarios/lost_callbacks.$backend.sql"
 
 # The token reaches both programs through the environment, never argv.
 LSP_SWEEPER_NODE_TOKEN=$(head -c 24 /dev/urandom | base64)
@@ -71,8 +96,8 @@ run --report -
 
 section "the LSP's records after the sweep"
 show_rows
-psql -X -q "$db" -c "SELECT kind, flow, left(payment_hash, 12) AS hash, from_status, to_status, applied
-                     FROM lsp_sweeper.actions ORDER BY id;"
+query "SELECT kind, flow, substr(payment_hash, 1, 12) AS hash, from_status, to_status, applied
+          FROM $actions_table ORDER BY id;"
 
 section "lsp-sweeper run again: every lost callback is repaired, only divergences remain"
 run --report "$work/second.json"
