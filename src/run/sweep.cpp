@@ -327,6 +327,12 @@ class Sweep {
     result_.deferred += plan.deferred;
     deferred_.insert(deferred_.end(), plan.deferred_hashes.begin(), plan.deferred_hashes.end());
     for (auto& d : plan.divergences) {
+      // The planner reports a hash's two live rows once per page; the hash's other leg comes
+      // on another listing's page (or lookup page) and would report them again.
+      if (d.kind == plan::DivergenceKind::DuplicateLiveRecords &&
+          !duplicate_rows_reported_.emplace(d.flow, d.payment_hash).second) {
+        continue;
+      }
       spdlog::warn("divergence {} {} {}: {}", plan::to_string(d.kind),
                    d.flow ? to_string(*d.flow) : "-", d.payment_hash, d.detail);
       result_.divergences.push_back(std::move(d));
@@ -379,6 +385,7 @@ class Sweep {
   plan::PlanContext context_;
   std::unordered_set<PaymentKey, PaymentKeyHash> acted_on_;
   std::vector<std::string> deferred_;
+  std::set<std::pair<std::optional<Flow>, std::string>> duplicate_rows_reported_;
   bool saw_everything_ = true;
   int listing_pages_ = 0;  // pages of the current listing, for progress before its total is in
 };

@@ -1,0 +1,569 @@
+// The whole sweep loop (run::run_sweep) through the in-memory fakes of its two seams: every
+// behaviour of the end-to-end suite that is the loop's own (paging, planning per page, apply,
+// missing jobs, the ledger of divergences), with no network and no database.
+#include "lsp_sweeper/run/sweep.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "lsp_sweeper/util/hex.hpp"
+#include "unit/fake_backend.hpp"
+
+namespace lsp_sweeper {
+namespace {
+
+using testing::FakeDatabase;
+using testing::FakeNode;
+
+constexpr std::int64_t kHeight = 800'000;
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct Secret {
+  std::string preimage;
+  std::string hash;
+};
+
+// A preimage of 32 bytes each equal to `seed`, and its hash.
+Secret secret(char seed) {
+  const std::string bytes(32, seed);
+  std::string hex;
+  for (unsigned char c : bytes) {
+    hex.push_back("0123456789abcdef"[c >> 4]);
+    hex.push_back("0123456789abcdef"[c & 15]);
+  }
+  return {hex, util::sha256_hex(bytes)};
+}
+
+// A payment updated five minutes ago: old enough for the default --min-age.
+NodePayment payment(const std::string& hash, PaymentType type, NodeStatus status) {
+  NodePayment p;
+  p.payment_hash = hash;
+  p.type = type;
+  p.status = status;
+  p.amt_msat = 3'000'000;
+  p.created_at = unix_now() - 600;
+  p.updated_at = unix_now() - 300;
+  return p;
+}
+
+NodePayment hodl_claimable(const std::string& hash, std::int64_t amt,
+                           std::optional<std::int64_t> deadline = kHeight + 144) {
+  NodePayment p = payment(hash, PaymentType::InboundHodl, NodeStatus::Claimable);
+  p.amt_msat = static_cast<std::uint64_t>(amt);
+  p.claim_deadline_height = deadline;
+  return p;
+}
+
+NodePayment outbound_succeeded(const std::string& hash, const std::string& preimage) {
+  NodePayment p = payment(hash, PaymentType::Outbound, NodeStatus::Succeeded);
+  p.amt_msat = 1'000'000;
+  p.preimage = preimage;
+  return p;
+}
+
+std::multiset<std::string> repairs_of(const report::RunResult& r) {
+  std::multiset<std::string> out;
+  for (const auto& x : r.repairs) {
+    out.insert(std::string(plan::to_string(x.kind)) + " " + std::string(to_string(x.flow)) + " " +
+               std::to_string(x.row_id) + " " + x.payment_hash + " " + x.observed_status + "->" +
+               x.to + " " + x.outbox_action + (x.applied ? " applied" : ""));
+  }
+  return out;
+}
+
+// Details aside: some quote seconds since an update.
+std::multiset<std::string> divergences_of(const report::RunResult& r) {
+  std::multiset<std::string> out;
+  for (const auto& d : r.divergences) {
+    out.insert(std::string(plan::to_string(d.kind)) + " " +
+               (d.flow ? std::string(to_string(*d.flow)) : "-") + " " + d.payment_hash +
+               (d.needs_person ? " person" : ""));
+  }
+  return out;
+}
+
+std::vector<plan::DivergenceKind> kinds_of(const report::RunResult& r) {
+  std::vector<plan::DivergenceKind> out;
+  for (const auto& d : r.divergences) out.push_back(d.kind);
+  return out;
+}
+
+class SweepLoop : public ::testing::Test {
+ protected:
+  report::RunResult sweep() { return sweep(db_); }
+  report::RunResult sweep(FakeDatabase& db) {
+    store::Backend backend = testing::make_backend(db);
+    return run::run_sweep(node_, backend, options_);
+  }
+
+  FakeDatabase db_;
+  FakeNode node_;
+  run::SweepOptions options_;
+};
+
+TEST_F(SweepLoop, RepairsEveryMissedTransitionOnceAndOnlyOnce) {
+  const Secret apay_claim = secret('1'), relay_claim = secret('2'), apay_sent = secret('3'),
+               relay_sent = secret('4'), relay_paid = secret('5');
+  db_.add(Flow::Apay, apay_claim.hash, "active", 3'000'000);
+  db_.add(Flow::Relay, relay_claim.hash, "quoted", 5'000'000);
+  db_.add(Flow::Apay, apay_sent.hash, "outbound_paid", 2'000'000);
+  db_.add(Flow::Relay, relay_sent.hash, "outbound_pending", 7'000'000);
+  db_.add(Flow::Relay, relay_paid.hash, "outbound_paid", 7'000'000);
+  node_.payments = {hodl_claimable(apay_claim.hash, 3'000'000),
+                    hodl_claimable(relay_claim.hash, 5'000'000, kHeight + 50),
+                    outbound_succeeded(apay_sent.hash, apay_sent.preimage),
+                    outbound_succeeded(relay_sent.hash, relay_sent.preimage),
+                    outbound_succeeded(relay_paid.hash, relay_paid.preimage)};
+
+  const report::RunResult first = sweep();
+  ASSERT_TRUE(first.complete) << first.error.value_or("");
+  EXPECT_EQ(report::exit_code(first), 0);
+  EXPECT_TRUE(first.divergences.empty()) << ::testing::PrintToString(divergences_of(first));
+  ASSERT_EQ(first.repairs.size(), 5u);
+  for (const auto& r : first.repairs) EXPECT_TRUE(r.applied) << r.payment_hash;
+
+  const auto& claimed = db_.only_row(Flow::Apay, apay_claim.hash);
+  EXPECT_EQ(claimed.status, "claimable");
+  EXPECT_TRUE(claimed.claimable_at_set);
+  EXPECT_EQ(claimed.claim_deadline_height, kHeight + 144);
+  EXPECT_EQ(db_.only_row(Flow::Relay, relay_claim.hash).status, "claimable");
+  EXPECT_EQ(db_.only_row(Flow::Relay, relay_claim.hash).claim_deadline_height, kHeight + 50);
+  EXPECT_EQ(db_.only_row(Flow::Apay, apay_sent.hash).status, "outbound_claimed");
+  EXPECT_EQ(db_.only_row(Flow::Apay, apay_sent.hash).preimage, apay_sent.preimage);
+  for (const Secret* s : {&relay_sent, &relay_paid}) {
+    EXPECT_EQ(db_.only_row(Flow::Relay, s->hash).status, "outbound_claimed");
+    EXPECT_EQ(db_.only_row(Flow::Relay, s->hash).preimage, s->preimage);
+    EXPECT_EQ(db_.job_count(s->hash, "lightning_send_claim_inbound"), 1);
+  }
+  EXPECT_EQ(db_.job_count(apay_claim.hash, "request_outbound_invoice"), 1);
+  EXPECT_EQ(db_.job_count(relay_claim.hash, "lightning_send_pay_outbound"), 1);
+  EXPECT_EQ(db_.job_count(apay_sent.hash, "claim_inbound_invoice"), 1);
+  EXPECT_EQ(db_.jobs.size(), 5u);
+  ASSERT_EQ(db_.audit.size(), 5u);
+  for (const auto& a : db_.audit) EXPECT_TRUE(a.applied);
+  ASSERT_EQ(db_.runs.size(), 1u);
+  EXPECT_EQ(db_.runs[0].status, "ok");
+  EXPECT_EQ(db_.runs[0].exit_code, 0);
+
+  const FakeDatabase after_first = db_;
+  const report::RunResult second = sweep();
+  ASSERT_TRUE(second.complete);
+  EXPECT_TRUE(second.repairs.empty());
+  EXPECT_EQ(db_.apay, after_first.apay);
+  EXPECT_EQ(db_.relay, after_first.relay);
+  EXPECT_EQ(db_.jobs, after_first.jobs);
+  EXPECT_EQ(db_.audit.size(), 5u);
+  EXPECT_EQ(db_.runs.size(), 2u);
+}
+
+// The second half of the table: a record already in a state that waits on a job, with no job
+// at all, gets its job, for each of the four such states the callbacks lead to.
+TEST_F(SweepLoop, MissingOutboxJobsAreAddedOnce) {
+  struct Case {
+    Flow flow;
+    const char* status;
+    const char* action;
+    Secret s;
+  };
+  const std::vector<Case> cases{
+      {Flow::Apay, "claimable", "request_outbound_invoice", secret('a')},
+      {Flow::Apay, "outbound_claimed", "claim_inbound_invoice", secret('b')},
+      {Flow::Relay, "claimable", "lightning_send_pay_outbound", secret('c')},
+      {Flow::Relay, "outbound_claimed", "lightning_send_claim_inbound", secret('d')}};
+  for (const auto& c : cases) db_.add(c.flow, c.s.hash, c.status);
+
+  const report::RunResult first = sweep();
+  ASSERT_TRUE(first.complete) << first.error.value_or("");
+  ASSERT_EQ(first.repairs.size(), cases.size());
+  for (const auto& r : first.repairs) {
+    EXPECT_EQ(r.kind, plan::RepairKind::MissingOutboxJob);
+    EXPECT_TRUE(r.applied);
+  }
+  for (const auto& c : cases) {
+    EXPECT_EQ(db_.job_count(c.s.hash, c.action), 1) << c.status;
+    EXPECT_EQ(db_.only_row(c.flow, c.s.hash).status, c.status) << "only the job is added";
+  }
+  EXPECT_TRUE(sweep().repairs.empty());
+  EXPECT_EQ(db_.jobs.size(), cases.size());
+}
+
+// More records lacking their job than a page holds, across the keyset pages.
+TEST_F(SweepLoop, MissingOutboxJobsArePagedThroughInFull) {
+  for (int i = 0; i < 7; ++i) db_.add(Flow::Apay, util::sha256_hex(std::to_string(i)), "claimable");
+  options_.page_size = 3;
+  const report::RunResult r = sweep();
+  EXPECT_EQ(r.repairs.size(), 7u);
+  EXPECT_EQ(db_.jobs.size(), 7u);
+  EXPECT_TRUE(sweep().repairs.empty());
+}
+
+TEST_F(SweepLoop, MissingJobIsAddedOnlyWhileTheRecordIsStillInItsState) {
+  const Secret s = secret('e');
+  const std::int64_t id = db_.add(Flow::Apay, s.hash, "claimable");
+  // The LSP moves the record on between the sweep's read and its apply.
+  db_.before_apply = [&](FakeDatabase& db) { db.row(Flow::Apay, id).status = "failed"; };
+  const report::RunResult r = sweep();
+  ASSERT_EQ(r.repairs.size(), 1u);
+  EXPECT_FALSE(r.repairs[0].applied);
+  EXPECT_TRUE(db_.jobs.empty());
+  ASSERT_EQ(db_.audit.size(), 1u);
+  EXPECT_FALSE(db_.audit[0].applied);
+}
+
+TEST_F(SweepLoop, DryRunPlansTheSameRepairsAndChangesNothing) {
+  const Secret sent = secret('f'), held = secret('g'), forged = secret('h'), stuck = secret('i');
+  db_.add(Flow::Apay, sent.hash, "outbound_paid", 2'000'000);
+  db_.add(Flow::Relay, held.hash, "quoted", 3'000'000);
+  db_.add(Flow::Apay, forged.hash, "outbound_paid", 2'000'000);
+  db_.add(Flow::Relay, stuck.hash, "outbound_claimed");
+  node_.payments = {outbound_succeeded(sent.hash, sent.preimage),
+                    hodl_claimable(held.hash, 3'000'000),
+                    outbound_succeeded(forged.hash, secret('j').preimage)};
+  const FakeDatabase before = db_;
+
+  options_.dry_run = true;
+  const report::RunResult dry = sweep();
+  ASSERT_TRUE(dry.complete) << dry.error.value_or("");
+  EXPECT_EQ(report::exit_code(dry), 1) << "a dry run that finds repairs exits 1";
+  EXPECT_EQ(dry.repairs.size(), 3u);
+  for (const auto& r : dry.repairs) EXPECT_FALSE(r.applied);
+  EXPECT_EQ(kinds_of(dry), std::vector{plan::DivergenceKind::PreimageMismatch});
+  EXPECT_FALSE(dry.divergences_recorded);
+  EXPECT_TRUE(db_ == before) << "a dry run writes nothing: no row, job, audit, run or divergence";
+
+  // The real run applies exactly what the dry run planned.
+  options_.dry_run = false;
+  const report::RunResult real = sweep();
+  std::multiset<std::string> planned;
+  for (const auto& key : repairs_of(dry)) planned.insert(key + " applied");
+  EXPECT_EQ(repairs_of(real), planned);
+  EXPECT_EQ(divergences_of(real), divergences_of(dry));
+}
+
+// APay lets a released hash have a terminal row and a live one: only the live row moves.
+TEST_F(SweepLoop, OnlyTheLiveRowOfATerminalTwinMoves) {
+  const Secret s = secret('k');
+  const std::int64_t old_row = db_.add(Flow::Apay, s.hash, "failed", 2'000'000);
+  const std::int64_t live_row = db_.add(Flow::Apay, s.hash, "outbound_paid", 2'000'000);
+  node_.payments = {outbound_succeeded(s.hash, s.preimage)};
+
+  const report::RunResult r = sweep();
+  ASSERT_EQ(r.repairs.size(), 1u);
+  EXPECT_EQ(r.repairs[0].row_id, live_row);
+  EXPECT_TRUE(r.repairs[0].applied);
+  EXPECT_TRUE(r.divergences.empty());
+  EXPECT_EQ(db_.row(Flow::Apay, live_row).status, "outbound_claimed");
+  EXPECT_EQ(db_.row(Flow::Apay, old_row).status, "failed");
+  EXPECT_EQ(db_.row(Flow::Apay, old_row).preimage, std::nullopt);
+  EXPECT_EQ(db_.job_count(s.hash, "claim_inbound_invoice"), 1);
+}
+
+// Two live rows of one hash: which one the callback meant cannot be told. One divergence for
+// the hash, even when the node reports both of its legs (on two listings), and nothing applied.
+TEST_F(SweepLoop, TwoLiveRowsOfAHashAreOneDivergenceAndNothingIsApplied) {
+  const Secret s = secret('l');
+  db_.add(Flow::Apay, s.hash, "active", 3'000'000);
+  db_.add(Flow::Apay, s.hash, "outbound_paid", 3'000'000);
+  node_.payments = {hodl_claimable(s.hash, 3'000'000), outbound_succeeded(s.hash, s.preimage)};
+  const FakeDatabase before = db_;
+
+  for (auto mode : {run::LookupMode::List, run::LookupMode::Targeted}) {
+    options_.lookup = mode;
+    const report::RunResult r = sweep();
+    EXPECT_TRUE(r.repairs.empty());
+    EXPECT_EQ(kinds_of(r), std::vector{plan::DivergenceKind::DuplicateLiveRecords})
+        << ::testing::PrintToString(divergences_of(r));
+    EXPECT_EQ(db_.apay, before.apay);
+    EXPECT_TRUE(db_.jobs.empty());
+    EXPECT_TRUE(db_.audit.empty());
+  }
+}
+
+// A job of the transition's action the LSP will not run again: moving the record would leave
+// it waiting forever, so the sweep reports it and touches nothing.
+TEST_F(SweepLoop, DeadOutboxJobIsReportedAndTheRecordLeftAlone) {
+  for (const char* job_status : {"done", "failed"}) {
+    SCOPED_TRACE(job_status);
+    FakeDatabase db;
+    const Secret sent = secret('m'), held = secret('n');
+    db.add(Flow::Apay, sent.hash, "outbound_paid", 2'000'000);
+    db.add_job(sent.hash, "claim_inbound_invoice", job_status);
+    db.add(Flow::Relay, held.hash, "quoted", 3'000'000);
+    db.add_job(held.hash, "lightning_send_pay_outbound", job_status);
+    node_.payments = {outbound_succeeded(sent.hash, sent.preimage),
+                      hodl_claimable(held.hash, 3'000'000)};
+    const FakeDatabase before = db;
+
+    const report::RunResult r = sweep(db);
+    ASSERT_TRUE(r.complete) << r.error.value_or("");
+    EXPECT_TRUE(r.repairs.empty());
+    EXPECT_EQ(divergences_of(r), (std::multiset<std::string>{
+                                     "outbox_job_will_not_run apay " + sent.hash + " person",
+                                     "outbox_job_will_not_run relay " + held.hash + " person"}));
+    EXPECT_EQ(db.apay, before.apay);
+    EXPECT_EQ(db.relay, before.relay);
+    EXPECT_EQ(db.jobs, before.jobs);
+    EXPECT_EQ(report::exit_code(r), 1);
+  }
+}
+
+// The job dies between the sweep's read and its apply: the applier itself refuses the move.
+TEST_F(SweepLoop, JobFoundDeadAtApplyBlocksTheRepair) {
+  const Secret s = secret('o');
+  const std::int64_t id = db_.add(Flow::Apay, s.hash, "outbound_paid", 2'000'000);
+  node_.payments = {outbound_succeeded(s.hash, s.preimage)};
+  db_.before_apply = [&](FakeDatabase& db) { db.add_job(s.hash, "claim_inbound_invoice", "done"); };
+  const report::RunResult r = sweep();
+  ASSERT_EQ(r.repairs.size(), 1u);
+  EXPECT_FALSE(r.repairs[0].applied);
+  EXPECT_EQ(db_.row(Flow::Apay, id).status, "outbound_paid");
+  EXPECT_EQ(db_.jobs, (std::vector<testing::FakeJob>{{s.hash, "claim_inbound_invoice", "done"}}));
+}
+
+// The LSP's own live callback lands after the sweep read the records but before it applies:
+// the conditional update changes nothing, its write stands, and no second job appears.
+TEST_F(SweepLoop, CallbackLandingBetweenPlanAndApplyLeavesExactlyOneJob) {
+  const Secret s = secret('p');
+  const std::int64_t id = db_.add(Flow::Apay, s.hash, "outbound_paid", 2'000'000);
+  node_.payments = {outbound_succeeded(s.hash, s.preimage)};
+  db_.after_records_for = [&](FakeDatabase& db) {
+    auto& row = db.row(Flow::Apay, id);
+    if (row.status != "outbound_paid") return;
+    row.status = "outbound_claimed";
+    row.preimage = "from-callback";
+    db.add_job(s.hash, "claim_inbound_invoice", "pending");
+  };
+
+  const report::RunResult r = sweep();
+  ASSERT_TRUE(r.complete) << r.error.value_or("");
+  ASSERT_EQ(r.repairs.size(), 1u);
+  EXPECT_FALSE(r.repairs[0].applied);
+  EXPECT_EQ(report::exit_code(r), 0);
+  EXPECT_EQ(db_.job_count(s.hash, "claim_inbound_invoice"), 1);
+  EXPECT_EQ(db_.row(Flow::Apay, id).preimage, "from-callback");
+  ASSERT_EQ(db_.audit.size(), 1u);
+  EXPECT_FALSE(db_.audit[0].applied);
+}
+
+// The LSP's PostgreSQL form has no lightning_send_mappings: APay is still reconciled, the
+// relay table is never asked about (the fake throws if it is), and the report says so once.
+TEST_F(SweepLoop, WithoutARelayTableApayIsReconciledAndTheNoteSaysSoOnce) {
+  const Secret sent = secret('q'), relay_only = secret('r'), stuck = secret('s');
+  db_.has_relay_table = false;
+  db_.add(Flow::Apay, sent.hash, "outbound_paid", 2'000'000);
+  db_.add(Flow::Apay, stuck.hash, "outbound_claimed", 2'000'000);
+  node_.payments = {outbound_succeeded(sent.hash, sent.preimage),
+                    outbound_succeeded(relay_only.hash, relay_only.preimage)};
+
+  for (auto mode : {run::LookupMode::List, run::LookupMode::Targeted}) {
+    options_.lookup = mode;
+    const report::RunResult r = sweep();
+    ASSERT_TRUE(r.complete) << r.error.value_or("");
+    const auto relay_notes = std::count_if(r.notes.begin(), r.notes.end(), [](const auto& n) {
+      return n.find("relay flow was not reconciled") != std::string::npos;
+    });
+    EXPECT_EQ(relay_notes, 1) << ::testing::PrintToString(r.notes);
+  }
+  EXPECT_EQ(db_.only_row(Flow::Apay, sent.hash).status, "outbound_claimed");
+  EXPECT_EQ(db_.job_count(sent.hash, "claim_inbound_invoice"), 1);
+  EXPECT_EQ(db_.job_count(stuck.hash, "claim_inbound_invoice"), 1);
+  EXPECT_EQ(db_.jobs.size(), 2u);
+}
+
+// One payment of every kind the planner judges, with a record or not: the targeted lookups
+// must find the repairs and divergences the listings find, and leave the same records.
+TEST_F(SweepLoop, TargetedLookupsAndListingsGiveTheSameRepairs) {
+  const Secret claim = secret('A'), relay_claim = secret('B'), sent = secret('C'),
+               relay_sent = secret('D'), forged = secret('E'), wrong_amount = secret('F'),
+               failed_leg = secret('G'), early = secret('H'), twin = secret('I'),
+               recent = secret('J'), orphan = secret('K'), stuck = secret('L'),
+               no_deadline = secret('M'), quiet = secret('N');
+  FakeDatabase& listed = db_;
+  listed.add(Flow::Apay, claim.hash, "active", 3'000'000);
+  listed.add(Flow::Relay, relay_claim.hash, "quoted", 3'000'000);
+  listed.add(Flow::Apay, sent.hash, "outbound_paid", 2'000'000);
+  listed.add(Flow::Relay, relay_sent.hash, "outbound_paid", 2'000'000);
+  listed.add(Flow::Apay, forged.hash, "outbound_paid", 2'000'000);
+  listed.add(Flow::Apay, wrong_amount.hash, "active", 4'000'000);
+  listed.add(Flow::Relay, failed_leg.hash, "outbound_pending", 2'000'000);
+  listed.add(Flow::Apay, early.hash, "outbound_pending", 2'000'000);
+  listed.add_job(early.hash, "send_outbound_payment", "processing");
+  listed.add(Flow::Apay, twin.hash, "failed", 2'000'000);
+  listed.add(Flow::Apay, twin.hash, "outbound_paid", 2'000'000);
+  listed.add(Flow::Apay, recent.hash, "outbound_paid", 2'000'000);
+  listed.add(Flow::Relay, stuck.hash, "outbound_claimed", 2'000'000);
+  listed.add(Flow::Apay, no_deadline.hash, "active", 3'000'000);
+  listed.add(Flow::Apay, quiet.hash, "inbound_claimed", 3'000'000);
+  NodePayment failed = payment(failed_leg.hash, PaymentType::Outbound, NodeStatus::Failed);
+  NodePayment changed = outbound_succeeded(recent.hash, recent.preimage);
+  changed.updated_at = unix_now() - 1;
+  node_.payments = {hodl_claimable(claim.hash, 3'000'000),
+                    hodl_claimable(relay_claim.hash, 3'000'000),
+                    outbound_succeeded(sent.hash, sent.preimage),
+                    outbound_succeeded(relay_sent.hash, relay_sent.preimage),
+                    outbound_succeeded(forged.hash, secret('Z').preimage),
+                    hodl_claimable(wrong_amount.hash, 9'999),
+                    failed,
+                    outbound_succeeded(early.hash, early.preimage),
+                    outbound_succeeded(twin.hash, twin.preimage),
+                    changed,
+                    outbound_succeeded(orphan.hash, orphan.preimage),
+                    hodl_claimable(no_deadline.hash, 3'000'000, std::nullopt),
+                    outbound_succeeded(quiet.hash, quiet.preimage)};
+  FakeDatabase targeted = listed;
+
+  options_.lookup = run::LookupMode::List;
+  const report::RunResult by_listing = sweep(listed);
+  EXPECT_EQ(node_.lookups, 0);
+  options_.lookup = run::LookupMode::Targeted;
+  const report::RunResult by_lookup = sweep(targeted);
+  ASSERT_TRUE(by_listing.complete) << by_listing.error.value_or("");
+  ASSERT_TRUE(by_lookup.complete) << by_lookup.error.value_or("");
+  EXPECT_FALSE(by_listing.lookup.targeted);
+  EXPECT_TRUE(by_lookup.lookup.targeted);
+  EXPECT_GT(node_.lookups, 0);
+
+  EXPECT_EQ(repairs_of(by_lookup), repairs_of(by_listing));
+  EXPECT_EQ(divergences_of(by_lookup), divergences_of(by_listing));
+  EXPECT_EQ(by_lookup.deferred, by_listing.deferred);
+  EXPECT_EQ(by_listing.deferred, 1);
+  EXPECT_EQ(by_listing.orphans, 1);
+  EXPECT_EQ(by_lookup.orphans, 0) << "every lookup is for a record";
+  EXPECT_EQ(targeted.apay, listed.apay);
+  EXPECT_EQ(targeted.relay, listed.relay);
+  // The same jobs, inserted in another order (the modes meet the records in another order).
+  auto jobs_listed = listed.jobs, jobs_targeted = targeted.jobs;
+  std::sort(jobs_listed.begin(), jobs_listed.end());
+  std::sort(jobs_targeted.begin(), jobs_targeted.end());
+  EXPECT_EQ(jobs_targeted, jobs_listed);
+  // What the mix must hold, so the comparison above compares something.
+  EXPECT_EQ(by_listing.repairs.size(), 6u) << ::testing::PrintToString(repairs_of(by_listing));
+  EXPECT_EQ(
+      divergences_of(by_listing),
+      (std::multiset<std::string>{"preimage_mismatch apay " + forged.hash + " person",
+                                  "amount_mismatch apay " + wrong_amount.hash + " person",
+                                  "node_leg_failed relay " + failed_leg.hash + " person",
+                                  "outbound_succeeded_early apay " + early.hash,
+                                  "claim_deadline_unknown apay " + no_deadline.hash + " person"}));
+}
+
+TEST_F(SweepLoop, DivergencesAreNewThenOngoingThenResolved) {
+  const Secret forged = secret('t');
+  db_.add(Flow::Apay, forged.hash, "outbound_paid", 2'000'000);
+  node_.payments = {outbound_succeeded(forged.hash, secret('u').preimage)};
+
+  const report::RunResult first = sweep();
+  ASSERT_EQ(first.tracked.size(), 1u);
+  EXPECT_TRUE(first.tracked[0].is_new);
+  EXPECT_EQ(first.tracked[0].divergence.kind, plan::DivergenceKind::PreimageMismatch);
+  EXPECT_TRUE(first.resolved.empty());
+  ASSERT_EQ(db_.divergences.size(), 1u);
+  EXPECT_FALSE(db_.divergences[0].resolved_at.has_value());
+  EXPECT_EQ(db_.runs.back().status, "divergences");
+
+  const report::RunResult second = sweep();
+  ASSERT_EQ(second.tracked.size(), 1u);
+  EXPECT_FALSE(second.tracked[0].is_new);
+  EXPECT_EQ(second.tracked[0].id, first.tracked[0].id);
+  EXPECT_EQ(db_.divergences.size(), 1u);
+  EXPECT_GT(db_.divergences[0].last_seen_at, db_.divergences[0].first_seen_at);
+
+  // A dry run neither records nor resolves anything.
+  node_.payments.clear();
+  options_.dry_run = true;
+  const FakeDatabase before_dry = db_;
+  EXPECT_TRUE(sweep().resolved.empty());
+  EXPECT_TRUE(db_ == before_dry);
+
+  // The node no longer reports the payment: a complete run resolves it, once.
+  options_.dry_run = false;
+  const report::RunResult third = sweep();
+  EXPECT_EQ(report::exit_code(third), 0);
+  ASSERT_EQ(third.resolved.size(), 1u);
+  EXPECT_EQ(third.resolved[0].divergence.payment_hash, forged.hash);
+  EXPECT_TRUE(db_.divergences[0].resolved_at.has_value());
+  EXPECT_TRUE(sweep().resolved.empty());
+}
+
+// A payment deferred by --min-age was seen but not judged: its divergence stays open while
+// another one, no longer seen, resolves.
+TEST_F(SweepLoop, DeferredPaymentKeepsItsDivergenceOpen) {
+  const Secret forged = secret('v'), recent = secret('w');
+  db_.add(Flow::Apay, forged.hash, "outbound_paid", 2'000'000);
+  db_.add(Flow::Relay, recent.hash, "outbound_pending", 2'000'000);
+  NodePayment changed = outbound_succeeded(recent.hash, secret('x').preimage);
+  node_.payments = {outbound_succeeded(forged.hash, secret('y').preimage), changed};
+  EXPECT_EQ(sweep().tracked.size(), 2u);
+
+  changed.updated_at = unix_now() - 1;
+  node_.payments = {changed};
+  // The listing run resolves the forged payment's divergence; the targeted run after it has
+  // nothing left to resolve, and keeps the deferred one open just the same.
+  for (auto mode : {run::LookupMode::List, run::LookupMode::Targeted}) {
+    options_.lookup = mode;
+    const report::RunResult r = sweep();
+    EXPECT_EQ(r.deferred, 1);
+    ASSERT_EQ(r.resolved.size(), mode == run::LookupMode::List ? 1u : 0u);
+    int open_for_recent = 0;
+    for (const auto& d : db_.divergences) {
+      open_for_recent += !d.resolved_at && d.divergence.payment_hash == recent.hash;
+    }
+    EXPECT_EQ(open_for_recent, 1);
+  }
+  EXPECT_EQ(std::count_if(db_.divergences.begin(), db_.divergences.end(),
+                          [](const auto& d) { return !d.resolved_at; }),
+            1);
+}
+
+// The node goes away between two listings: the run is incomplete, says why, records nothing
+// of its divergences, and the repair it committed before stays committed.
+TEST_F(SweepLoop, NodeErrorMidSweepKeepsCommittedRepairs) {
+  const Secret held = secret('z'), sent = secret('0');
+  db_.add(Flow::Apay, held.hash, "active", 3'000'000);
+  db_.add(Flow::Apay, sent.hash, "outbound_paid", 2'000'000);
+  db_.add(Flow::Apay, secret('1').hash, "outbound_paid", 2'000'000);
+  node_.payments = {hodl_claimable(held.hash, 3'000'000),
+                    outbound_succeeded(sent.hash, sent.preimage),
+                    outbound_succeeded(secret('1').hash, secret('2').preimage)};
+  options_.lookup = run::LookupMode::List;
+  // 1: the height, 2: the Claimable listing, 3: the Succeeded listing.
+  node_.fail_at_request = 3;
+
+  const report::RunResult failed = sweep();
+  EXPECT_FALSE(failed.complete);
+  ASSERT_TRUE(failed.error.has_value());
+  EXPECT_NE(failed.error->find("connection reset"), std::string::npos) << *failed.error;
+  EXPECT_EQ(report::exit_code(failed), report::kExitIncomplete);
+  ASSERT_EQ(failed.repairs.size(), 1u);
+  EXPECT_TRUE(failed.repairs[0].applied);
+  EXPECT_EQ(db_.only_row(Flow::Apay, held.hash).status, "claimable");
+  EXPECT_EQ(db_.job_count(held.hash, "request_outbound_invoice"), 1);
+  EXPECT_EQ(db_.only_row(Flow::Apay, sent.hash).status, "outbound_paid");
+  EXPECT_FALSE(failed.divergences_recorded);
+  EXPECT_TRUE(db_.divergences.empty());
+  ASSERT_EQ(db_.runs.size(), 1u);
+  EXPECT_EQ(db_.runs[0].status, "failed");
+  EXPECT_EQ(db_.runs[0].exit_code, report::kExitIncomplete);
+
+  // The next run does the rest, and nothing twice.
+  node_.fail_at_request.reset();
+  const report::RunResult next = sweep();
+  ASSERT_TRUE(next.complete) << next.error.value_or("");
+  ASSERT_EQ(next.repairs.size(), 1u);
+  EXPECT_EQ(next.repairs[0].payment_hash, sent.hash);
+  EXPECT_EQ(db_.jobs.size(), 2u);
+  EXPECT_EQ(kinds_of(next), std::vector{plan::DivergenceKind::PreimageMismatch});
+}
+
+}  // namespace
+}  // namespace lsp_sweeper
