@@ -10,13 +10,13 @@
 #include "logging.hpp"
 #include "lsp_sweeper/node/client.hpp"
 #include "lsp_sweeper/report/history.hpp"
-#include "lsp_sweeper/report/metrics.hpp"
 #include "lsp_sweeper/report/report.hpp"
 #include "lsp_sweeper/run/check.hpp"
 #include "lsp_sweeper/run/sweep.hpp"
 #include "lsp_sweeper/store/store.hpp"
 #include "lsp_sweeper/util/duration.hpp"
 #include "lsp_sweeper/util/file.hpp"
+#include "outputs.hpp"
 
 namespace {
 
@@ -43,24 +43,6 @@ std::string read_node_token(const std::string& token_file) {
     throw ConfigError("no node token: set LSP_SWEEPER_NODE_TOKEN or pass --node-token-file PATH");
   }
   return token;
-}
-
-// Written to a temporary file and renamed, so a reader never sees half a report.
-void write_report(const std::string& path, const std::string& text) {
-  if (path == "-") {
-    std::cout << text << '\n' << std::flush;
-    return;
-  }
-  util::write_file_atomically(path, text + '\n');
-}
-
-// The previous file's last success is carried over when this run is not one: the file alone
-// keeps it, so it survives a database that is down (the very case it must report).
-void write_metrics(const std::string& path, const report::RunResult& result) {
-  const auto previous = util::read_file(path);
-  util::write_file_atomically(
-      path, report::to_prometheus(
-                result, previous ? report::last_success_timestamp(*previous) : std::nullopt));
 }
 
 std::int64_t duration_option(const std::string& flag, const std::string& text) {
@@ -151,28 +133,29 @@ int run_command(const RunFlags& flags) {
 
   const auto started_at = std::chrono::system_clock::now();
   report::RunResult result;
+  std::unique_ptr<store::PgStore> store;  // open past the outputs: the run's row comes last
   try {
     const node::NodeClientOptions node_options = node_client_options(flags);
     // Refuses an insecure node URL before any connection, the database's included; it sends
     // nothing until asked.
     node::NodeClient node(node_options);
-    store::PgStore store(flags.db);
+    store = std::make_unique<store::PgStore>(flags.db);
     // Before anything else, so an overlapping run asks the node nothing and writes nothing. A
     // dry run writes nothing either: it neither takes the lock nor waits for it.
-    if (!flags.dry_run && !store.try_lock_sweep()) {
+    if (!flags.dry_run && !store->try_lock_sweep()) {
       spdlog::warn("another lsp-sweeper run holds the sweep lock; nothing done, try again later");
       return report::kExitBusy;
     }
-    result = run::run_sweep(node, store, options);
+    result = run::run_sweep(node, *store, options);
   } catch (const std::exception& e) {
     // No token, the database unreachable, or the lock query failed: run_sweep reports
     // everything after this, and the report and metrics say so as for any failed run.
     result = run::run_not_started(options, started_at, e.what());
   }
   if (progress && result.node.pages > 0) std::cerr << '\n';
-  if (!flags.report_path.empty()) write_report(flags.report_path, report::to_json(result).dump(2));
-  if (!flags.metrics_path.empty()) write_metrics(flags.metrics_path, result);
-  if (result.complete) {
+  cli::write_outputs(flags.report_path, flags.metrics_path, result);
+  if (store) run::record_outcome(*store, result);
+  if (result.complete && result.output_failures.empty()) {
     spdlog::info("{}", report::summary_line(result));
   } else {
     spdlog::error("{}", report::summary_line(result));
@@ -200,13 +183,14 @@ Examples:
       --db 'host=/run/postgresql dbname=lsp' --report /var/lib/lsp-sweeper/last-run.json
 
 Exit codes: 0 nothing left to do; 1 divergences need a person, a dry run found repairs, or an
-alert could not be delivered; 2 the run could not complete (node, database, configuration);
-64 usage error; 75 another run is in progress (it holds the sweep lock): nothing was done, try
+alert could not be delivered; 2 the run could not complete (node, database, configuration),
+or the report or metrics file could not be written; 64 usage error; 75 another run is in progress (it holds the sweep lock): nothing was done, try
 again later.)";
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  cli::guard_standard_streams();
   CLI::App app{"lsp-sweeper: repairs the RGB Lightning Node callbacks an LSP missed"};
   app.require_subcommand(1);
   app.fallthrough();        // global options (--config, --log-*) may follow the command too

@@ -400,11 +400,10 @@ report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store
                             const SweepOptions& options) {
   report::RunResult result = new_result(options, std::chrono::system_clock::now());
 
-  bool run_recorded = false;
   try {
     if (!options.dry_run) {
       store.begin_run(result.run_id, false);
-      run_recorded = true;
+      result.run_recorded = true;
     }
     Sweep sweep(node, store, options, result);
     sweep.run();
@@ -415,19 +414,20 @@ report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store
   }
   result.finished_at = std::chrono::system_clock::now();
   if (result.divergences_recorded) send_alerts(store, result, options);
-
-  if (run_recorded) {
-    const int code = report::exit_code(result);
-    const char* status = !result.complete ? "failed" : code == 0 ? "ok" : "divergences";
-    try {
-      store.finish_run({result.run_id, status, code, report::to_json(result).dump()});
-    } catch (const std::exception& e) {
-      // The repairs are committed already; losing the run's audit row is worth a warning,
-      // not a different outcome.
-      spdlog::warn("could not record the run's outcome in lsp_sweeper.runs: {}", e.what());
-    }
-  }
   return result;
+}
+
+void record_outcome(store::RecordStore& store, const report::RunResult& result) {
+  if (!result.run_recorded) return;
+  const int code = report::exit_code(result);
+  const char* status = !result.complete ? "failed" : code == 0 ? "ok" : "divergences";
+  try {
+    store.finish_run({result.run_id, status, code, report::to_json(result).dump()});
+  } catch (const std::exception& e) {
+    // The repairs are committed already; losing the run's audit row is worth a warning,
+    // not a different outcome.
+    spdlog::warn("could not record the run's outcome in lsp_sweeper.runs: {}", e.what());
+  }
 }
 
 }  // namespace lsp_sweeper::run

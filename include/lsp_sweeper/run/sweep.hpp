@@ -40,8 +40,15 @@ struct SweepOptions {
 // incomplete, with `error` saying what failed; repairs already committed stay committed.
 // A complete run that may write then records its divergences (lsp_sweeper.divergences) and
 // sends the alert it owes to every webhook; a failed delivery is counted, never fatal.
+// A run that may write opens its row in lsp_sweeper.runs; record_outcome completes it.
 report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store,
                             const SweepOptions& options);
+
+// Completes the run's row in lsp_sweeper.runs (status, exit code, report), if it has one.
+// Called once the result is final, i.e. after the run's outputs were written (a failed one
+// changes the exit code), so the row says what the report, metrics and summary line say.
+// A failure to write the row is logged, not thrown.
+void record_outcome(store::RecordStore& store, const report::RunResult& result);
 
 // The result of a run that failed before its sweep could start (the database unreachable):
 // incomplete, with `error`, so its report and metrics say so like any failed run's.
