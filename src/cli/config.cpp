@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "lsp_sweeper/store/store.hpp"
+#include "lsp_sweeper/util/file.hpp"
 
 namespace lsp_sweeper::cli {
 
@@ -72,7 +73,7 @@ void apply_config_file(const CLI::App& app, const std::string& path) {
     }
     std::string value;
     for (const auto& input : item.inputs) value += (value.empty() ? "" : " ") + input;
-    if ((st.st_mode & S_IROTH) != 0 && holds_secret(key, value)) {
+    if (util::readable_by_others(st.st_mode) && holds_secret(key, value)) {
       throw ConfigFileError("config file " + path + " is readable by every user but holds '" + key +
                             "', a secret: chmod o-r " + path +
                             " (or move the secret to the environment)");

@@ -28,17 +28,23 @@ struct ConfigError : std::runtime_error {
 };
 
 // The node token comes from the environment or a file, never from argv, where any local
-// user could read it in /proc/<pid>/cmdline.
+// user could read it in /proc/<pid>/cmdline. A token file others can read is refused, as a
+// config file holding a secret is.
 std::string read_node_token(const std::string& token_file) {
   std::string token;
   if (!token_file.empty()) {
-    const auto text = util::read_file(token_file);
-    if (!text) throw ConfigError("cannot read the node token file " + token_file);
-    token = *text;
+    try {
+      token = util::read_secret_file(token_file);
+    } catch (const util::FileError& e) {
+      throw ConfigError(std::string("node token file: ") + e.what());
+    }
   } else if (const char* env = std::getenv("LSP_SWEEPER_NODE_TOKEN")) {
     token = env;
   }
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.empty() && !token_file.empty()) {
+    throw ConfigError("node token file " + token_file + " is empty");
+  }
   if (token.empty()) {
     throw ConfigError("no node token: set LSP_SWEEPER_NODE_TOKEN or pass --node-token-file PATH");
   }

@@ -117,6 +117,31 @@ void OutputFile::commit() {
   temporary_.clear();
 }
 
+std::string read_secret_file(const std::string& path) {
+  // Checked on the open file, not the name; O_NONBLOCK keeps a FIFO from holding the run.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) throw system_error(path, errno);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw system_error(path, errno);
+  if (!S_ISREG(st.st_mode)) throw FileError(path + " is not a regular file");
+  if (readable_by_others(st.st_mode)) {
+    throw FileError(path + " is readable by every user: chmod o-r " + path);
+  }
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw system_error("reading " + path, errno);
+    if (n == 0) return text;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
 std::optional<std::string> read_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) return std::nullopt;

@@ -2,6 +2,7 @@
 // stdout, stderr at the most verbose level, the report file, or the audit tables; and the
 // token is never sent in clear beyond loopback.
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
@@ -99,6 +100,48 @@ TEST_F(Secrets, DatabasePasswordIsRedactedWhereTheRunFails) {
   expect_absent(password, "stdout", r.out);
   expect_absent(password, "stderr", r.err);
   expect_absent(kToken, "stderr", r.err);
+}
+
+// A token file is held to the rule of a config file holding a secret: no o+r. And a file that
+// holds no token says so, not "no node token".
+TEST_F(Secrets, TokenFileMustBePrivateAndHoldAToken) {
+  serve(json::array());
+  char dir_template[] = "/tmp/lsp-sweeper-token.XXXXXX";
+  const std::filesystem::path dir = mkdtemp(dir_template);
+  const std::string file = dir / "node-token";
+  const auto run = [&](const std::string& token_file) {
+    return run_process(
+        {LSP_SWEEPER_BINARY, "run", "--report", "-", "--node-token-file", token_file},
+        {{"LSP_SWEEPER_NODE_URL", node_->url()},
+         {"LSP_SWEEPER_DB_URL", db_.uri_as_sweeper()},
+         {"LSP_SWEEPER_NODE_TOKEN", ""}});
+  };
+  const auto error_of = [](const ProcessResult& r) {
+    return json::parse(r.out.empty() ? "{}" : r.out).value("error", "");
+  };
+  std::ofstream(file) << kToken << "\n";
+  std::filesystem::permissions(
+      file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                std::filesystem::perms::group_read | std::filesystem::perms::others_read);
+  const ProcessResult exposed = run(file);
+  EXPECT_EQ(exposed.exit_code, 2) << exposed.err;
+  EXPECT_EQ(error_of(exposed),
+            "node token file: " + file + " is readable by every user: chmod o-r " + file);
+
+  std::filesystem::permissions(file, std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::remove);
+  const ProcessResult private_file = run(file);
+  EXPECT_EQ(private_file.exit_code, 0) << private_file.err;
+
+  std::ofstream(file, std::ios::trunc) << " \n";
+  const ProcessResult empty = run(file);
+  EXPECT_EQ(empty.exit_code, 2);
+  EXPECT_EQ(error_of(empty), "node token file " + file + " is empty");
+
+  const ProcessResult directory = run(dir);
+  EXPECT_EQ(directory.exit_code, 2);
+  EXPECT_EQ(error_of(directory), "node token file: " + dir.string() + " is not a regular file");
+  std::filesystem::remove_all(dir);
 }
 
 // The token would cross the network in clear: the run stops on the URL alone, before it

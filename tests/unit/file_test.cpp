@@ -1,4 +1,4 @@
-// util::OutputFile against the kinds of file an operator may name.
+// util::OutputFile and util::read_secret_file against the kinds of file an operator may name.
 #include "lsp_sweeper/util/file.hpp"
 
 #include <fcntl.h>
@@ -132,6 +132,22 @@ TEST_F(Files, AFullDeviceFailsTheWriteWithItsReason) {
   } catch (const FileError& e) {
     EXPECT_STREQ(e.what(), "writing /dev/full: No space left on device");
   }
+}
+
+TEST_F(Files, SecretFilesMustBePrivateRegularFiles) {
+  const std::string token = path("token");
+  std::ofstream(token) << "tok\n";
+  fs::permissions(token, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(read_secret_file(token), "tok\n");
+  fs::permissions(token, fs::perms::others_read, fs::perm_options::add);
+  try {
+    read_secret_file(token);
+    ADD_FAILURE() << "a world-readable secret was accepted";
+  } catch (const FileError& e) {
+    EXPECT_EQ(std::string(e.what()), token + " is readable by every user: chmod o-r " + token);
+  }
+  EXPECT_THROW(read_secret_file(dir_.string()), FileError);
+  EXPECT_THROW(read_secret_file(path("missing")), FileError);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Files other programs read while the sweeper may be writing them (the JSON report, the
-// metrics file): they must never see half a file.
+// metrics file): they must never see half a file. And files that hold a secret.
 #pragma once
+
+#include <sys/stat.h>
 
 #include <optional>
 #include <stdexcept>
@@ -45,6 +47,14 @@ class OutputFile {
   bool owns_fd_ = false;
   bool written_ = false;
 };
+
+// Whether other users may read a file of this mode (o+r): a file holding a secret must not
+// be so readable.
+constexpr bool readable_by_others(mode_t mode) { return (mode & S_IROTH) != 0; }
+
+// The contents of a file holding a secret. Throws FileError when it is not a regular file,
+// is readable by other users (with the chmod that fixes it), or cannot be read.
+std::string read_secret_file(const std::string& path);
 
 // The whole file, or nothing when it does not exist or cannot be read.
 std::optional<std::string> read_file(const std::string& path);
