@@ -9,6 +9,7 @@
 #include "config.hpp"
 #include "logging.hpp"
 #include "lsp_sweeper/node/client.hpp"
+#include "lsp_sweeper/report/alert.hpp"
 #include "lsp_sweeper/report/history.hpp"
 #include "lsp_sweeper/report/report.hpp"
 #include "lsp_sweeper/run/check.hpp"
@@ -17,6 +18,7 @@
 #include "lsp_sweeper/util/duration.hpp"
 #include "lsp_sweeper/util/file.hpp"
 #include "outputs.hpp"
+#include "validators.hpp"
 
 namespace {
 
@@ -51,10 +53,9 @@ std::string read_node_token(const std::string& token_file) {
   return token;
 }
 
-std::int64_t duration_option(const std::string& flag, const std::string& text) {
-  const auto seconds = util::parse_duration_seconds(text);
-  if (!seconds) throw CLI::ValidationError(flag, "not a duration (e.g. 90s, 15m, 36h, 14d)");
-  return *seconds;
+// Checked when parsed (cli::duration, cli::positive_duration).
+std::int64_t seconds_of(const std::string& duration) {
+  return util::parse_duration_seconds(duration).value();
 }
 
 struct RunFlags {
@@ -82,7 +83,8 @@ struct RunFlags {
 void add_connection_options(CLI::App* command, RunFlags& flags) {
   command->add_option("--node-url", flags.node_url, "The node's REST API base URL")
       ->envname("LSP_SWEEPER_NODE_URL")
-      ->required();
+      ->required()
+      ->check(cli::node_url());
   command
       ->add_option("--node-token-file", flags.node_token_file,
                    "File holding the node's bearer token (else env LSP_SWEEPER_NODE_TOKEN)")
@@ -100,7 +102,8 @@ void add_connection_options(CLI::App* command, RunFlags& flags) {
       ->check(CLI::ExistingFile);
   command
       ->add_flag("--allow-insecure-http", flags.allow_insecure_http,
-                 "Allow plain http:// to a host other than loopback (the token goes in clear)")
+                 "Allow plain http:// to a node or alert webhook that is not on loopback (the "
+                 "token or the webhook URL then goes in clear)")
       ->envname("LSP_SWEEPER_ALLOW_INSECURE_HTTP");
 }
 
@@ -120,15 +123,15 @@ int run_command(const RunFlags& flags) {
   options.node_url = flags.node_url;
   options.dry_run = flags.dry_run;
   options.min_age = flags.min_age;
-  options.lookback = duration_option("--lookback", flags.lookback);
-  options.waiting_grace = duration_option("--waiting-grace", flags.waiting_grace);
+  options.lookback = seconds_of(flags.lookback);
+  options.waiting_grace = seconds_of(flags.waiting_grace);
   options.page_size = flags.page_size;
   options.lookup = flags.lookup == "list"       ? run::LookupMode::List
                    : flags.lookup == "targeted" ? run::LookupMode::Targeted
                                                 : run::LookupMode::Auto;
   options.targeted_max = flags.targeted_max;
   options.alert_webhooks = flags.alert_webhooks;
-  options.realert_after = duration_option("--realert-after", flags.realert_after);
+  options.realert_after = seconds_of(flags.realert_after);
   // Only for a person watching: under cron stderr is a file or a pipe, and stays clean.
   const bool progress = isatty(STDERR_FILENO) == 1;
   if (progress) {
@@ -141,9 +144,10 @@ int run_command(const RunFlags& flags) {
   report::RunResult result;
   std::unique_ptr<store::PgStore> store;  // open past the outputs: the run's row comes last
   try {
+    report::refuse_insecure_webhooks(flags.alert_webhooks, flags.allow_insecure_http);
     const node::NodeClientOptions node_options = node_client_options(flags);
-    // Refuses an insecure node URL before any connection, the database's included; it sends
-    // nothing until asked.
+    // Refuses an insecure node URL (as the line above does a webhook) before any connection,
+    // the database's included; it sends nothing until asked.
     node::NodeClient node(node_options);
     store = std::make_unique<store::PgStore>(flags.db);
     // Before anything else, so an overlapping run asks the node nothing and writes nothing. A
@@ -234,14 +238,18 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
   run->add_option("--min-age", run_flags.min_age,
                   "Skip payments the node updated less than this many seconds ago")
       ->envname("LSP_SWEEPER_MIN_AGE")
-      ->check(CLI::NonNegativeNumber);
+      ->check(cli::non_negative());
   run->add_option("--lookback", run_flags.lookback,
                   "How far back to scan settled and failed payments (e.g. 14d, 36h)")
-      ->envname("LSP_SWEEPER_LOOKBACK");
+      ->envname("LSP_SWEEPER_LOOKBACK")
+      ->check(cli::positive_duration(
+          "0 would list no succeeded, failed or cancelled payment, and no payment_sent "
+          "callback would ever be repaired"));
   run->add_option("--waiting-grace", run_flags.waiting_grace,
                   "How long an outbound leg may succeed ahead of the LSP's record before it "
                   "needs a person")
-      ->envname("LSP_SWEEPER_WAITING_GRACE");
+      ->envname("LSP_SWEEPER_WAITING_GRACE")
+      ->check(cli::duration());
   run->add_option("--page-size", run_flags.page_size, "Payments per node request")
       ->envname("LSP_SWEEPER_PAGE_SIZE")
       ->check(CLI::Range(1u, 100000u));
@@ -264,10 +272,12 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
                   "POST a JSON alert here (repeatable; env: space-separated). Prefer the "
                   "environment: argv is visible to every local user")
       ->envname("LSP_SWEEPER_ALERT_WEBHOOK")
-      ->delimiter(' ');
+      ->delimiter(' ')
+      ->check(cli::webhook_url());
   run->add_option("--realert-after", run_flags.realert_after,
                   "Remind the webhooks of a divergence still open after this long (e.g. 6h)")
-      ->envname("LSP_SWEEPER_REALERT_AFTER");
+      ->envname("LSP_SWEEPER_REALERT_AFTER")
+      ->check(cli::duration());
   run->footer(kRunExamples);
 
   RunFlags check_flags;
@@ -350,9 +360,6 @@ Examples:
     }
     if (check->parsed()) return check_command(check_flags);
     return run_command(run_flags);
-  } catch (const CLI::ValidationError& e) {
-    std::cerr << e.what() << '\n';
-    return report::kExitUsage;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return report::kExitIncomplete;

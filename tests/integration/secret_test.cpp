@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "integration/sweep_fixture.hpp"
+#include "integration/webhook_receiver.hpp"
 
 namespace lsp_sweeper {
 namespace {
@@ -156,6 +157,35 @@ TEST_F(Secrets, PlainHttpToARemoteNodeIsRefusedBeforeAnyConnection) {
   EXPECT_NE(r.err.find("refusing plain http:// to http://10.0.0.1:1"), std::string::npos) << r.err;
   EXPECT_EQ(count("lsp_sweeper.runs"), 0);
   expect_absent(kToken, "stderr", r.err);
+}
+
+// A webhook URL is a credential too: plain http:// to a host that is not loopback is refused
+// as the node's is, before any connection, unless --allow-insecure-http opts in.
+TEST_F(Secrets, PlainHttpWebhookToARemoteHostIsRefusedUnlessOptedIn) {
+  const Secret lost = secret('7');
+  seed_relay(lost.hash, "outbound_pending", 7000000);
+  serve(json::array({outbound_succeeded(lost.hash, lost.preimage)}));
+  WebhookReceiver receiver("/hooks/webhook-secret-Q7", 200);
+  // 0.0.0.0 is not loopback by name, yet a connection to it reaches this host's receiver.
+  const std::string remote =
+      "http://0.0.0.0:" + receiver.url().substr(receiver.url().rfind(':') + 1);
+  ASSERT_NE(remote.find("/hooks/webhook-secret-Q7"), std::string::npos) << remote;
+
+  const ProcessResult refused = sweep({"--alert-webhook", remote});
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  EXPECT_EQ(error_lines(refused.err), 1) << refused.err;
+  EXPECT_NE(refused.err.find("refusing plain http:// to alert webhook http://0.0.0.0:"),
+            std::string::npos)
+      << refused.err;
+  expect_absent("webhook-secret-Q7", "stderr", refused.err);
+  expect_absent("webhook-secret-Q7", "stdout", refused.out);
+  EXPECT_EQ(node_->request_count(), 0u);
+  EXPECT_EQ(count("lsp_sweeper.runs"), 0);
+  EXPECT_EQ(relay_status(lost.hash), "outbound_pending");
+
+  const ProcessResult opted_in = sweep({"--alert-webhook", remote, "--allow-insecure-http"});
+  EXPECT_EQ(opted_in.exit_code, 0) << opted_in.err;
+  EXPECT_EQ(receiver.bodies().size(), 1u);
 }
 
 }  // namespace
