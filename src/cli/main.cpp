@@ -18,6 +18,7 @@
 #include "lsp_sweeper/util/duration.hpp"
 #include "lsp_sweeper/util/file.hpp"
 #include "outputs.hpp"
+#include "usage.hpp"
 #include "validators.hpp"
 
 namespace {
@@ -197,6 +198,13 @@ alert could not be delivered; 2 the run could not complete (node, database, conf
 or the report or metrics file could not be written; 64 usage error; 75 another run is in progress (it holds the sweep lock): nothing was done, try
 again later.)";
 
+constexpr const char* kGlobalOptions = R"(
+
+Global options, before or after the command (see lsp-sweeper --help):
+  --config PATH        TOML/INI file of option = value lines (env LSP_SWEEPER_CONFIG)
+  --log-level LEVEL    trace, debug, info, warn, error (env LSP_SWEEPER_LOG_LEVEL)
+  --log-format FORMAT  text, or json (env LSP_SWEEPER_LOG_FORMAT))";
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -322,10 +330,19 @@ Examples:
   lsp-sweeper history --db "$LSP_SWEEPER_DB_URL"
   lsp-sweeper history --last 100 --json | jq '.runs[] | select(.status != "ok")')");
 
-  auto* version = app.add_subcommand("version", "Print the version");
+  auto* version = app.add_subcommand("version", "Print the version (as --version does)");
+  version->footer("\nExample:\n  lsp-sweeper version");
+  app.set_version_flag("--version", std::string("lsp-sweeper ") + LSP_SWEEPER_VERSION);
+  // A command's --help lists only its own options; these work with every command.
+  for (CLI::App* command : {run, check, migrate, history, version}) {
+    command->footer(command->get_footer() + kGlobalOptions);
+  }
 
+  cli::ConfigOrigins config_origins;
   try {
-    if (const auto path = cli::config_path(argc, argv)) cli::apply_config_file(app, *path);
+    if (const auto path = cli::config_path(argc, argv)) {
+      config_origins = cli::apply_config_file(app, *path, cli::command_name(app, argc, argv));
+    }
   } catch (const cli::ConfigFileError& e) {
     std::cerr << "lsp-sweeper: " << e.what() << '\n';
     return report::kExitIncomplete;
@@ -333,8 +350,7 @@ Examples:
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : report::kExitUsage;
+    return cli::report_parse_error(app, e, argc, argv, config_origins);
   }
 
   cli::setup_logging(log_level, log_format);
