@@ -420,7 +420,11 @@ report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store
 void record_outcome(store::RecordStore& store, const report::RunResult& result) {
   if (!result.run_recorded) return;
   const int code = report::exit_code(result);
-  const char* status = !result.complete ? "failed" : code == 0 ? "ok" : "divergences";
+  // The status follows the exit code: a complete run whose report could not be written
+  // failed as far as cron can tell.
+  const char* status = code == report::kExitClean            ? "ok"
+                       : code == report::kExitNeedsAttention ? "divergences"
+                                                             : "failed";
   try {
     store.finish_run({result.run_id, status, code, report::to_json(result).dump()});
   } catch (const std::exception& e) {

@@ -97,6 +97,7 @@ TEST_F(Outputs, ReportIntoADirectoryIsLoggedAndEveryRecordSaysExitTwo) {
   EXPECT_EQ(metrics_exit_code(metrics), 2);
   EXPECT_EQ(stored_exit_code(), 2);
   EXPECT_EQ(stored_report_exit_code(), 2);
+  EXPECT_EQ(db_.query_value<std::string>("SELECT status FROM lsp_sweeper.runs"), "failed");
   EXPECT_EQ(db_.query_value<int>(
                 "SELECT jsonb_array_length(report->'output_failures') FROM lsp_sweeper.runs"),
             1);
