@@ -120,7 +120,7 @@ ConfigOrigins apply_config_file(const CLI::App& app, const std::string& path,
     }
     std::string value;
     for (const auto& input : item.inputs) value += (value.empty() ? "" : " ") + input;
-    if (util::readable_by_others(st.st_mode) && holds_secret(key, value)) {
+    if (util::readable_by_others(st.st_mode) && holds_secret(name, value)) {
       throw ConfigFileError("config file " + path + " is readable by every user but holds '" + key +
                             "', a secret: chmod o-r " + path +
                             " (or move the secret to the environment)");

@@ -152,6 +152,16 @@ TEST_F(CliConfig, ACommandsSectionAppliesToThatCommandOnly) {
   EXPECT_USAGE_ERROR(sweeper({"check", "--config", config}), "--timeout: ");
 }
 
+TEST_F(CliConfig, ASecretInACommandsSectionOfAWorldReadableFileIsRefused) {
+  write("[run]\nalert-webhook = \"https://hooks.example/secret-Hk2\"\n");
+  std::filesystem::permissions(path_, std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  const ProcessResult r = sweeper({"run", "--config", path_});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("chmod o-r " + path_), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("secret-Hk2"), std::string::npos) << r.err;
+}
+
 TEST(Cli, EveryCommandsHelpListsTheGlobalOptions) {
   for (const char* command : {"run", "check", "migrate", "history", "version"}) {
     const ProcessResult r = sweeper({command, "--help"});
