@@ -1,6 +1,8 @@
 // `lsp-sweeper check`, the real binary against a real database and the node simulator.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -66,6 +68,24 @@ TEST_F(Check, EverythingInPlaceForTheSweeperRolePasses) {
   EXPECT_EQ(count_prefix(r, "FAIL"), 0) << r.out;
   EXPECT_EQ(count_prefix(r, "warn"), 0) << r.out;
   EXPECT_EQ(r.out.find(kToken), std::string::npos);
+}
+
+// The README's example of a passing check shows what check prints, the same host and height
+// aside.
+TEST_F(Check, ReadmeExampleMatchesWhatCheckPrints) {
+  serve();
+  const ProcessResult r = check(db_.uri_as_sweeper());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::ifstream in(std::string(LSP_SWEEPER_SOURCE_DIR) + "/README.md");
+  const std::string readme{std::istreambuf_iterator<char>(in), {}};
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("ok    node reachable") || line.starts_with("ok    node block height") ||
+        line.starts_with("ok    database reachable")) {
+      continue;
+    }
+    EXPECT_NE(readme.find("\n" + line + "\n"), std::string::npos) << "not in README.md: " << line;
+  }
 }
 
 TEST_F(Check, SuperuserPassesWithAWarning) {
