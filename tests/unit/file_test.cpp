@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/null_device.hpp"
+
 namespace lsp_sweeper::util {
 namespace {
 
@@ -78,11 +80,12 @@ TEST_F(Files, ASymbolicLinkStaysALinkAndItsTargetIsReplaced) {
 }
 
 TEST_F(Files, DevNullIsWrittenIntoNotReplaced) {
-  OutputFile out("/dev/null");
+  const std::string null = testing_null_device(dir_.string());
+  OutputFile out(null);
   EXPECT_FALSE(out.rewritable());
   out.write("text");
   out.commit();
-  EXPECT_TRUE(fs::is_character_file(fs::symlink_status("/dev/null")));
+  EXPECT_TRUE(fs::is_character_file(fs::symlink_status(null)));
   EXPECT_THROW(out.write("again"), std::logic_error) << "a stream takes one write";
 }
 
