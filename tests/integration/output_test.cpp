@@ -11,7 +11,7 @@
 
 #include "integration/sweep_fixture.hpp"
 #include "lsp_sweeper/util/file.hpp"
-#include "support/null_device.hpp"
+#include "support/devices.hpp"
 
 namespace lsp_sweeper {
 namespace {
@@ -153,7 +153,7 @@ TEST_F(Outputs, ReportToAClosedStdoutIsLoggedAndRecorded) {
 }
 
 TEST_F(Outputs, DevNullStaysADeviceAndALinkStaysALink) {
-  const std::string null = util::testing_null_device(dir_.string());
+  const std::string null = util::testing_device(dir_.string(), "null");
   ASSERT_TRUE(fs::is_character_file(null));
   const ProcessResult to_null = run({"--report", null, "--metrics-file", null});
   EXPECT_EQ(to_null.exit_code, 1) << to_null.err;

@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "support/null_device.hpp"
+#include "support/devices.hpp"
 
 namespace lsp_sweeper::util {
 namespace {
@@ -80,7 +80,7 @@ TEST_F(Files, ASymbolicLinkStaysALinkAndItsTargetIsReplaced) {
 }
 
 TEST_F(Files, DevNullIsWrittenIntoNotReplaced) {
-  const std::string null = testing_null_device(dir_.string());
+  const std::string null = testing_device(dir_.string(), "null");
   OutputFile out(null);
   EXPECT_FALSE(out.rewritable());
   out.write("text");
@@ -128,12 +128,13 @@ TEST_F(Files, WhatCannotBeWrittenIsRefusedWithItsReason) {
 }
 
 TEST_F(Files, AFullDeviceFailsTheWriteWithItsReason) {
-  OutputFile out("/dev/full");
+  const std::string full = testing_device(dir_.string(), "full");
+  OutputFile out(full);
   try {
     out.write("text");
     ADD_FAILURE() << "no error";
   } catch (const FileError& e) {
-    EXPECT_STREQ(e.what(), "writing /dev/full: No space left on device");
+    EXPECT_EQ(std::string(e.what()), "writing " + full + ": No space left on device");
   }
 }
 
