@@ -1,6 +1,7 @@
 // The optional configuration file (--config PATH or LSP_SWEEPER_CONFIG): TOML or INI
 // `key = value` lines, each key the long name of a command-line option (db, node-url,
-// lookback, alert-webhook, ...).
+// lookback, alert-webhook, ...), at the top or in a section named after a command ([run],
+// [check], ...), whose keys apply to that command only.
 //
 // Precedence is flags > environment > file. CLI11 2.1 itself would let a config file beat
 // the environment, so the file is applied as the lowest layer instead: each of its values
@@ -9,6 +10,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -25,10 +27,20 @@ struct ConfigFileError : std::runtime_error {
 // environment.
 std::optional<std::string> config_path(int argc, char** argv);
 
-// Applies the file at `path` to the environment as described above. Refuses a key that no
-// option of `app` takes from the environment, a node token (tokens come from
+// The command argv runs: its first argument that is neither an option of `app` nor the value
+// of one; nothing when there is none.
+std::optional<std::string> command_name(const CLI::App& app, int argc, char** argv);
+
+// Where each environment variable the config file set came from ("config file PATH, line
+// N"), so that a bad value is reported where the operator wrote it.
+using ConfigOrigins = std::map<std::string, std::string>;
+
+// Applies the file at `path` to the environment as described above, for `command` (the
+// sections of other commands are skipped). Refuses a key that no option of `app` (or of the
+// section's command) takes from the environment, a node token (tokens come from
 // LSP_SWEEPER_NODE_TOKEN or node-token-file only), and a world-readable file holding a
 // secret (a database URL with a password, or a webhook URL).
-void apply_config_file(const CLI::App& app, const std::string& path);
+ConfigOrigins apply_config_file(const CLI::App& app, const std::string& path,
+                                const std::optional<std::string>& command);
 
 }  // namespace lsp_sweeper::cli

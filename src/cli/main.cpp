@@ -9,14 +9,17 @@
 #include "config.hpp"
 #include "logging.hpp"
 #include "lsp_sweeper/node/client.hpp"
+#include "lsp_sweeper/report/alert.hpp"
 #include "lsp_sweeper/report/history.hpp"
-#include "lsp_sweeper/report/metrics.hpp"
 #include "lsp_sweeper/report/report.hpp"
 #include "lsp_sweeper/run/check.hpp"
 #include "lsp_sweeper/run/sweep.hpp"
 #include "lsp_sweeper/store/store.hpp"
 #include "lsp_sweeper/util/duration.hpp"
 #include "lsp_sweeper/util/file.hpp"
+#include "outputs.hpp"
+#include "usage.hpp"
+#include "validators.hpp"
 
 namespace {
 
@@ -28,45 +31,32 @@ struct ConfigError : std::runtime_error {
 };
 
 // The node token comes from the environment or a file, never from argv, where any local
-// user could read it in /proc/<pid>/cmdline.
+// user could read it in /proc/<pid>/cmdline. A token file others can read is refused, as a
+// config file holding a secret is.
 std::string read_node_token(const std::string& token_file) {
   std::string token;
   if (!token_file.empty()) {
-    const auto text = util::read_file(token_file);
-    if (!text) throw ConfigError("cannot read the node token file " + token_file);
-    token = *text;
+    try {
+      token = util::read_secret_file(token_file);
+    } catch (const util::FileError& e) {
+      throw ConfigError(std::string("node token file: ") + e.what());
+    }
   } else if (const char* env = std::getenv("LSP_SWEEPER_NODE_TOKEN")) {
     token = env;
   }
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.empty() && !token_file.empty()) {
+    throw ConfigError("node token file " + token_file + " is empty");
+  }
   if (token.empty()) {
     throw ConfigError("no node token: set LSP_SWEEPER_NODE_TOKEN or pass --node-token-file PATH");
   }
   return token;
 }
 
-// Written to a temporary file and renamed, so a reader never sees half a report.
-void write_report(const std::string& path, const std::string& text) {
-  if (path == "-") {
-    std::cout << text << '\n' << std::flush;
-    return;
-  }
-  util::write_file_atomically(path, text + '\n');
-}
-
-// The previous file's last success is carried over when this run is not one: the file alone
-// keeps it, so it survives a database that is down (the very case it must report).
-void write_metrics(const std::string& path, const report::RunResult& result) {
-  const auto previous = util::read_file(path);
-  util::write_file_atomically(
-      path, report::to_prometheus(
-                result, previous ? report::last_success_timestamp(*previous) : std::nullopt));
-}
-
-std::int64_t duration_option(const std::string& flag, const std::string& text) {
-  const auto seconds = util::parse_duration_seconds(text);
-  if (!seconds) throw CLI::ValidationError(flag, "not a duration (e.g. 90s, 15m, 36h, 14d)");
-  return *seconds;
+// Checked when parsed (cli::duration, cli::positive_duration).
+std::int64_t seconds_of(const std::string& duration) {
+  return util::parse_duration_seconds(duration).value();
 }
 
 struct RunFlags {
@@ -97,7 +87,8 @@ constexpr const char* kDbHelp =
 void add_connection_options(CLI::App* command, RunFlags& flags) {
   command->add_option("--node-url", flags.node_url, "The node's REST API base URL")
       ->envname("LSP_SWEEPER_NODE_URL")
-      ->required();
+      ->required()
+      ->check(cli::node_url());
   command
       ->add_option("--node-token-file", flags.node_token_file,
                    "File holding the node's bearer token (else env LSP_SWEEPER_NODE_TOKEN)")
@@ -115,7 +106,8 @@ void add_connection_options(CLI::App* command, RunFlags& flags) {
       ->check(CLI::ExistingFile);
   command
       ->add_flag("--allow-insecure-http", flags.allow_insecure_http,
-                 "Allow plain http:// to a host other than loopback (the token goes in clear)")
+                 "Allow plain http:// to a node or alert webhook that is not on loopback (the "
+                 "token or the webhook URL then goes in clear)")
       ->envname("LSP_SWEEPER_ALLOW_INSECURE_HTTP");
 }
 
@@ -135,15 +127,15 @@ int run_command(const RunFlags& flags) {
   options.node_url = flags.node_url;
   options.dry_run = flags.dry_run;
   options.min_age = flags.min_age;
-  options.lookback = duration_option("--lookback", flags.lookback);
-  options.waiting_grace = duration_option("--waiting-grace", flags.waiting_grace);
+  options.lookback = seconds_of(flags.lookback);
+  options.waiting_grace = seconds_of(flags.waiting_grace);
   options.page_size = flags.page_size;
   options.lookup = flags.lookup == "list"       ? run::LookupMode::List
                    : flags.lookup == "targeted" ? run::LookupMode::Targeted
                                                 : run::LookupMode::Auto;
   options.targeted_max = flags.targeted_max;
   options.alert_webhooks = flags.alert_webhooks;
-  options.realert_after = duration_option("--realert-after", flags.realert_after);
+  options.realert_after = seconds_of(flags.realert_after);
   // Only for a person watching: under cron stderr is a file or a pipe, and stays clean.
   const bool progress = isatty(STDERR_FILENO) == 1;
   if (progress) {
@@ -154,14 +146,16 @@ int run_command(const RunFlags& flags) {
 
   const auto started_at = std::chrono::system_clock::now();
   report::RunResult result;
+  store::Backend db;  // open past the outputs: the run's row comes last
   try {
+    report::refuse_insecure_webhooks(flags.alert_webhooks, flags.allow_insecure_http);
     const node::NodeClientOptions node_options = node_client_options(flags);
-    // Refuses an insecure node URL before any connection, the database's included; it sends
-    // nothing until asked.
+    // Refuses an insecure node URL (as the line above does a webhook) before any connection,
+    // the database's included; it sends nothing until asked.
     node::NodeClient node(node_options);
     // A dry run opens the database read-only: it cannot change a byte of it.
-    store::Backend db = store::open_backend(
-        flags.db, flags.dry_run ? store::Access::ReadOnly : store::Access::ReadWrite);
+    db = store::open_backend(flags.db,
+                             flags.dry_run ? store::Access::ReadOnly : store::Access::ReadWrite);
     // Before anything else, so an overlapping run asks the node nothing and writes nothing. A
     // dry run writes nothing either: it neither takes the lock nor waits for it.
     if (!flags.dry_run && !db.ledger->try_lock_sweep()) {
@@ -175,9 +169,9 @@ int run_command(const RunFlags& flags) {
     result = run::run_not_started(options, started_at, e.what());
   }
   if (progress && result.node.pages > 0) std::cerr << '\n';
-  if (!flags.report_path.empty()) write_report(flags.report_path, report::to_json(result).dump(2));
-  if (!flags.metrics_path.empty()) write_metrics(flags.metrics_path, result);
-  if (result.complete) {
+  cli::write_outputs(flags.report_path, flags.metrics_path, result);
+  if (db.ledger) run::record_outcome(*db.ledger, result);
+  if (result.complete && result.output_failures.empty()) {
     spdlog::info("{}", report::summary_line(result));
   } else {
     spdlog::error("{}", report::summary_line(result));
@@ -205,13 +199,21 @@ Examples:
       --db 'host=/run/postgresql dbname=lsp' --report /var/lib/lsp-sweeper/last-run.json
 
 Exit codes: 0 nothing left to do; 1 divergences need a person, a dry run found repairs, or an
-alert could not be delivered; 2 the run could not complete (node, database, configuration);
-64 usage error; 75 another run is in progress (it holds the sweep lock): nothing was done, try
-again later.)";
+alert could not be delivered; 2 the run could not complete (node, database, configuration),
+or the report or metrics file could not be written; 64 usage error; 75 another run is in
+progress (it holds the sweep lock): nothing was done, try again later.)";
+
+constexpr const char* kGlobalOptions = R"(
+
+Global options, before or after the command (see lsp-sweeper --help):
+  --config PATH        TOML/INI file of option = value lines (env LSP_SWEEPER_CONFIG)
+  --log-level LEVEL    trace, debug, info, warn, error (env LSP_SWEEPER_LOG_LEVEL)
+  --log-format FORMAT  text, or json (env LSP_SWEEPER_LOG_FORMAT))";
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  cli::guard_standard_streams();
   CLI::App app{"lsp-sweeper: repairs the RGB Lightning Node callbacks an LSP missed"};
   app.require_subcommand(1);
   app.fallthrough();        // global options (--config, --log-*) may follow the command too
@@ -249,14 +251,18 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
   run->add_option("--min-age", run_flags.min_age,
                   "Skip payments the node updated less than this many seconds ago")
       ->envname("LSP_SWEEPER_MIN_AGE")
-      ->check(CLI::NonNegativeNumber);
+      ->check(cli::non_negative());
   run->add_option("--lookback", run_flags.lookback,
                   "How far back to scan settled and failed payments (e.g. 14d, 36h)")
-      ->envname("LSP_SWEEPER_LOOKBACK");
+      ->envname("LSP_SWEEPER_LOOKBACK")
+      ->check(cli::positive_duration(
+          "0 would list no succeeded, failed or cancelled payment, and no payment_sent "
+          "callback would ever be repaired"));
   run->add_option("--waiting-grace", run_flags.waiting_grace,
                   "How long an outbound leg may succeed ahead of the LSP's record before it "
                   "needs a person")
-      ->envname("LSP_SWEEPER_WAITING_GRACE");
+      ->envname("LSP_SWEEPER_WAITING_GRACE")
+      ->check(cli::duration());
   run->add_option("--page-size", run_flags.page_size, "Payments per node request")
       ->envname("LSP_SWEEPER_PAGE_SIZE")
       ->check(CLI::Range(1u, 100000u));
@@ -279,10 +285,12 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
                   "POST a JSON alert here (repeatable; env: space-separated). Prefer the "
                   "environment: argv is visible to every local user")
       ->envname("LSP_SWEEPER_ALERT_WEBHOOK")
-      ->delimiter(' ');
+      ->delimiter(' ')
+      ->check(cli::webhook_url());
   run->add_option("--realert-after", run_flags.realert_after,
                   "Remind the webhooks of a divergence still open after this long (e.g. 6h)")
-      ->envname("LSP_SWEEPER_REALERT_AFTER");
+      ->envname("LSP_SWEEPER_REALERT_AFTER")
+      ->check(cli::duration());
   run->footer(kRunExamples);
 
   RunFlags check_flags;
@@ -328,10 +336,19 @@ Examples:
   lsp-sweeper history --db "$LSP_SWEEPER_DB_URL"
   lsp-sweeper history --last 100 --json | jq '.runs[] | select(.status != "ok")')");
 
-  auto* version = app.add_subcommand("version", "Print the version");
+  auto* version = app.add_subcommand("version", "Print the version (as --version does)");
+  version->footer("\nExample:\n  lsp-sweeper version");
+  app.set_version_flag("--version", std::string("lsp-sweeper ") + LSP_SWEEPER_VERSION);
+  // A command's --help lists only its own options; these work with every command.
+  for (CLI::App* command : {run, check, migrate, history, version}) {
+    command->footer(command->get_footer() + kGlobalOptions);
+  }
 
+  cli::ConfigOrigins config_origins;
   try {
-    if (const auto path = cli::config_path(argc, argv)) cli::apply_config_file(app, *path);
+    if (const auto path = cli::config_path(argc, argv)) {
+      config_origins = cli::apply_config_file(app, *path, cli::command_name(app, argc, argv));
+    }
   } catch (const cli::ConfigFileError& e) {
     std::cerr << "lsp-sweeper: " << e.what() << '\n';
     return report::kExitIncomplete;
@@ -339,8 +356,7 @@ Examples:
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : report::kExitUsage;
+    return cli::report_parse_error(app, e, argc, argv, config_origins);
   }
 
   cli::setup_logging(log_level, log_format);
@@ -366,9 +382,6 @@ Examples:
     }
     if (check->parsed()) return check_command(check_flags);
     return run_command(run_flags);
-  } catch (const CLI::ValidationError& e) {
-    std::cerr << e.what() << '\n';
-    return report::kExitUsage;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return report::kExitIncomplete;

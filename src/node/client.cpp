@@ -81,11 +81,44 @@ std::string list_path(const PaymentQuery& query, std::uint32_t page_size,
   return path;
 }
 
-std::string page_context(int number, std::optional<std::uint64_t> index_offset) {
-  std::string what = "GET /listpayments page " + std::to_string(number);
+std::string page_context(const std::string& prefix, int number,
+                         std::optional<std::uint64_t> index_offset) {
+  std::string what = "GET " + prefix + "/listpayments page " + std::to_string(number);
   if (index_offset) what += " (index_offset=" + std::to_string(*index_offset) + ")";
   return what;
 }
+
+std::string lowercase(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+// A URL as libcurl parses it (the parser the requests themselves go through).
+class ParsedUrl {
+ public:
+  static std::optional<ParsedUrl> parse(const std::string& url) {
+    ParsedUrl parsed;
+    if (!parsed.handle_ ||
+        curl_url_set(parsed.handle_.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK ||
+        parsed.part(CURLUPART_HOST).empty()) {
+      return std::nullopt;
+    }
+    return parsed;
+  }
+  // The part, or empty when the URL has none.
+  std::string part(CURLUPart which) const {
+    char* text = nullptr;
+    std::string out;
+    if (curl_url_get(handle_.get(), which, &text, 0) == CURLUE_OK && text != nullptr) out = text;
+    curl_free(text);
+    return out;
+  }
+
+ private:
+  ParsedUrl() = default;
+  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> handle_{curl_url(), curl_url_cleanup};
+};
 
 // The legacy node ignores created_after and returns every payment it has.
 void drop_created_before(PaymentPage& page, std::optional<std::int64_t> created_after) {
@@ -104,7 +137,8 @@ struct NodeClient::Impl {
   };
 
   NodeClientOptions options;
-  std::string base;  // base_url without trailing '/'
+  std::string base;    // base_url without trailing '/'
+  std::string prefix;  // its path, e.g. "/node" ("" for none), in front of every request path
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl{nullptr, curl_easy_cleanup};
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headers{nullptr, curl_slist_free_all};
   // The same lines plus the JSON body's Content-Type, for POST.
@@ -114,9 +148,14 @@ struct NodeClient::Impl {
   char curl_error[CURL_ERROR_SIZE] = {};
 
   explicit Impl(NodeClientOptions opts) : options(std::move(opts)) {
+    if (const auto problem = base_url_problem(options.base_url)) {
+      throw std::invalid_argument("node URL " + redact_url(options.base_url) + " " + *problem);
+    }
     base = options.base_url;
-    while (!base.empty() && base.back() == '/') base.pop_back();
-    if (base.empty()) throw std::invalid_argument("node base URL is empty");
+    while (base.back() == '/') base.pop_back();
+    // Errors name the request as sent, path prefix included.
+    prefix = ParsedUrl::parse(base)->part(CURLUPART_PATH);
+    while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
     // A CR or LF would let the token smuggle extra header lines into every request.
     if (std::any_of(options.token.begin(), options.token.end(),
                     [](unsigned char c) { return c < 0x20 || c == 0x7f; })) {
@@ -213,7 +252,9 @@ struct NodeClient::Impl {
     const CURLcode rc = curl_easy_perform(curl.get());
     if (sink.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
       return {false, NodeErrorKind::Protocol, false,
-              "response larger than " + std::to_string(options.max_response_bytes) + " bytes"};
+              "response larger than " + std::to_string(options.max_response_bytes) +
+                  " bytes (--max-response-bytes): lower --page-size, or raise "
+                  "--max-response-bytes"};
     }
     if (rc != CURLE_OK) {
       std::string cause = curl_error[0] != '\0' ? curl_error : curl_easy_strerror(rc);
@@ -271,7 +312,7 @@ struct NodeClient::Impl {
 
   PaymentPage fetch_page(const PaymentQuery& query, std::uint32_t page_size,
                          std::optional<std::uint64_t> index_offset, int number) {
-    const std::string what = page_context(number, index_offset);
+    const std::string what = page_context(prefix, number, index_offset);
     const std::string body = request(list_path(query, page_size, index_offset), what);
     try {
       return decode_list_payments(body);
@@ -287,7 +328,7 @@ NodeClient::NodeClient(NodeClientOptions options)
 NodeClient::~NodeClient() = default;
 
 std::int64_t NodeClient::current_height() {
-  const std::string what = "GET /networkinfo";
+  const std::string what = "GET " + impl_->prefix + "/networkinfo";
   const std::string body = impl_->request("/networkinfo", what);
   try {
     return decode_network_height(body);
@@ -310,7 +351,7 @@ ScanStats NodeClient::scan(const PaymentQuery& query, std::uint32_t page_size,
     if (number == 1) {
       stats.dialect = page.dialect;
     } else if (page.dialect != Dialect::Paginated) {
-      throw impl_->fail(NodeErrorKind::Protocol, page_context(number, cursor) +
+      throw impl_->fail(NodeErrorKind::Protocol, page_context(impl_->prefix, number, cursor) +
                                                      ": response has no cursors although page 1 "
                                                      "had them (node changed dialect mid-scan)");
     }
@@ -329,7 +370,7 @@ ScanStats NodeClient::scan(const PaymentQuery& query, std::uint32_t page_size,
       // The cursor is exclusive, so this page contradicts the request that produced it; it is
       // not delivered.
       throw impl_->fail(NodeErrorKind::CursorRegressed,
-                        page_context(number, cursor) + ": last_index_offset " +
+                        page_context(impl_->prefix, number, cursor) + ": last_index_offset " +
                             std::to_string(next) + " is not below index_offset " +
                             std::to_string(*cursor) + "; stopping rather than looping");
     }
@@ -346,8 +387,9 @@ ScanStats NodeClient::scan(const PaymentQuery& query, std::uint32_t page_size,
 
 std::optional<SinglePayment> NodeClient::get_payment(const std::string& payment_hash,
                                                      PaymentType type) {
-  const std::string what = "POST /getpayment (" + util::printable(payment_hash, 64) + ", " +
-                           std::string(to_string(type)) + ")";
+  const std::string what = "POST " + impl_->prefix + "/getpayment (" +
+                           util::printable(payment_hash, 64) + ", " + std::string(to_string(type)) +
+                           ")";
   const std::string request =
       nlohmann::json{{"payment_hash", payment_hash}, {"payment_type", to_string(type)}}.dump();
   std::string body;
@@ -384,22 +426,31 @@ bool matches(const PaymentQuery& query, const NodePayment& payment) {
          (!query.created_after || payment.created_at >= *query.created_after);
 }
 
-bool is_insecure_remote_http(const std::string& url) {
-  std::unique_ptr<CURLU, decltype(&curl_url_cleanup)> parsed(curl_url(), curl_url_cleanup);
-  if (!parsed || curl_url_set(parsed.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) {
-    throw std::invalid_argument("node URL cannot be parsed: " + redact_url(url));
+std::optional<std::string> http_url_problem(const std::string& url) {
+  if (url.empty()) return "is empty";
+  const std::string lower = lowercase(url.substr(0, 8));
+  if (!lower.starts_with("http://") && !lower.starts_with("https://")) {
+    return "must start with http:// or https://";
   }
-  const auto part = [&](CURLUPart which) {
-    char* text = nullptr;
-    std::string out;
-    if (curl_url_get(parsed.get(), which, &text, 0) == CURLUE_OK && text != nullptr) out = text;
-    curl_free(text);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-  };
-  if (part(CURLUPART_SCHEME) != "http") return false;
-  const std::string host = part(CURLUPART_HOST);
+  if (!ParsedUrl::parse(url)) return "cannot be parsed as a URL with a host";
+  return std::nullopt;
+}
+
+std::optional<std::string> base_url_problem(const std::string& url) {
+  if (auto problem = http_url_problem(url)) return problem;
+  const auto parsed = ParsedUrl::parse(url);
+  if (!parsed->part(CURLUPART_QUERY).empty() || !parsed->part(CURLUPART_FRAGMENT).empty() ||
+      url.find_first_of("?#") != std::string::npos) {
+    return "must have no query (?...) or fragment (#...): request paths are appended to it";
+  }
+  return std::nullopt;
+}
+
+bool is_insecure_remote_http(const std::string& url) {
+  const auto parsed = ParsedUrl::parse(url);
+  if (!parsed) throw std::invalid_argument("URL cannot be parsed: " + redact_url(url));
+  if (lowercase(parsed->part(CURLUPART_SCHEME)) != "http") return false;
+  const std::string host = lowercase(parsed->part(CURLUPART_HOST));
   // An IPv4 address in 127.0.0.0/8, not a name that merely starts with "127.".
   in_addr v4{};
   const bool loopback_v4 = inet_pton(AF_INET, host.c_str(), &v4) == 1 && host.starts_with("127.");

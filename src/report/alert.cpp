@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <memory>
+#include <stdexcept>
 #include <thread>
 
+#include "lsp_sweeper/node/client.hpp"
 #include "lsp_sweeper/node/http.hpp"
 
 namespace lsp_sweeper::report {
@@ -143,6 +145,17 @@ std::optional<std::string> post_webhook(const std::string& url, const std::strin
     reason += "; gave up after " + std::to_string(n) + " attempt(s)";
   }
   return reason;
+}
+
+void refuse_insecure_webhooks(const std::vector<std::string>& urls, bool allow_insecure_http) {
+  if (allow_insecure_http) return;
+  for (const auto& url : urls) {
+    if (!node::is_insecure_remote_http(url)) continue;
+    throw std::invalid_argument(
+        "refusing plain http:// to alert webhook " + redact_webhook_url(url) +
+        ", which is not loopback: the webhook URL is a credential and would cross the network "
+        "in clear (use https://, or --allow-insecure-http on a trusted network)");
+  }
 }
 
 std::string redact_webhook_url(const std::string& url) {

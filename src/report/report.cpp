@@ -59,7 +59,7 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 }
 
 int exit_code(const RunResult& r) {
-  if (!r.complete) return kExitIncomplete;
+  if (!r.complete || !r.output_failures.empty()) return kExitIncomplete;
   if (r.dry_run && !r.repairs.empty()) return kExitNeedsAttention;
   if (needing_person_count(r) > 0 || r.alert_failures > 0) return kExitNeedsAttention;
   return kExitClean;
@@ -128,7 +128,8 @@ nlohmann::ordered_json to_json(const RunResult& r) {
              {"divergences_resolved", r.resolved.size()},
              {"alerts_sent", r.alerts_sent},
              {"alert_failures", r.alert_failures}}},
-           {"notes", r.notes}};
+           {"notes", r.notes},
+           {"output_failures", r.output_failures}};
   if (r.error) out["error"] = *r.error;
   return out;
 }
@@ -148,6 +149,7 @@ std::string summary_line(const RunResult& r) {
           " new=" + std::to_string(new_count(r)) +
           " resolved=" + std::to_string(r.resolved.size()) +
           " alert_failures=" + std::to_string(r.alert_failures) +
+          " output_failures=" + std::to_string(r.output_failures.size()) +
           " exit=" + std::to_string(exit_code(r));
   if (r.error) line += " error=\"" + *r.error + "\"";
   return line;

@@ -463,11 +463,10 @@ report::RunResult run_sweep(node::PaymentSource& node, store::Backend& db,
                             const SweepOptions& options) {
   report::RunResult result = new_result(options, std::chrono::system_clock::now());
 
-  bool run_recorded = false;
   try {
     if (!options.dry_run) {
       db.ledger->begin_run(result.run_id, false);
-      run_recorded = true;
+      result.run_recorded = true;
     }
     Sweep sweep(node, db, options, result);
     sweep.run();
@@ -478,19 +477,24 @@ report::RunResult run_sweep(node::PaymentSource& node, store::Backend& db,
   }
   result.finished_at = std::chrono::system_clock::now();
   if (result.divergences_recorded) send_alerts(*db.ledger, result, options);
-
-  if (run_recorded) {
-    const int code = report::exit_code(result);
-    const char* status = !result.complete ? "failed" : code == 0 ? "ok" : "divergences";
-    try {
-      db.ledger->finish_run({result.run_id, status, code, report::to_json(result).dump()});
-    } catch (const std::exception& e) {
-      // The repairs are committed already; losing the run's audit row is worth a warning,
-      // not a different outcome.
-      spdlog::warn("could not record the run's outcome in lsp_sweeper.runs: {}", e.what());
-    }
-  }
   return result;
+}
+
+void record_outcome(store::Ledger& ledger, const report::RunResult& result) {
+  if (!result.run_recorded) return;
+  const int code = report::exit_code(result);
+  // The status follows the exit code: a complete run whose report could not be written
+  // failed as far as cron can tell.
+  const char* status = code == report::kExitClean            ? "ok"
+                       : code == report::kExitNeedsAttention ? "divergences"
+                                                             : "failed";
+  try {
+    ledger.finish_run({result.run_id, status, code, report::to_json(result).dump()});
+  } catch (const std::exception& e) {
+    // The repairs are committed already; losing the run's audit row is worth a warning,
+    // not a different outcome.
+    spdlog::warn("could not record the run's outcome in lsp_sweeper.runs: {}", e.what());
+  }
 }
 
 }  // namespace lsp_sweeper::run

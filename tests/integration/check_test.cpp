@@ -1,6 +1,8 @@
 // `lsp-sweeper check`, the real binary against a real database and the node simulator.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -101,6 +103,24 @@ TEST_F(Check, AnLspWithoutTheRelayTablePasses) {
           : "ok    LSP tables present: async_rotating_invoices, async_rotating_invoice_outbox; no "
             "lightning_send_mappings: the relay flow is not reconciled";
   EXPECT_TRUE(has_line(r, says)) << r.out;
+}
+
+// The README's example of a passing check shows what check prints, the same host and height
+// aside.
+TEST_F(Check, ReadmeExampleMatchesWhatCheckPrints) {
+  serve();
+  const ProcessResult r = check(db_.uri_as_sweeper());
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::ifstream in(std::string(LSP_SWEEPER_SOURCE_DIR) + "/README.md");
+  const std::string readme{std::istreambuf_iterator<char>(in), {}};
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("ok    node reachable") || line.starts_with("ok    node block height") ||
+        line.starts_with("ok    database reachable")) {
+      continue;
+    }
+    EXPECT_NE(readme.find("\n" + line + "\n"), std::string::npos) << "not in README.md: " << line;
+  }
 }
 
 TEST_F(Check, SuperuserPassesWithAWarning) {

@@ -136,7 +136,7 @@ std::vector<NodeFaultCase> cases() {
                  on_pages(oversized),
                  {"--max-response-bytes", "4096"},
                  2,
-                 "response larger than 4096 bytes"});
+                 "response larger than 4096 bytes (--max-response-bytes): lower --page-size"});
   out.push_back({"CursorRepeats",
                  {},
                  on_pages(fault(FaultKind::CursorRepeat)),

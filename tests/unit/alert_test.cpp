@@ -84,5 +84,26 @@ TEST(Alert, WebhookUrlPathIsNeverShown) {
   EXPECT_EQ(redact_webhook_url("http://127.0.0.1:9000"), "http://127.0.0.1:9000");
 }
 
+TEST(Alert, PlainHttpWebhookBeyondLoopbackIsRefusedUnlessOptedIn) {
+  const std::vector<std::string> safe{"https://hooks.slack.com/services/T0/B0/secret",
+                                      "http://127.0.0.1:9000/hook", "http://localhost/hook",
+                                      "http://[::1]:9000/hook"};
+  EXPECT_NO_THROW(refuse_insecure_webhooks(safe, false));
+  const std::vector<std::string> remote{"https://hooks.slack.com/x",
+                                        "http://alerts.internal/hook-secret-Z2"};
+  try {
+    refuse_insecure_webhooks(remote, false);
+    ADD_FAILURE() << "plain http:// to a remote webhook was accepted";
+  } catch (const std::invalid_argument& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.find("refusing plain http:// to alert webhook http://alerts.internal/***"),
+              0u)
+        << message;
+    EXPECT_EQ(message.find("hook-secret-Z2"), std::string::npos) << message;
+    EXPECT_NE(message.find("--allow-insecure-http"), std::string::npos) << message;
+  }
+  EXPECT_NO_THROW(refuse_insecure_webhooks(remote, true));
+}
+
 }  // namespace
 }  // namespace lsp_sweeper::report

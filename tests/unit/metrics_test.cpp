@@ -91,5 +91,23 @@ TEST(Metrics, LastSuccessIsReadOnlyFromItsOwnLine) {
             std::nullopt);
 }
 
+// An output that could not be written makes the run exit 2 in every view of it, though the
+// sweep itself completed (and counts as the last success).
+TEST(Metrics, AFailedOutputIsExitTwoInEveryView) {
+  RunResult r = sample_run();
+  ASSERT_EQ(exit_code(r), 1);
+  r.output_failures = {"cannot write the report to /x: /x is a directory"};
+  EXPECT_EQ(exit_code(r), 2);
+  const auto report = to_json(r);
+  EXPECT_EQ(report["exit_code"], 2);
+  EXPECT_EQ(report["complete"], true);
+  EXPECT_EQ(report["output_failures"][0], "cannot write the report to /x: /x is a directory");
+  const std::string line = summary_line(r);
+  EXPECT_NE(line.find(" output_failures=1 exit=2"), std::string::npos) << line;
+  const std::string text = to_prometheus(r, std::nullopt);
+  EXPECT_TRUE(has_line(text, "lsp_sweeper_run_exit_code 2")) << text;
+  EXPECT_TRUE(has_line(text, "lsp_sweeper_last_success_timestamp_seconds 1700000002.500")) << text;
+}
+
 }  // namespace
 }  // namespace lsp_sweeper::report

@@ -217,6 +217,45 @@ TEST(NodeClientHttp, HeightRequestCarriesTokenAndAcceptsTrailingSlash) {
   EXPECT_NE(requests[0].find("\r\nAccept: application/json"), std::string::npos);
 }
 
+TEST(NodeClientHttp, APathPrefixIsSentAndNamedInErrors) {
+  ScriptedServer server({http(200, R"({"height":805434})"), http(404, "{}")});
+  NodeClientOptions o = options_for(server);
+  o.base_url += "/node/";
+  NodeClient client(o);
+  EXPECT_EQ(client.current_height(), 805434);
+  const std::string message =
+      expect_node_error([&] { client.current_height(); }, NodeErrorKind::Protocol);
+  EXPECT_EQ(message, "GET /node/networkinfo: HTTP 404");
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(request_line(requests[0]), "GET /node/networkinfo HTTP/1.1");
+}
+
+TEST(NodeClientUrl, BaseUrlMustBeHttpWithAHostAndNoQueryOrFragment) {
+  EXPECT_EQ(base_url_problem("http://127.0.0.1:3001"), std::nullopt);
+  EXPECT_EQ(base_url_problem("https://node.internal:3001/api/"), std::nullopt);
+  EXPECT_EQ(base_url_problem("HTTPS://node.internal"), std::nullopt);
+  EXPECT_EQ(base_url_problem(""), "is empty");
+  for (const char* url : {"127.0.0.1:3001", "node.internal", "ftp://node.internal", "file:///x"}) {
+    EXPECT_EQ(base_url_problem(url), "must start with http:// or https://") << url;
+  }
+  EXPECT_EQ(base_url_problem("http://"), "cannot be parsed as a URL with a host");
+  for (const char* url : {"http://h/?x=1", "http://h/#top", "http://h?", "http://h/api#"}) {
+    EXPECT_EQ(base_url_problem(url),
+              "must have no query (?...) or fragment (#...): request paths are appended to it")
+        << url;
+  }
+  // A webhook may carry a query; it is still an http(s) URL.
+  EXPECT_EQ(http_url_problem("https://hooks.example/x?token=1"), std::nullopt);
+  EXPECT_EQ(http_url_problem("hooks.example/x"), "must start with http:// or https://");
+}
+
+TEST(NodeClientUrl, ClientRefusesWhatTheCommandLineRefuses) {
+  NodeClientOptions o;
+  o.base_url = "http://127.0.0.1:1/?x=1";
+  EXPECT_THROW(NodeClient{o}, std::invalid_argument);
+}
+
 TEST(NodeClientHttp, PaginatedScanFollowsCursorUntilEmptyPage) {
   ScriptedServer server({page({payment("a", 300), payment("b", 290)}, 100, 51),
                          page({payment("c", 280)}, 50, 10), page({}, 0, 0)});
@@ -378,7 +417,10 @@ TEST(NodeClientHttp, ResponseLargerThanLimitIsRefused) {
     NodeClient client(o);
     const std::string message =
         expect_node_error([&] { client.current_height(); }, NodeErrorKind::Protocol);
-    EXPECT_NE(message.find("response larger than 1024 bytes"), std::string::npos) << message;
+    EXPECT_NE(message.find("response larger than 1024 bytes (--max-response-bytes): lower "
+                           "--page-size, or raise --max-response-bytes"),
+              std::string::npos)
+        << message;
     EXPECT_EQ(server.requests().size(), 1u);
   }
 }

@@ -107,6 +107,15 @@ class NodeClient final : public PaymentSource {
   std::unique_ptr<Impl> impl_;
 };
 
+// Why `url` cannot be used as an http(s) URL, or nothing: it must start with http:// or
+// https:// and parse, with a host. The reason never quotes the URL (a webhook's is secret).
+std::optional<std::string> http_url_problem(const std::string& url);
+
+// Why `url` cannot be the node's base URL, or nothing: an http(s) URL as above, without a
+// query or fragment, since request paths are appended to it (an optional path prefix, e.g.
+// https://gw.internal/node, is kept in front of them).
+std::optional<std::string> base_url_problem(const std::string& url);
+
 // True when `url` is http:// (not https://) to a host other than loopback (localhost,
 // 127.0.0.0/8, ::1). Throws std::invalid_argument for a URL that cannot be parsed.
 bool is_insecure_remote_http(const std::string& url);

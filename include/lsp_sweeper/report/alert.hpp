@@ -37,6 +37,11 @@ struct WebhookOptions {
 std::optional<std::string> post_webhook(const std::string& url, const std::string& body,
                                         const WebhookOptions& options);
 
+// Refuses (std::invalid_argument) plain http:// to a webhook host that is not loopback, as the
+// node's URL is refused: a webhook URL is a credential. allow_insecure_http is the same
+// explicit opt-in as for the node. The message shows the URL as redact_webhook_url does.
+void refuse_insecure_webhooks(const std::vector<std::string>& urls, bool allow_insecure_http);
+
 // The URL as logs may show it: scheme and host only, since a webhook's path (a Slack URL's)
 // is its secret.
 std::string redact_webhook_url(const std::string& url);

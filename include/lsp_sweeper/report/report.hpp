@@ -20,7 +20,8 @@ enum ExitCode : int {
   kExitClean = 0,           // nothing left to do
   kExitNeedsAttention = 1,  // divergences need a person, a dry run found repairs, or an
                             // alert could not be delivered
-  kExitIncomplete = 2,      // the run could not complete (node, database, configuration)
+  kExitIncomplete = 2,      // the run could not complete (node, database, configuration), or
+                            // an output (report, metrics file) could not be written
   kExitUsage = 64,          // bad command line
   kExitBusy = 75,           // another run holds the sweep lock: try again later (EX_TEMPFAIL)
 };
@@ -68,6 +69,11 @@ struct RunResult {
   std::vector<std::string> notes;    // things the operator should know once per run
   std::optional<std::string> error;  // why the run could not complete
   std::int64_t alert_failures = 0;   // alert deliveries that failed (set by the alert step)
+  // lsp_sweeper.runs holds this run's row, which run::record_outcome completes.
+  bool run_recorded = false;
+  // The outputs (report, metrics file) that could not be written, each with its reason. Set
+  // before the outputs that could be are written, so they all carry the same exit code.
+  std::vector<std::string> output_failures;
 };
 
 int exit_code(const RunResult& result);

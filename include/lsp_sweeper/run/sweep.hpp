@@ -41,9 +41,16 @@ struct SweepOptions {
 // incomplete, with `error` saying what failed; repairs already committed stay committed.
 // A complete run that may write then records its divergences in the ledger and sends the
 // alert it owes to every webhook; a failed delivery is counted, never fatal. A dry run only
-// reads (the backend may be opened read-only).
+// reads (the backend may be opened read-only). A run that may write opens its row in the
+// ledger's runs; record_outcome completes it.
 report::RunResult run_sweep(node::PaymentSource& node, store::Backend& db,
                             const SweepOptions& options);
+
+// Completes the run's row in lsp_sweeper.runs (status, exit code, report), if it has one.
+// Called once the result is final, i.e. after the run's outputs were written (a failed one
+// changes the exit code), so the row says what the report, metrics and summary line say.
+// A failure to write the row is logged, not thrown.
+void record_outcome(store::Ledger& ledger, const report::RunResult& result);
 
 // The result of a run that failed before its sweep could start (the database unreachable):
 // incomplete, with `error`, so its report and metrics say so like any failed run's.
