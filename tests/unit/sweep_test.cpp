@@ -103,7 +103,9 @@ class SweepLoop : public ::testing::Test {
   report::RunResult sweep() { return sweep(db_); }
   report::RunResult sweep(FakeDatabase& db) {
     store::Backend backend = testing::make_backend(db);
-    return run::run_sweep(node_, backend, options_);
+    report::RunResult result = run::run_sweep(node_, backend, options_);
+    run::record_outcome(*backend.ledger, result);  // as main does, after the outputs
+    return result;
   }
 
   FakeDatabase db_;
