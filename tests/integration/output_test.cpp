@@ -52,7 +52,9 @@ class Outputs : public SweepFixture {
 
   int stored_exit_code() { return db_.query_value<int>("SELECT exit_code FROM lsp_sweeper.runs"); }
   int stored_report_exit_code() {
-    return db_.query_value<int>("SELECT (report->>'exit_code')::int FROM lsp_sweeper.runs");
+    return db_.query_value<int>(db_.is_sqlite()
+                                    ? "SELECT json_extract(report, '$.exit_code') FROM lsp_sweeper.runs"
+                                    : "SELECT (report->>'exit_code')::int FROM lsp_sweeper.runs");
   }
   static std::optional<int> metrics_exit_code(const std::string& path) {
     const std::string text = util::read_file(path).value_or("");
