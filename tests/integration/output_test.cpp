@@ -102,7 +102,9 @@ TEST_F(Outputs, ReportIntoADirectoryIsLoggedAndEveryRecordSaysExitTwo) {
   EXPECT_EQ(stored_report_exit_code(), 2);
   EXPECT_EQ(db_.query_value<std::string>("SELECT status FROM lsp_sweeper.runs"), "failed");
   EXPECT_EQ(db_.query_value<int>(
-                "SELECT jsonb_array_length(report->'output_failures') FROM lsp_sweeper.runs"),
+                db_.is_sqlite()
+                    ? "SELECT json_array_length(report, '$.output_failures') FROM lsp_sweeper.runs"
+                    : "SELECT jsonb_array_length(report->'output_failures') FROM lsp_sweeper.runs"),
             1);
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), {}), 1) << "no temporary file left";
 }
