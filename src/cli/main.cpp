@@ -79,6 +79,7 @@ struct RunFlags {
   std::int64_t min_age = 30;
   std::string lookback = "14d";
   std::string waiting_grace = "15m";
+  std::int64_t claim_min_blocks = 102;
   std::uint32_t page_size = 1000;
   std::string lookup = "auto";
   std::int64_t targeted_max = 200;
@@ -134,6 +135,7 @@ int run_command(const RunFlags& flags) {
   options.min_age = flags.min_age;
   options.lookback = duration_option("--lookback", flags.lookback);
   options.waiting_grace = duration_option("--waiting-grace", flags.waiting_grace);
+  options.claim_min_blocks = flags.claim_min_blocks;
   options.page_size = flags.page_size;
   options.lookup = flags.lookup == "list"       ? run::LookupMode::List
                    : flags.lookup == "targeted" ? run::LookupMode::Targeted
@@ -252,6 +254,11 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
                   "How long an outbound leg may succeed ahead of the LSP's record before it "
                   "needs a person")
       ->envname("LSP_SWEEPER_WAITING_GRACE");
+  run->add_option("--claim-min-blocks", run_flags.claim_min_blocks,
+                  "An APay claimable is repaired only with more than this many blocks left "
+                  "before its deadline: the LSP's APAY_INBOUND_MIN_FINAL_CLTV_EXPIRY_DELTA - 42")
+      ->envname("LSP_SWEEPER_CLAIM_MIN_BLOCKS")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{65535}));
   run->add_option("--page-size", run_flags.page_size, "Payments per node request")
       ->envname("LSP_SWEEPER_PAGE_SIZE")
       ->check(CLI::Range(1u, 100000u));

@@ -163,14 +163,31 @@ class Planner {
             ? (record.claim_deadline_height ? record.claim_deadline_height
                                             : p.claim_deadline_height)
             : (p.claim_deadline_height ? p.claim_deadline_height : record.claim_deadline_height);
-    if (!deadline) {
+    // APay judges the earlier of the node's deadline (the one the live handler checks) and
+    // the kept one (the one the LSP's next job checks).
+    const auto judged = record.flow == Flow::Apay && deadline && p.claim_deadline_height
+                            ? std::min(*deadline, *p.claim_deadline_height)
+                            : deadline;
+    if (!judged) {
       diverge(DivergenceKind::ClaimDeadlineUnknown, record,
               "no claim_deadline_height from the node or the record; not guessing one");
       guarded = true;
-    } else if (*deadline <= ctx_.current_height) {
+    } else if (*judged <= ctx_.current_height) {
       diverge(DivergenceKind::ClaimDeadlinePassed, record,
-              "claim deadline " + std::to_string(*deadline) + " is at or below height " +
+              "claim deadline " + std::to_string(*judged) + " is at or below height " +
                   std::to_string(ctx_.current_height));
+      guarded = true;
+    } else if (record.flow == Flow::Apay &&
+               *judged - ctx_.current_height <= ctx_.claim_min_blocks) {
+      // As utexo-lsp's claimable handler (6cc517f, internal/lspapi/api.go,
+      // validateAsyncOrderClaimDeadlineWithinPolicy) refuses it: `blocksLeft <= requiredBlocks`,
+      // requiredBlocks = APAY_INBOUND_MIN_FINAL_CLTV_EXPIRY_DELTA - 39 - 3.
+      diverge(DivergenceKind::ClaimDeadlineTooNear, record,
+              "claim deadline " + std::to_string(*judged) + " leaves " +
+                  std::to_string(*judged - ctx_.current_height) + " block(s) above height " +
+                  std::to_string(ctx_.current_height) + "; the LSP accepts an APay claimable " +
+                  "only with more than " + std::to_string(ctx_.claim_min_blocks) +
+                  " (--claim-min-blocks)");
       guarded = true;
     }
     if (guarded) return;
@@ -243,6 +260,7 @@ std::string_view to_string(DivergenceKind k) {
     case DivergenceKind::AmountMismatch: return "amount_mismatch";
     case DivergenceKind::ClaimDeadlineUnknown: return "claim_deadline_unknown";
     case DivergenceKind::ClaimDeadlinePassed: return "claim_deadline_passed";
+    case DivergenceKind::ClaimDeadlineTooNear: return "claim_deadline_too_near";
     case DivergenceKind::NodeLegFailed: return "node_leg_failed";
     case DivergenceKind::OutboundSucceededEarly: return "outbound_succeeded_early";
     case DivergenceKind::UnexplainedState: return "unexplained_state";
@@ -252,8 +270,7 @@ std::string_view to_string(DivergenceKind k) {
 }
 
 std::optional<DivergenceKind> parse_divergence_kind(std::string_view s) {
-  for (int k = 0; k <= static_cast<int>(DivergenceKind::MalformedPayment); ++k) {
-    const auto kind = static_cast<DivergenceKind>(k);
+  for (const DivergenceKind kind : kDivergenceKinds) {
     if (to_string(kind) == s) return kind;
   }
   return std::nullopt;

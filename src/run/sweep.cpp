@@ -45,6 +45,7 @@ class Sweep {
     context_.now = now;
     context_.min_age = options_.min_age;
     context_.waiting_grace = options_.waiting_grace;
+    context_.claim_min_blocks = options_.claim_min_blocks;
     context_.current_height = node_.current_height();
     result_.node.height = context_.current_height;
 

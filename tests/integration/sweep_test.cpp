@@ -170,6 +170,41 @@ TEST_F(Sweep, GuardsAreReportedAndNothingIsGuessed) {
             0);
 }
 
+// The LSP's claimable handler refuses an APay deadline unless more than
+// APAY_INBOUND_MIN_FINAL_CLTV_EXPIRY_DELTA - 42 blocks remain: 102 by default, configurable.
+TEST_F(Sweep, ApayClaimNeedsMoreBlocksThanTheMargin) {
+  const Secret near = secret('N'), enough = secret('O'), relay = secret('P');
+  seed_apay(near.hash, "active", 3000000);
+  seed_apay(enough.hash, "active", 3000000);
+  seed_relay(relay.hash, "quoted", 3000000);
+  serve(json::array({hodl_claimable(near.hash, 3000000, kHeight + 102),
+                     hodl_claimable(enough.hash, 3000000, kHeight + 103),
+                     hodl_claimable(relay.hash, 3000000, kHeight + 5)}));
+
+  const ProcessResult run = sweep();
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  const json r = report(run);
+  ASSERT_EQ(r["divergences"].size(), 1u);
+  EXPECT_EQ(r["divergences"][0]["kind"], "claim_deadline_too_near");
+  EXPECT_EQ(r["divergences"][0]["payment_hash"], near.hash);
+  EXPECT_NE(r["divergences"][0]["detail"].get<std::string>().find(
+                "leaves 102 block(s) above height 800000; the LSP accepts an APay claimable only "
+                "with more than 102"),
+            std::string::npos)
+      << r["divergences"][0]["detail"];
+  EXPECT_EQ(apay_status(near.hash), "active");
+  EXPECT_EQ(jobs(near.hash, "request_outbound_invoice"), 0);
+  EXPECT_EQ(apay_status(enough.hash), "claimable");
+  EXPECT_EQ(relay_status(relay.hash), "claimable");  // relay: any deadline above the height
+
+  // An LSP with APAY_INBOUND_MIN_FINAL_CLTV_EXPIRY_DELTA 143 accepts 102 blocks.
+  const ProcessResult lower = sweep({"--claim-min-blocks", "101"});
+  EXPECT_EQ(lower.exit_code, 0) << lower.err;
+  EXPECT_EQ(apay_status(near.hash), "claimable");
+  EXPECT_EQ(jobs(near.hash, "request_outbound_invoice"), 1);
+  EXPECT_EQ(sweep({"--claim-min-blocks", "-1"}).exit_code, 64);
+}
+
 TEST_F(Sweep, MissingOutboxJobIsAddedOnce) {
   const Secret s = secret('b');
   seed_relay(s.hash, "outbound_claimed", 1000);

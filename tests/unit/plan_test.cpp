@@ -44,6 +44,7 @@ PlanContext context() {
   c.current_height = kHeight;
   c.min_age = 30;
   c.waiting_grace = 900;
+  c.claim_min_blocks = 102;
   return c;
 }
 
@@ -265,7 +266,7 @@ TEST(Guards, AmountMismatchBothFlows) {
   const Secret s = secret('h');
   for (Flow flow : {Flow::Apay, Flow::Relay}) {
     const std::string from = flow == Flow::Apay ? "active" : "quoted";
-    const Plan plan = plan_payments({claimable_payment(s.hash, 9'999, kHeight + 50)},
+    const Plan plan = plan_payments({claimable_payment(s.hash, 9'999, kHeight + 144)},
                                     {record(flow, s.hash, from, 4'000'000)}, context());
     EXPECT_TRUE(plan.repairs.empty());
     ASSERT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::AmountMismatch});
@@ -276,7 +277,7 @@ TEST(Guards, AmountMismatchBothFlows) {
 
 TEST(Guards, NodeWithoutAmountIsNotTrusted) {
   const Secret s = secret('i');
-  NodePayment p = claimable_payment(s.hash, 0, kHeight + 50);
+  NodePayment p = claimable_payment(s.hash, 0, kHeight + 144);
   p.amt_msat.reset();
   const Plan plan = plan_payments({p}, {record(Flow::Apay, s.hash, "active")}, context());
   EXPECT_TRUE(plan.repairs.empty());
@@ -311,13 +312,13 @@ TEST(Guards, ApayKeepsTheDeadlineItAlreadyRecorded) {
   const Secret s = secret('l');
   const Plan plan =
       plan_payments({claimable_payment(s.hash, 3'000'000, kHeight + 500)},
-                    {record(Flow::Apay, s.hash, "active", 3'000'000, kHeight + 40)}, context());
+                    {record(Flow::Apay, s.hash, "active", 3'000'000, kHeight + 200)}, context());
   ASSERT_EQ(plan.repairs.size(), 1u);
-  EXPECT_EQ(plan.repairs[0].claim_deadline_height, kHeight + 40);
+  EXPECT_EQ(plan.repairs[0].claim_deadline_height, kHeight + 200);
   // ...and a recorded deadline is known, even when the node reports none.
   const Plan no_node_deadline =
       plan_payments({claimable_payment(s.hash, 3'000'000, std::nullopt)},
-                    {record(Flow::Apay, s.hash, "active", 3'000'000, kHeight + 40)}, context());
+                    {record(Flow::Apay, s.hash, "active", 3'000'000, kHeight + 200)}, context());
   ASSERT_EQ(no_node_deadline.repairs.size(), 1u);
 }
 
@@ -337,6 +338,75 @@ TEST(Guards, SeveralFailingGuardsAreAllReported) {
   EXPECT_TRUE(plan.repairs.empty());
   EXPECT_EQ(kinds(plan), (std::vector<DivergenceKind>{DivergenceKind::AmountMismatch,
                                                       DivergenceKind::ClaimDeadlineUnknown}));
+}
+
+// --- the APay claim margin (--claim-min-blocks) -------------------------------------------
+
+struct MarginRow {
+  std::string name;
+  Flow flow;
+  std::optional<std::int64_t> node_deadline;    // blocks above kHeight
+  std::optional<std::int64_t> record_deadline;  // blocks above kHeight
+  std::int64_t min_blocks;
+  std::optional<DivergenceKind> diverges;  // none: repaired
+};
+
+class MarginRows : public ::testing::TestWithParam<MarginRow> {};
+
+TEST_P(MarginRows, ApayNeedsMoreThanTheMarginRelayOnlyAFutureDeadline) {
+  const MarginRow& row = GetParam();
+  const Secret s = secret('M');
+  const auto above = [](std::optional<std::int64_t> blocks) {
+    return blocks ? std::optional<std::int64_t>(kHeight + *blocks) : std::nullopt;
+  };
+  PlanContext c = context();
+  c.claim_min_blocks = row.min_blocks;
+  const std::string from = row.flow == Flow::Apay ? "active" : "quoted";
+  const Plan plan =
+      plan_payments({claimable_payment(s.hash, 3'000'000, above(row.node_deadline))},
+                    {record(row.flow, s.hash, from, 3'000'000, above(row.record_deadline))}, c);
+  if (row.diverges) {
+    EXPECT_TRUE(plan.repairs.empty());
+    ASSERT_EQ(kinds(plan), std::vector<DivergenceKind>{*row.diverges});
+    EXPECT_TRUE(plan.divergences[0].needs_person);
+  } else {
+    EXPECT_EQ(plan.repairs.size(), 1u);
+    EXPECT_TRUE(plan.divergences.empty()) << plan.divergences[0].detail;
+  }
+}
+
+constexpr auto kTooNear = DivergenceKind::ClaimDeadlineTooNear;
+constexpr auto kPassed = DivergenceKind::ClaimDeadlinePassed;
+
+INSTANTIATE_TEST_SUITE_P(
+    Guards, MarginRows,
+    ::testing::Values(
+        // The LSP's handler: blocksLeft <= requiredBlocks is refused, so 103 of 102 is the least.
+        MarginRow{"apay_one_above_margin", Flow::Apay, 103, std::nullopt, 102, std::nullopt},
+        MarginRow{"apay_at_margin", Flow::Apay, 102, std::nullopt, 102, kTooNear},
+        MarginRow{"apay_one_block_left", Flow::Apay, 1, std::nullopt, 102, kTooNear},
+        MarginRow{"apay_at_height", Flow::Apay, 0, std::nullopt, 102, kPassed},
+        MarginRow{"apay_margin_from_context", Flow::Apay, 50, std::nullopt, 49, std::nullopt},
+        MarginRow{"apay_no_margin", Flow::Apay, 1, std::nullopt, 0, std::nullopt},
+        // The live handler checks the node's deadline, the LSP's next job the kept one.
+        MarginRow{"apay_node_deadline_near", Flow::Apay, 50, 500, 102, kTooNear},
+        MarginRow{"apay_kept_deadline_near", Flow::Apay, 500, 50, 102, kTooNear},
+        MarginRow{"apay_node_deadline_passed", Flow::Apay, -1, 500, 102, kPassed},
+        MarginRow{"apay_kept_deadline_only", Flow::Apay, std::nullopt, 103, 102, std::nullopt},
+        // Relay records any future deadline and checks it before paying.
+        MarginRow{"relay_one_block_left", Flow::Relay, 1, std::nullopt, 102, std::nullopt},
+        MarginRow{"relay_at_margin", Flow::Relay, 102, std::nullopt, 102, std::nullopt},
+        MarginRow{"relay_at_height", Flow::Relay, 0, std::nullopt, 102, kPassed}),
+    [](const auto& row_info) { return row_info.param.name; });
+
+TEST(Guards, TooNearSaysHowManyBlocksAndTheMargin) {
+  const Secret s = secret('N');
+  const Plan plan = plan_payments({claimable_payment(s.hash, 3'000'000, kHeight + 60)},
+                                  {record(Flow::Apay, s.hash, "active")}, context());
+  ASSERT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::ClaimDeadlineTooNear});
+  EXPECT_EQ(plan.divergences[0].detail,
+            "claim deadline 800060 leaves 60 block(s) above height 800000; the LSP accepts an "
+            "APay claimable only with more than 102 (--claim-min-blocks)");
 }
 
 struct FailedLeg {
@@ -415,7 +485,7 @@ TEST(Guards, OutboundAheadOfTheLspWaitsThenNeedsAPerson) {
 
 TEST(Plan, RecentPaymentsAreLeftToTheNextSweep) {
   const Secret s = secret('q');
-  NodePayment p = claimable_payment(s.hash, 3'000'000, kHeight + 10);
+  NodePayment p = claimable_payment(s.hash, 3'000'000, kHeight + 144);
   p.updated_at = kNow - 29;
   Plan plan = plan_payments({p}, {record(Flow::Apay, s.hash, "active")}, context());
   EXPECT_TRUE(plan.repairs.empty());
@@ -512,6 +582,18 @@ TEST(Rejected, EachRejectedPaymentIsADivergence) {
   EXPECT_FALSE(ds[0].flow);
   EXPECT_EQ(ds[0].payment_hash, "zz");
   EXPECT_TRUE(ds[0].needs_person);
+}
+
+TEST(DivergenceKinds, EveryKindIsListedOnceAndRoundTrips) {
+  for (std::size_t i = 0; i < kDivergenceKinds.size(); ++i) {
+    const DivergenceKind kind = kDivergenceKinds[i];
+    // Listed in the enum's order, none left out before the last.
+    EXPECT_EQ(static_cast<std::size_t>(kind), i);
+    EXPECT_NE(to_string(kind), "?");
+    EXPECT_EQ(parse_divergence_kind(to_string(kind)), kind) << to_string(kind);
+  }
+  EXPECT_EQ(parse_divergence_kind("claim_deadline_too_near"), DivergenceKind::ClaimDeadlineTooNear);
+  EXPECT_EQ(parse_divergence_kind("no_such_kind"), std::nullopt);
 }
 
 // The targeted lookups skip every leg legs_to_look_up leaves out, and every record in

@@ -49,6 +49,7 @@ enum class DivergenceKind {
   AmountMismatch,          // node amt_msat differs from (or is missing for) the record's amount
   ClaimDeadlineUnknown,    // claimable, but neither the node nor the record knows the deadline
   ClaimDeadlinePassed,     // the deadline is at or below the current height
+  ClaimDeadlineTooNear,    // APay: no more than PlanContext::claim_min_blocks blocks left
   NodeLegFailed,           // node says Failed/Cancelled while the LSP thinks the leg is in flight
   OutboundSucceededEarly,  // outbound leg succeeded before the LSP recorded outbound_paid
   UnexplainedState,        // the record is in a state the transition table cannot explain
@@ -59,11 +60,11 @@ std::optional<DivergenceKind> parse_divergence_kind(std::string_view s);
 
 // Every kind, for views that list all of them (the metrics file shows zeros too).
 inline constexpr std::array kDivergenceKinds{
-    DivergenceKind::PreimageMismatch,       DivergenceKind::PreimageMissing,
-    DivergenceKind::AmountMismatch,         DivergenceKind::ClaimDeadlineUnknown,
-    DivergenceKind::ClaimDeadlinePassed,    DivergenceKind::NodeLegFailed,
-    DivergenceKind::OutboundSucceededEarly, DivergenceKind::UnexplainedState,
-    DivergenceKind::MalformedPayment,
+    DivergenceKind::PreimageMismatch,    DivergenceKind::PreimageMissing,
+    DivergenceKind::AmountMismatch,      DivergenceKind::ClaimDeadlineUnknown,
+    DivergenceKind::ClaimDeadlinePassed, DivergenceKind::ClaimDeadlineTooNear,
+    DivergenceKind::NodeLegFailed,       DivergenceKind::OutboundSucceededEarly,
+    DivergenceKind::UnexplainedState,    DivergenceKind::MalformedPayment,
 };
 
 struct Divergence {
@@ -81,6 +82,9 @@ struct PlanContext {
   std::int64_t current_height = 0;   // the node's block height
   std::int64_t min_age = 30;         // seconds since the node's updated_at before acting
   std::int64_t waiting_grace = 900;  // seconds an OutboundSucceededEarly may last unalerted
+  // An APay claimable is repaired only with more than this many blocks left before its
+  // deadline: the LSP's APAY_INBOUND_MIN_FINAL_CLTV_EXPIRY_DELTA (144) - 42, as its handler.
+  std::int64_t claim_min_blocks = 102;
 };
 
 struct Plan {

@@ -25,6 +25,7 @@ struct SweepOptions {
   std::int64_t min_age = 30;               // seconds
   std::int64_t lookback = 14 * 24 * 3600;  // seconds
   std::int64_t waiting_grace = 15 * 60;    // seconds
+  std::int64_t claim_min_blocks = 102;     // plan::PlanContext::claim_min_blocks
   std::uint32_t page_size = 1000;
   LookupMode lookup = LookupMode::Auto;
   std::int64_t targeted_max = 200;          // records awaiting the node
