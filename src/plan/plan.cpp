@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <unordered_map>
+#include <utility>
 
 #include "lsp_sweeper/util/hex.hpp"
 
@@ -149,11 +150,19 @@ class Planner {
       return;
     }
     bool guarded = false;
-    if (!p.amt_msat || !record.amount_msat ||
-        *p.amt_msat != static_cast<std::uint64_t>(*record.amount_msat)) {
+    const auto node_amount = p.amt_msat ? std::to_string(*p.amt_msat) : "null";
+    if (record.amount_msat && *record.amount_msat <= 0) {
+      // The LSP takes only positive amounts; comparing would only find a wrapped equality.
+      diverge(DivergenceKind::RecordAmountInvalid, record,
+              "record " +
+                  std::string(record.flow == Flow::Apay ? "amount_msat" : "inbound_amount_msat") +
+                  " is " + std::to_string(*record.amount_msat) +
+                  ", not a positive amount; node amt_msat " + node_amount);
+      guarded = true;
+    } else if (!p.amt_msat || !record.amount_msat ||
+               !std::cmp_equal(*p.amt_msat, *record.amount_msat)) {
       diverge(DivergenceKind::AmountMismatch, record,
-              "node amt_msat " + (p.amt_msat ? std::to_string(*p.amt_msat) : "null") +
-                  ", record expects " +
+              "node amt_msat " + node_amount + ", record expects " +
                   (record.amount_msat ? std::to_string(*record.amount_msat) : "null"));
       guarded = true;
     }
@@ -258,6 +267,7 @@ std::string_view to_string(DivergenceKind k) {
     case DivergenceKind::PreimageMismatch: return "preimage_mismatch";
     case DivergenceKind::PreimageMissing: return "preimage_missing";
     case DivergenceKind::AmountMismatch: return "amount_mismatch";
+    case DivergenceKind::RecordAmountInvalid: return "record_amount_invalid";
     case DivergenceKind::ClaimDeadlineUnknown: return "claim_deadline_unknown";
     case DivergenceKind::ClaimDeadlinePassed: return "claim_deadline_passed";
     case DivergenceKind::ClaimDeadlineTooNear: return "claim_deadline_too_near";

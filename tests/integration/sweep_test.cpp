@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -203,6 +204,52 @@ TEST_F(Sweep, ApayClaimNeedsMoreBlocksThanTheMargin) {
   EXPECT_EQ(apay_status(near.hash), "claimable");
   EXPECT_EQ(jobs(near.hash, "request_outbound_invoice"), 1);
   EXPECT_EQ(sweep({"--claim-min-blocks", "-1"}).exit_code, 64);
+}
+
+// An amount the LSP column cannot hold is a malformed payment, never compared after a
+// wrapping conversion; a record amount that is not positive is reported, never matched.
+TEST_F(Sweep, AmountsThatWrapAreNeverMatched) {
+  const Secret minus_one = secret('Q'), int64_min = secret('R'), zero = secret('S'),
+               negative_relay = secret('T'), far_deadline = secret('U');
+  seed_apay(minus_one.hash, "active", -1);
+  seed_apay(int64_min.hash, "active", std::numeric_limits<std::int64_t>::min());
+  seed_apay(zero.hash, "active", 0);
+  seed_relay(negative_relay.hash, "quoted", -5);
+  seed_apay(far_deadline.hash, "active", 3000000);
+  json wraps = hodl_claimable(minus_one.hash, 0);
+  wraps["amt_msat"] = std::numeric_limits<std::uint64_t>::max();
+  json wraps_min = hodl_claimable(int64_min.hash, 0);
+  wraps_min["amt_msat"] = std::uint64_t{1} << 63;
+  serve(json::array({wraps, wraps_min, hodl_claimable(zero.hash, 0),
+                     hodl_claimable(negative_relay.hash, 5),
+                     hodl_claimable(far_deadline.hash, 3000000, std::int64_t{1} << 32)}));
+
+  const ProcessResult run = sweep();
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  const json r = report(run);
+  EXPECT_EQ(r["summary"]["repairs_planned"], 0);
+  EXPECT_EQ(r["node"]["payments_rejected"], 3);
+  const auto kind_of = [&](const std::string& hash) {
+    const json* d = find_by_hash(r["divergences"], hash);
+    return d == nullptr ? std::string("none") : (*d)["kind"].get<std::string>();
+  };
+  EXPECT_EQ(kind_of(minus_one.hash), "malformed_payment");
+  EXPECT_NE((*find_by_hash(r["divergences"], minus_one.hash))["detail"].get<std::string>().find(
+                "amt_msat is out of range (above 9223372036854775807)"),
+            std::string::npos);
+  EXPECT_EQ(kind_of(int64_min.hash), "malformed_payment");
+  EXPECT_EQ(kind_of(zero.hash), "record_amount_invalid");
+  EXPECT_EQ(kind_of(negative_relay.hash), "record_amount_invalid");
+  EXPECT_NE(
+      (*find_by_hash(r["divergences"], negative_relay.hash))["detail"].get<std::string>().find(
+          "record inbound_amount_msat is -5, not a positive amount"),
+      std::string::npos);
+  EXPECT_EQ(kind_of(far_deadline.hash), "malformed_payment");
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 0);
+  EXPECT_EQ(db_.query_value<int>("SELECT count(*) FROM async_rotating_invoices WHERE status <> "
+                                 "'active'"),
+            0);
+  EXPECT_EQ(relay_status(negative_relay.hash), "quoted");
 }
 
 TEST_F(Sweep, MissingOutboxJobIsAddedOnce) {

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "lsp_sweeper/util/hex.hpp"
@@ -273,6 +275,73 @@ TEST(Guards, AmountMismatchBothFlows) {
     EXPECT_NE(plan.divergences[0].detail.find("9999"), std::string::npos);
     EXPECT_NE(plan.divergences[0].detail.find("4000000"), std::string::npos);
   }
+}
+
+// Amounts are compared as numbers, never after a conversion that wraps: a record of -1 is not
+// the node's 2^64-1, nor INT64_MIN the node's 2^63.
+struct AmountRow {
+  std::string name;
+  std::optional<std::uint64_t> node;
+  std::optional<std::int64_t> record;
+  std::optional<DivergenceKind> diverges;  // none: repaired
+};
+
+class AmountRows : public ::testing::TestWithParam<std::tuple<AmountRow, Flow>> {};
+
+TEST_P(AmountRows, ComparedWithoutWrapping) {
+  const auto& [row, flow] = GetParam();
+  const Secret s = secret('A');
+  NodePayment p = claimable_payment(s.hash, 0, kHeight + 144);
+  p.amt_msat = row.node;
+  const std::string from = flow == Flow::Apay ? "active" : "quoted";
+  const Plan plan = plan_payments({p}, {record(flow, s.hash, from, row.record)}, context());
+  if (row.diverges) {
+    EXPECT_TRUE(plan.repairs.empty());
+    EXPECT_EQ(kinds(plan), std::vector<DivergenceKind>{*row.diverges});
+  } else {
+    EXPECT_EQ(plan.repairs.size(), 1u);
+    EXPECT_TRUE(plan.divergences.empty()) << plan.divergences[0].detail;
+  }
+}
+
+constexpr auto kInvalid = DivergenceKind::RecordAmountInvalid;
+constexpr auto kMismatch = DivergenceKind::AmountMismatch;
+constexpr std::int64_t kI64Max = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t kI64Min = std::numeric_limits<std::int64_t>::min();
+constexpr std::uint64_t kTwoTo63 = std::uint64_t{1} << 63;
+
+INSTANTIATE_TEST_SUITE_P(
+    Guards, AmountRows,
+    ::testing::Combine(
+        ::testing::Values(
+            AmountRow{"wraps_to_minus_one", std::numeric_limits<std::uint64_t>::max(), -1,
+                      kInvalid},
+            AmountRow{"wraps_to_int64_min", kTwoTo63, kI64Min, kInvalid},
+            AmountRow{"zero_both", 0, 0, kInvalid}, AmountRow{"zero_record", 1000, 0, kInvalid},
+            AmountRow{"negative_record_no_node_amount", std::nullopt, -5, kInvalid},
+            AmountRow{"one_above_record_max", kTwoTo63, kI64Max, kMismatch},
+            AmountRow{"zero_node", 0, 1000, kMismatch},
+            AmountRow{"no_record_amount", 1000, std::nullopt, kMismatch},
+            AmountRow{"largest_equal", static_cast<std::uint64_t>(kI64Max), kI64Max, std::nullopt},
+            AmountRow{"smallest_equal", 1, 1, std::nullopt}),
+        ::testing::Values(Flow::Apay, Flow::Relay)),
+    [](const auto& row_info) {
+      return test_name({std::get<0>(row_info.param).name, to_string(std::get<1>(row_info.param))});
+    });
+
+TEST(Guards, InvalidRecordAmountNamesTheColumn) {
+  const Secret s = secret('B');
+  NodePayment p =
+      claimable_payment(s.hash, std::numeric_limits<std::uint64_t>::max(), kHeight + 144);
+  const Plan apay = plan_payments({p}, {record(Flow::Apay, s.hash, "active", -1)}, context());
+  ASSERT_EQ(apay.divergences.size(), 1u);
+  EXPECT_EQ(apay.divergences[0].detail,
+            "record amount_msat is -1, not a positive amount; node amt_msat 18446744073709551615");
+  const Plan relay = plan_payments({p}, {record(Flow::Relay, s.hash, "quoted", 0)}, context());
+  ASSERT_EQ(relay.divergences.size(), 1u);
+  EXPECT_EQ(relay.divergences[0].detail,
+            "record inbound_amount_msat is 0, not a positive amount; node amt_msat "
+            "18446744073709551615");
 }
 
 TEST(Guards, NodeWithoutAmountIsNotTrusted) {

@@ -47,6 +47,7 @@ enum class DivergenceKind {
   PreimageMismatch,        // sha256(preimage) != payment_hash
   PreimageMissing,         // outbound succeeded but the node reports no preimage
   AmountMismatch,          // node amt_msat differs from (or is missing for) the record's amount
+  RecordAmountInvalid,     // the record's amount is zero or negative: nothing to compare with
   ClaimDeadlineUnknown,    // claimable, but neither the node nor the record knows the deadline
   ClaimDeadlinePassed,     // the deadline is at or below the current height
   ClaimDeadlineTooNear,    // APay: no more than PlanContext::claim_min_blocks blocks left
@@ -60,11 +61,12 @@ std::optional<DivergenceKind> parse_divergence_kind(std::string_view s);
 
 // Every kind, for views that list all of them (the metrics file shows zeros too).
 inline constexpr std::array kDivergenceKinds{
-    DivergenceKind::PreimageMismatch,    DivergenceKind::PreimageMissing,
-    DivergenceKind::AmountMismatch,      DivergenceKind::ClaimDeadlineUnknown,
-    DivergenceKind::ClaimDeadlinePassed, DivergenceKind::ClaimDeadlineTooNear,
-    DivergenceKind::NodeLegFailed,       DivergenceKind::OutboundSucceededEarly,
-    DivergenceKind::UnexplainedState,    DivergenceKind::MalformedPayment,
+    DivergenceKind::PreimageMismatch,       DivergenceKind::PreimageMissing,
+    DivergenceKind::AmountMismatch,         DivergenceKind::RecordAmountInvalid,
+    DivergenceKind::ClaimDeadlineUnknown,   DivergenceKind::ClaimDeadlinePassed,
+    DivergenceKind::ClaimDeadlineTooNear,   DivergenceKind::NodeLegFailed,
+    DivergenceKind::OutboundSucceededEarly, DivergenceKind::UnexplainedState,
+    DivergenceKind::MalformedPayment,
 };
 
 struct Divergence {
