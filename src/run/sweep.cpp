@@ -411,6 +411,9 @@ report::RunResult run_sweep(node::PaymentSource& node, store::RecordStore& store
     sweep.run();
     if (!options.dry_run) sweep.record_divergences();
     result.complete = true;
+  } catch (const node::NodeError& e) {
+    result.error = e.what();
+    result.retry_later = e.kind == node::NodeErrorKind::ChangingState;
   } catch (const std::exception& e) {
     result.error = e.what();
   }

@@ -419,7 +419,71 @@ TEST_F(Sweep, LockedNodeEndsTheRunWithAClearMessage) {
   node_->set_locked(true);
   const ProcessResult run = sweep();
   EXPECT_EQ(run.exit_code, 2);
-  EXPECT_NE(run.err.find("locked"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("node is locked (403 LockedNode): unlock it (POST /unlock) and rerun"),
+            std::string::npos)
+      << run.err;
+}
+
+// The node's 403s by name (its src/error.rs): each ends the run with what a person must do.
+TEST_F(Sweep, UninitialisedOrForbiddingNodeEndsTheRunSayingWhy) {
+  serve(json::array());
+  node_->fail_next("/networkinfo", 403, 1, "NotInitialized");
+  const ProcessResult uninitialised = sweep();
+  EXPECT_EQ(uninitialised.exit_code, 2) << uninitialised.err;
+  EXPECT_NE(report(uninitialised)["error"].get<std::string>().find(
+                "node is not initialised (403 NotInitialized): initialise it (POST /init), "
+                "unlock it, and rerun"),
+            std::string::npos)
+      << uninitialised.out;
+
+  node_->fail_next("/listpayments", 403, 1, "Forbidden");
+  const ProcessResult forbidden = sweep({"--lookup", "list"});
+  EXPECT_EQ(forbidden.exit_code, 2) << forbidden.err;
+  EXPECT_NE(forbidden.err.find("HTTP 403 'Forbidden'"), std::string::npos) << forbidden.err;
+  EXPECT_EQ(db_.query_value<int>("SELECT count(*) FROM lsp_sweeper.runs WHERE exit_code = 2"), 2);
+}
+
+TEST_F(Sweep, NodeChangingStateIsWaitedOutBriefly) {
+  const Secret s = secret('V');
+  seed_apay(s.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(s.hash, s.preimage)}));
+  node_->fail_next("/networkinfo", 403, 2, "ChangingState");  // waited 1 s, then 2 s
+
+  const ProcessResult run = sweep();
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(node_->request_count("/networkinfo"), 3u);
+  EXPECT_EQ(apay_status(s.hash), "outbound_claimed");
+}
+
+// Still changing state after the client's retries (1 + 2 + 4 + 8 s): exit 75, like a busy
+// sweep lock, so schedulers treat it as "try again later"; what was committed stays committed.
+TEST_F(Sweep, NodeStillChangingStateEndsTheRunWithTryAgainLater) {
+  const Secret s = secret('W');
+  seed_apay(s.hash, "active", 3000000);
+  serve(json::array({hodl_claimable(s.hash, 3000000)}));
+  // The held-payments listing (its page and the empty page after it) answers; the next
+  // listing meets a node that began to lock.
+  sim::Fault changing;
+  changing.status = 403;
+  changing.name = "ChangingState";
+  for (std::uint64_t request = 3; request <= 7; ++request) {
+    node_->inject("/listpayments", request, changing);
+  }
+
+  const ProcessResult run = sweep({"--lookup", "list"});
+  EXPECT_EQ(run.exit_code, 75) << run.err;
+  const json r = report(run);
+  EXPECT_FALSE(r["complete"]);
+  EXPECT_EQ(r["exit_code"], 75);
+  EXPECT_NE(r["error"].get<std::string>().find(
+                "the node is changing state (403 ChangingState) (node said: 'Injected fault (node "
+                "simulator)'); still so after 5 attempts: try again later"),
+            std::string::npos)
+      << r["error"];
+  EXPECT_EQ(db_.query_value<std::string>("SELECT status || ' ' || exit_code FROM lsp_sweeper.runs"),
+            "failed 75");
+  EXPECT_EQ(apay_status(s.hash), "claimable");
+  EXPECT_EQ(node_->request_count("/listpayments"), 7u);
 }
 
 TEST_F(Sweep, ConfigurationAndUsageErrorsHaveTheirOwnExitCodes) {

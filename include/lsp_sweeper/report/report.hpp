@@ -22,7 +22,8 @@ enum ExitCode : int {
                             // alert could not be delivered
   kExitIncomplete = 2,      // the run could not complete (node, database, configuration)
   kExitUsage = 64,          // bad command line
-  kExitBusy = 75,           // another run holds the sweep lock: try again later (EX_TEMPFAIL)
+  kExitBusy = 75,           // another run holds the sweep lock, or the node kept changing
+                            // state: try again later (EX_TEMPFAIL)
 };
 
 struct NodeSummary {
@@ -67,7 +68,10 @@ struct RunResult {
   int alerts_sent = 0;               // webhook deliveries that succeeded
   std::vector<std::string> notes;    // things the operator should know once per run
   std::optional<std::string> error;  // why the run could not complete
-  std::int64_t alert_failures = 0;   // alert deliveries that failed (set by the alert step)
+  // The node was still changing state (403 ChangingState) after the client's retries: an
+  // incomplete run that only needs to be tried again (exit 75, not 2).
+  bool retry_later = false;
+  std::int64_t alert_failures = 0;  // alert deliveries that failed (set by the alert step)
 };
 
 int exit_code(const RunResult& result);
