@@ -1,8 +1,11 @@
 #include "lsp_sweeper/plan/plan.hpp"
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "lsp_sweeper/util/hex.hpp"
@@ -110,6 +113,40 @@ bool callback_may_act(RepairKind kind, Flow flow, std::string_view status) {
 
 bool callback_may_act(RepairKind kind, const LspRecord& record) {
   return callback_may_act(kind, record.flow, record.status);
+}
+
+// How far a node status is along the node's own order; the final ones share the last step.
+int progress(NodeStatus s) {
+  switch (s) {
+    case NodeStatus::Pending: return 0;
+    case NodeStatus::Claimable: return 1;
+    case NodeStatus::Claiming: return 2;
+    case NodeStatus::Succeeded:
+    case NodeStatus::Cancelled:
+    case NodeStatus::Failed: return 3;
+  }
+  return 3;
+}
+
+// The hashes of `payments` with two answers for one (hash, direction) that contradict each
+// other, and the first such contradiction of each. Each answer is compared with the one
+// before it for its key.
+std::unordered_map<std::string_view, std::string> contradictions_within(
+    const std::vector<NodePayment>& payments) {
+  std::map<std::pair<std::string_view, Direction>, NodeAnswer> last;
+  std::unordered_map<std::string_view, std::string> out;
+  for (const auto& p : payments) {
+    const NodeAnswer answer = answer_of(p);
+    const auto [it, first] = last.try_emplace({p.payment_hash, p.direction()}, answer);
+    if (first) continue;
+    if (auto why = contradiction(it->second, answer)) out.try_emplace(p.payment_hash, *why);
+    it->second = answer;
+  }
+  return out;
+}
+
+Divergence contradiction_divergence(const LspRecord& record, const std::string& detail) {
+  return {DivergenceKind::NodeContradictsItself, record.flow, record.payment_hash, detail, true};
 }
 
 Repair make_repair(const Transition& t, const LspRecord& record) {
@@ -275,6 +312,7 @@ std::string_view to_string(DivergenceKind k) {
     case DivergenceKind::OutboundSucceededEarly: return "outbound_succeeded_early";
     case DivergenceKind::UnexplainedState: return "unexplained_state";
     case DivergenceKind::MalformedPayment: return "malformed_payment";
+    case DivergenceKind::NodeContradictsItself: return "node_contradicts_itself";
   }
   return "?";
 }
@@ -299,10 +337,25 @@ Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<L
 
   Plan plan;
   Planner planner(context, plan);
+  const auto contradicted = contradictions_within(payments);
+  std::set<std::pair<std::string_view, Direction>> judged;
+  std::unordered_set<std::string_view> reported;
   for (const auto& p : payments) {
+    // A repeated answer is judged with the first one for its (hash, direction).
+    if (!judged.insert({p.payment_hash, p.direction()}).second) continue;
     const auto [first, last] = by_hash.equal_range(p.payment_hash);
     if (first == last) {
       ++plan.orphans;
+      continue;
+    }
+    // The node's word on this hash cannot be trusted: neither leg is acted on. Reported once,
+    // with the hash's first payment.
+    if (const auto c = contradicted.find(p.payment_hash); c != contradicted.end()) {
+      if (reported.insert(p.payment_hash).second) {
+        for (auto it = first; it != last; ++it) {
+          plan.divergences.push_back(contradiction_divergence(*it->second, c->second));
+        }
+      }
       continue;
     }
     // A payment the node changed moments ago may still have its live callback in flight:
@@ -367,6 +420,37 @@ std::vector<std::string> states_needing_no_lookup(Flow flow) {
     if (!legs.inbound && !legs.outbound) quiet.push_back(status);
   }
   return quiet;
+}
+
+NodeAnswer answer_of(const NodePayment& p) { return {p.type, p.status, p.amt_msat}; }
+
+std::optional<std::string> contradiction(const NodeAnswer& earlier, const NodeAnswer& later) {
+  const auto then = [](std::string_view field, std::string_view a, std::string_view b) {
+    return "the node answered " + std::string(field) + " " + std::string(a) + ", then " +
+           std::string(b) + " for the same payment";
+  };
+  if (earlier.type != later.type) {
+    return then("payment_type", to_string(earlier.type), to_string(later.type));
+  }
+  if (earlier.amt_msat && later.amt_msat && *earlier.amt_msat != *later.amt_msat) {
+    return then("amt_msat", std::to_string(*earlier.amt_msat), std::to_string(*later.amt_msat));
+  }
+  const bool went_back = progress(later.status) < progress(earlier.status);
+  const bool left_final = progress(earlier.status) == 3 && later.status != earlier.status;
+  if (went_back || left_final) {
+    return then("status", to_string(earlier.status), to_string(later.status));
+  }
+  return std::nullopt;
+}
+
+std::vector<Divergence> divergences_for_contradiction(std::string_view payment_hash,
+                                                      const std::string& detail,
+                                                      const std::vector<LspRecord>& records) {
+  std::vector<Divergence> out;
+  for (const auto& r : records) {
+    if (r.payment_hash == payment_hash) out.push_back(contradiction_divergence(r, detail));
+  }
+  return out;
 }
 
 std::vector<Divergence> divergences_for_rejected(const std::vector<RejectedPayment>& rejected) {

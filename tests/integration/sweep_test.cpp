@@ -252,6 +252,55 @@ TEST_F(Sweep, AmountsThatWrapAreNeverMatched) {
   EXPECT_EQ(relay_status(negative_relay.hash), "quoted");
 }
 
+// Two answers about one (hash, direction) that cannot both be true: reported, nothing applied
+// for that hash. Listed, so the node's repeated entries are served as they are.
+TEST_F(Sweep, NodeContradictingItselfOnAPageIsReportedNotApplied) {
+  const Secret s = secret('X');
+  seed_apay(s.hash, "outbound_paid", 3000000);
+  serve(json::array({hodl_claimable(s.hash, 3000000), hodl_claimable(s.hash, 3000001),
+                     outbound_succeeded(s.hash, s.preimage)}));
+
+  const ProcessResult run = sweep({"--lookup", "list"});
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  const json r = report(run);
+  EXPECT_EQ(r["summary"]["repairs_planned"], 0) << r["repairs"];
+  ASSERT_EQ(r["divergences"].size(), 1u) << r["divergences"];
+  EXPECT_EQ(r["divergences"][0]["kind"], "node_contradicts_itself");
+  EXPECT_EQ(r["divergences"][0]["flow"], "apay");
+  EXPECT_EQ(r["divergences"][0]["detail"],
+            "the node answered amt_msat 3000001, then 3000000 for the same payment");
+  // Its outbound leg alone would have been a missed payment_sent.
+  EXPECT_EQ(apay_status(s.hash), "outbound_paid");
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 0);
+}
+
+// Across pages the earlier answer was acted on already: the later, contradicting one is
+// reported. A payment whose status only moved on between two listings is not a contradiction.
+TEST_F(Sweep, NodeContradictingItselfAcrossPagesIsReported) {
+  const Secret changed = secret('Y'), moved_on = secret('Z');
+  seed_apay(changed.hash, "active", 3000000);
+  seed_apay(moved_on.hash, "active", 4000000);
+  json cancelled = hodl_claimable(moved_on.hash, 4000000);
+  cancelled["status"] = "Cancelled";
+  // Newest first, one a page: the 3000000 answer comes first and is repaired.
+  serve(json::array({hodl_claimable(changed.hash, 3000001), hodl_claimable(moved_on.hash, 4000000),
+                     cancelled, hodl_claimable(changed.hash, 3000000)}));
+
+  const ProcessResult run = sweep({"--lookup", "list", "--page-size", "1"});
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  const json r = report(run);
+  std::vector<std::string> kinds;
+  for (const auto& d : r["divergences"]) kinds.push_back(d["kind"].get<std::string>());
+  EXPECT_EQ(kinds, std::vector<std::string>{"node_contradicts_itself"}) << r["divergences"];
+  EXPECT_EQ(r["divergences"][0]["payment_hash"], changed.hash);
+  EXPECT_EQ(r["divergences"][0]["detail"],
+            "the node answered amt_msat 3000000, then 3000001 for the same payment; the earlier "
+            "answer was acted on");
+  EXPECT_EQ(repair_kinds(r), (std::vector<std::string>{"missed_claimable", "missed_claimable"}));
+  EXPECT_EQ(apay_status(changed.hash), "claimable");
+  EXPECT_EQ(apay_status(moved_on.hash), "claimable");
+}
+
 TEST_F(Sweep, MissingOutboxJobIsAddedOnce) {
   const Secret s = secret('b');
   seed_relay(s.hash, "outbound_claimed", 1000);

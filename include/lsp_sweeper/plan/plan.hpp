@@ -55,6 +55,7 @@ enum class DivergenceKind {
   OutboundSucceededEarly,  // outbound leg succeeded before the LSP recorded outbound_paid
   UnexplainedState,        // the record is in a state the transition table cannot explain
   MalformedPayment,        // the node sent a payment the decoder rejected
+  NodeContradictsItself,   // two answers about one (hash, direction) cannot both be true
 };
 std::string_view to_string(DivergenceKind k);
 std::optional<DivergenceKind> parse_divergence_kind(std::string_view s);
@@ -66,7 +67,7 @@ inline constexpr std::array kDivergenceKinds{
     DivergenceKind::ClaimDeadlineUnknown,   DivergenceKind::ClaimDeadlinePassed,
     DivergenceKind::ClaimDeadlineTooNear,   DivergenceKind::NodeLegFailed,
     DivergenceKind::OutboundSucceededEarly, DivergenceKind::UnexplainedState,
-    DivergenceKind::MalformedPayment,
+    DivergenceKind::MalformedPayment,       DivergenceKind::NodeContradictsItself,
 };
 
 struct Divergence {
@@ -102,8 +103,10 @@ struct Plan {
 const std::vector<Transition>& transition_table();
 
 // Plans the repairs for node payments against the LSP records with the same hashes (records
-// may hold both flows, in any order). Payments are expected de-duplicated by
-// (hash, direction).
+// may hold both flows, in any order). A (hash, direction) may come more than once: its first
+// answer is planned, unless two of its answers contradict each other (`contradiction`): then
+// every record of that hash gets a NodeContradictsItself divergence and nothing else is
+// planned for the hash, either direction.
 Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<LspRecord>& records,
                    const PlanContext& context);
 
@@ -136,6 +139,27 @@ std::vector<std::string> known_states(Flow flow);
 // store's lookup of the records the targeted lookups ask the node about. Unknown states are
 // never in it: the planner reports them.
 std::vector<std::string> states_needing_no_lookup(Flow flow);
+
+// What a run keeps of a node answer, to compare a later answer about the same (hash,
+// direction) with it.
+struct NodeAnswer {
+  PaymentType type = PaymentType::Outbound;
+  NodeStatus status = NodeStatus::Pending;
+  std::optional<std::uint64_t> amt_msat;
+};
+NodeAnswer answer_of(const NodePayment& p);
+
+// Why `later` cannot be the same payment as `earlier` (same hash and direction) asked again:
+// another payment type, another amount (when both have one), or a status that went back or
+// left a final one (Succeeded, Cancelled, Failed). Nothing when they agree; a status that
+// moved forward (Claimable, then Succeeded) agrees.
+std::optional<std::string> contradiction(const NodeAnswer& earlier, const NodeAnswer& later);
+
+// A NodeContradictsItself divergence for each record of `payment_hash`, saying `detail`; none
+// when no record knows the hash (other traffic of the node).
+std::vector<Divergence> divergences_for_contradiction(std::string_view payment_hash,
+                                                      const std::string& detail,
+                                                      const std::vector<LspRecord>& records);
 
 // A divergence for each payment the decoder rejected.
 std::vector<Divergence> divergences_for_rejected(const std::vector<RejectedPayment>& rejected);
