@@ -116,6 +116,7 @@ bool callback_may_act(RepairKind kind, const LspRecord& record) {
 }
 
 // How far a node status is along the node's own order; the final ones share the last step.
+constexpr int kFinal = 3;
 int progress(NodeStatus s) {
   switch (s) {
     case NodeStatus::Pending: return 0;
@@ -123,9 +124,9 @@ int progress(NodeStatus s) {
     case NodeStatus::Claiming: return 2;
     case NodeStatus::Succeeded:
     case NodeStatus::Cancelled:
-    case NodeStatus::Failed: return 3;
+    case NodeStatus::Failed: return kFinal;
   }
-  return 3;
+  return kFinal;
 }
 
 // The hashes of `payments` with two answers for one (hash, direction) that contradict each
@@ -436,7 +437,7 @@ std::optional<std::string> contradiction(const NodeAnswer& earlier, const NodeAn
     return then("amt_msat", std::to_string(*earlier.amt_msat), std::to_string(*later.amt_msat));
   }
   const bool went_back = progress(later.status) < progress(earlier.status);
-  const bool left_final = progress(earlier.status) == 3 && later.status != earlier.status;
+  const bool left_final = progress(earlier.status) == kFinal && later.status != earlier.status;
   if (went_back || left_final) {
     return then("status", to_string(earlier.status), to_string(later.status));
   }

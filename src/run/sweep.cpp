@@ -204,7 +204,7 @@ class Sweep {
     // newer. Repeats within the page are the planner's to judge.
     std::vector<NodePayment> fresh;
     std::vector<std::string> hashes;
-    std::vector<std::pair<std::string, std::string>> contradicted;  // hash, why
+    std::vector<std::pair<std::string, std::string>> newly_contradicted;  // hash, why
     fresh.reserve(page.payments.size());
     for (auto& p : page.payments) {
       if (contradicted_.contains(p.payment_hash)) continue;
@@ -218,7 +218,7 @@ class Sweep {
       if (auto why = plan::contradiction(seen->second, answer)) {
         contradicted_.insert(p.payment_hash);
         hashes.push_back(p.payment_hash);
-        contradicted.emplace_back(p.payment_hash, *why + "; the earlier answer was acted on");
+        newly_contradicted.emplace_back(p.payment_hash, *why + "; the earlier answer was acted on");
       } else {
         seen->second = answer;
       }
@@ -226,10 +226,10 @@ class Sweep {
     // The other leg of a hash found contradicted on this page is not acted on either.
     std::erase_if(fresh,
                   [&](const NodePayment& p) { return contradicted_.contains(p.payment_hash); });
-    if (fresh.empty() && contradicted.empty()) return;
+    if (fresh.empty() && newly_contradicted.empty()) return;
     const std::vector<LspRecord> records = store_.records_for(hashes);
     plan::Plan plan = plan::plan_payments(fresh, records, context_);
-    for (const auto& [hash, why] : contradicted) {
+    for (const auto& [hash, why] : newly_contradicted) {
       auto divergences = plan::divergences_for_contradiction(hash, why, records);
       plan.divergences.insert(plan.divergences.end(), divergences.begin(), divergences.end());
     }
@@ -237,8 +237,9 @@ class Sweep {
     for (const auto& r : plan.repairs) acted.insert(r.payment_hash);
     for (const auto& d : plan.divergences) {
       acted.insert(d.payment_hash);
-      if (d.kind == plan::DivergenceKind::NodeContradictsItself)
+      if (d.kind == plan::DivergenceKind::NodeContradictsItself) {
         contradicted_.insert(d.payment_hash);
+      }
     }
     for (const auto& h : plan.deferred_hashes) acted.insert(h);
     for (const auto& p : fresh) {
