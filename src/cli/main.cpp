@@ -202,8 +202,9 @@ Examples:
 
 Exit codes: 0 nothing left to do; 1 divergences need a person, a dry run found repairs, or an
 alert could not be delivered; 2 the run could not complete (node, database, configuration),
-or the report or metrics file could not be written; 64 usage error; 75 another run is in
-progress (it holds the sweep lock): nothing was done, try again later.)";
+or the report or metrics file could not be written; 64 usage error; 75 try again later:
+another run is in progress (it holds the sweep lock, nothing was done), or the node kept
+answering 403 ChangingState.)";
 
 constexpr const char* kGlobalOptions = R"(
 

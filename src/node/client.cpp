@@ -267,16 +267,7 @@ struct NodeClient::Impl {
       return {false, NodeErrorKind::Unauthorized, false,
               "node refused the token (401)" + node_said(sink.body)};
     }
-    // The node answers an unknown payment 403 as well; only the error's name tells it from
-    // a lock.
-    if (status == 403 && error_field(sink.body, "name") == "PaymentNotFound") {
-      return {false, NodeErrorKind::NotFound, false, "node does not know this payment (403)"};
-    }
-    if (status == 403) {
-      return {
-          false, NodeErrorKind::Locked, false,
-          "node is locked or not initialised (403): unlock it and rerun" + node_said(sink.body)};
-    }
+    if (status == 403) return forbidden(error_field(sink.body, "name"));
     if (status < 200 || status > 299) {
       const bool retry = retryable_status(status);
       return {false, retry ? NodeErrorKind::Transport : NodeErrorKind::Protocol, retry,
@@ -291,19 +282,59 @@ struct NodeClient::Impl {
     return {true, {}, false, {}};
   }
 
+  // The node's 403s, told apart by the error's name (the node's src/error.rs).
+  Outcome forbidden(const std::string& name) const {
+    const std::string said = node_said(sink.body);
+    if (name == "PaymentNotFound") {
+      return {false, NodeErrorKind::NotFound, false, "node does not know this payment (403)"};
+    }
+    if (name == "LockedNode") {
+      return {false, NodeErrorKind::Locked, false,
+              "node is locked (403 LockedNode): unlock it (POST /unlock) and rerun" + said};
+    }
+    if (name == "NotInitialized") {
+      return {false, NodeErrorKind::NotInitialized, false,
+              "node is not initialised (403 NotInitialized): initialise it (POST /init), unlock "
+              "it, and rerun" +
+                  said};
+    }
+    if (name == "ChangingState") {
+      return {false, NodeErrorKind::ChangingState, true,
+              "the node is changing state (403 ChangingState)" + said};
+    }
+    return {false, NodeErrorKind::Forbidden, false,
+            "HTTP 403 " +
+                (name.empty() ? std::string("without an error name")
+                              : "'" + util::printable(name, kNodeErrorChars) + "'") +
+                said};
+  }
+
   // The body of a successful GET of `path`, or POST of `post_body` to it; `what` names the
-  // request in errors. Every request the sweeper makes is a read, so retrying is safe.
+  // request in errors. Every request the sweeper makes is a read, so retrying is safe. A node
+  // changing state has its own budget: it is not a transport fault, and it is not final.
   std::string request(const std::string& path, const std::string& what,
                       const std::string* post_body = nullptr) {
     const int attempts = std::max(1, options.max_attempts);
+    const int changing_attempts = std::max(1, options.changing_state_attempts);
     auto backoff = options.first_backoff;
-    for (int n = 1;; ++n) {
+    auto changing_backoff = options.first_changing_backoff;
+    for (int transient = 0, changing = 0;;) {
       Outcome outcome = attempt(base + path, post_body);
       if (outcome.ok) return std::move(sink.body);
+      if (outcome.kind == NodeErrorKind::ChangingState) {
+        if (++changing >= changing_attempts) {
+          throw fail(NodeErrorKind::ChangingState,
+                     what + ": " + outcome.message + "; still so after " +
+                         std::to_string(changing) + " attempts: try again later");
+        }
+        std::this_thread::sleep_for(changing_backoff);
+        changing_backoff = std::min(changing_backoff * 2, kMaxBackoff);
+        continue;
+      }
       if (!outcome.retry) throw fail(outcome.kind, what + ": " + outcome.message);
-      if (n >= attempts) {
+      if (++transient >= attempts) {
         throw fail(NodeErrorKind::Transport, what + ": " + outcome.message + "; gave up after " +
-                                                 std::to_string(n) + " attempts");
+                                                 std::to_string(transient) + " attempts");
       }
       std::this_thread::sleep_for(backoff);
       backoff = std::min(backoff * 2, kMaxBackoff);

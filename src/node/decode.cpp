@@ -17,6 +17,12 @@ using json = nlohmann::json;
 
 constexpr std::uint64_t kMaxU64 = std::numeric_limits<std::uint64_t>::max();
 constexpr std::uint64_t kMaxI64 = std::numeric_limits<std::int64_t>::max();
+// The LSP stores amounts in a signed 64-bit column (BIGINT, SQLite INTEGER): a larger amount
+// would wrap there, and must never be compared with a record after a wrapping conversion.
+constexpr std::uint64_t kMaxAmountMsat = kMaxI64;
+// A block height: LDK's claim_deadline is a u32, and the LSP reads the column back as uint32
+// (a larger value reads as missing, so its job would wait for a deadline forever).
+constexpr std::uint64_t kMaxHeight = std::numeric_limits<std::uint32_t>::max();
 
 // How much of an untrusted value a reason may quote.
 constexpr std::size_t kQuoteChars = 40;
@@ -31,7 +37,7 @@ Count read_count(const json& v, std::uint64_t max) {
   if (v.is_number_integer()) {  // nlohmann: true for signed and unsigned alike
     if (!v.is_number_unsigned() && v.get<std::int64_t>() < 0) return {0, "is negative"};
     const auto n = v.get<std::uint64_t>();
-    if (n > max) return {0, "is out of range"};
+    if (n > max) return {0, "is out of range (above " + std::to_string(max) + ")"};
     return {n, {}};
   }
   if (v.is_number_float()) {
@@ -137,7 +143,7 @@ NodePayment read_payment(const json& obj, Dialect dialect) {
   p.type = read_type(obj, dialect);
   p.status = read_status(obj, dialect);
   if (const json* v = find_non_null(obj, "amt_msat")) {
-    p.amt_msat = count_field(*v, "amt_msat", kMaxU64);
+    p.amt_msat = count_field(*v, "amt_msat", kMaxAmountMsat);
   }
   p.created_at = timestamp_field(obj, "created_at");
   p.updated_at = timestamp_field(obj, "updated_at");
@@ -147,7 +153,7 @@ NodePayment read_payment(const json& obj, Dialect dialect) {
   }
   if (const json* v = find_non_null(obj, "claim_deadline_height")) {
     p.claim_deadline_height =
-        static_cast<std::int64_t>(count_field(*v, "claim_deadline_height", kMaxI64));
+        static_cast<std::int64_t>(count_field(*v, "claim_deadline_height", kMaxHeight));
   }
   return p;
 }

@@ -1,9 +1,12 @@
 #include "lsp_sweeper/plan/plan.hpp"
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "lsp_sweeper/util/hex.hpp"
 
@@ -128,6 +131,41 @@ bool callback_may_act(RepairKind kind, const LspRecord& record) {
   return callback_may_act(kind, record.flow, record.status);
 }
 
+// How far a node status is along the node's own order; the final ones share the last step.
+constexpr int kFinal = 3;
+int progress(NodeStatus s) {
+  switch (s) {
+    case NodeStatus::Pending: return 0;
+    case NodeStatus::Claimable: return 1;
+    case NodeStatus::Claiming: return 2;
+    case NodeStatus::Succeeded:
+    case NodeStatus::Cancelled:
+    case NodeStatus::Failed: return kFinal;
+  }
+  return kFinal;
+}
+
+// The hashes of `payments` with two answers for one (hash, direction) that contradict each
+// other, and the first such contradiction of each. Each answer is compared with the one
+// before it for its key.
+std::unordered_map<std::string_view, std::string> contradictions_within(
+    const std::vector<NodePayment>& payments) {
+  std::map<std::pair<std::string_view, Direction>, NodeAnswer> last;
+  std::unordered_map<std::string_view, std::string> out;
+  for (const auto& p : payments) {
+    const NodeAnswer answer = answer_of(p);
+    const auto [it, first] = last.try_emplace({p.payment_hash, p.direction()}, answer);
+    if (first) continue;
+    if (auto why = contradiction(it->second, answer)) out.try_emplace(p.payment_hash, *why);
+    it->second = answer;
+  }
+  return out;
+}
+
+Divergence contradiction_divergence(const LspRecord& record, const std::string& detail) {
+  return {DivergenceKind::NodeContradictsItself, record.flow, record.payment_hash, detail, true};
+}
+
 Repair make_repair(const Transition& t, const LspRecord& record) {
   Repair r;
   r.kind = t.kind;
@@ -167,11 +205,19 @@ class Planner {
       return;
     }
     bool guarded = false;
-    if (!p.amt_msat || !record.amount_msat ||
-        *p.amt_msat != static_cast<std::uint64_t>(*record.amount_msat)) {
+    const auto node_amount = p.amt_msat ? std::to_string(*p.amt_msat) : "null";
+    if (record.amount_msat && *record.amount_msat <= 0) {
+      // The LSP takes only positive amounts; comparing would only find a wrapped equality.
+      diverge(DivergenceKind::RecordAmountInvalid, record,
+              "record " +
+                  std::string(record.flow == Flow::Apay ? "amount_msat" : "inbound_amount_msat") +
+                  " is " + std::to_string(*record.amount_msat) +
+                  ", not a positive amount; node amt_msat " + node_amount);
+      guarded = true;
+    } else if (!p.amt_msat || !record.amount_msat ||
+               !std::cmp_equal(*p.amt_msat, *record.amount_msat)) {
       diverge(DivergenceKind::AmountMismatch, record,
-              "node amt_msat " + (p.amt_msat ? std::to_string(*p.amt_msat) : "null") +
-                  ", record expects " +
+              "node amt_msat " + node_amount + ", record expects " +
                   (record.amount_msat ? std::to_string(*record.amount_msat) : "null"));
       guarded = true;
     }
@@ -289,6 +335,7 @@ std::string_view to_string(DivergenceKind k) {
     case DivergenceKind::PreimageMismatch: return "preimage_mismatch";
     case DivergenceKind::PreimageMissing: return "preimage_missing";
     case DivergenceKind::AmountMismatch: return "amount_mismatch";
+    case DivergenceKind::RecordAmountInvalid: return "record_amount_invalid";
     case DivergenceKind::ClaimDeadlineUnknown: return "claim_deadline_unknown";
     case DivergenceKind::ClaimDeadlinePassed: return "claim_deadline_passed";
     case DivergenceKind::ClaimDeadlineTooNear: return "claim_deadline_too_near";
@@ -298,12 +345,13 @@ std::string_view to_string(DivergenceKind k) {
     case DivergenceKind::MalformedPayment: return "malformed_payment";
     case DivergenceKind::DuplicateLiveRecords: return "duplicate_live_records";
     case DivergenceKind::OutboxJobWillNotRun: return "outbox_job_will_not_run";
+    case DivergenceKind::NodeContradictsItself: return "node_contradicts_itself";
   }
   return "?";
 }
 
 std::optional<DivergenceKind> parse_divergence_kind(std::string_view s) {
-  for (DivergenceKind kind : kDivergenceKinds) {
+  for (const DivergenceKind kind : kDivergenceKinds) {
     if (to_string(kind) == s) return kind;
   }
   return std::nullopt;
@@ -360,11 +408,28 @@ Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<L
 
   Plan plan;
   Planner planner(context, plan);
-  std::unordered_set<std::string_view> judged_twins;  // one divergence per hash, not per leg
+  const auto contradicted = contradictions_within(payments);
+  std::set<std::pair<std::string_view, Direction>> judged;
+  std::unordered_set<std::string_view> reported;       // contradictions, once per hash
+  std::unordered_set<std::string_view> judged_twins;  // twin rows, once per hash, not per leg
   for (const auto& p : payments) {
+    // A repeated answer is judged with the first one for its (hash, direction).
+    if (!judged.insert({p.payment_hash, p.direction()}).second) continue;
     const auto found = by_hash.find(p.payment_hash);
     if (found == by_hash.end()) {
       ++plan.orphans;
+      continue;
+    }
+    // The node's word on this hash cannot be trusted: neither leg is acted on. Reported once,
+    // with the hash's first payment.
+    if (const auto c = contradicted.find(p.payment_hash); c != contradicted.end()) {
+      if (reported.insert(p.payment_hash).second) {
+        for (const auto& rows : found->second) {
+          for (const LspRecord* r : rows) {
+            plan.divergences.push_back(contradiction_divergence(*r, c->second));
+          }
+        }
+      }
       continue;
     }
     // A payment the node changed moments ago may still have its live callback in flight:
@@ -436,6 +501,37 @@ std::vector<std::string> states_needing_no_lookup(Flow flow) {
     if (!legs.inbound && !legs.outbound) quiet.push_back(status);
   }
   return quiet;
+}
+
+NodeAnswer answer_of(const NodePayment& p) { return {p.type, p.status, p.amt_msat}; }
+
+std::optional<std::string> contradiction(const NodeAnswer& earlier, const NodeAnswer& later) {
+  const auto then = [](std::string_view field, std::string_view a, std::string_view b) {
+    return "the node answered " + std::string(field) + " " + std::string(a) + ", then " +
+           std::string(b) + " for the same payment";
+  };
+  if (earlier.type != later.type) {
+    return then("payment_type", to_string(earlier.type), to_string(later.type));
+  }
+  if (earlier.amt_msat && later.amt_msat && *earlier.amt_msat != *later.amt_msat) {
+    return then("amt_msat", std::to_string(*earlier.amt_msat), std::to_string(*later.amt_msat));
+  }
+  const bool went_back = progress(later.status) < progress(earlier.status);
+  const bool left_final = progress(earlier.status) == kFinal && later.status != earlier.status;
+  if (went_back || left_final) {
+    return then("status", to_string(earlier.status), to_string(later.status));
+  }
+  return std::nullopt;
+}
+
+std::vector<Divergence> divergences_for_contradiction(std::string_view payment_hash,
+                                                      const std::string& detail,
+                                                      const std::vector<LspRecord>& records) {
+  std::vector<Divergence> out;
+  for (const auto& r : records) {
+    if (r.payment_hash == payment_hash) out.push_back(contradiction_divergence(r, detail));
+  }
+  return out;
 }
 
 std::vector<Divergence> divergences_for_rejected(const std::vector<RejectedPayment>& rejected) {

@@ -59,7 +59,8 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
 }
 
 int exit_code(const RunResult& r) {
-  if (!r.complete || !r.output_failures.empty()) return kExitIncomplete;
+  if (!r.complete) return r.retry_later ? kExitBusy : kExitIncomplete;
+  if (!r.output_failures.empty()) return kExitIncomplete;
   if (r.dry_run && !r.repairs.empty()) return kExitNeedsAttention;
   if (needing_person_count(r) > 0 || r.alert_failures > 0) return kExitNeedsAttention;
   return kExitClean;

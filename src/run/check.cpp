@@ -27,10 +27,13 @@ std::vector<Check> check_node(node::PaymentSource& node, const std::string& reda
     const std::string not_checked = "not checked: an earlier check failed";
     switch (e.kind) {
       case node::NodeErrorKind::Unauthorized:
+      case node::NodeErrorKind::Forbidden:  // the token may not use /networkinfo
         checks = {ok("node reachable", redacted_url), fail("node token accepted", e.what()),
                   fail("node unlocked", not_checked)};
         break;
       case node::NodeErrorKind::Locked:
+      case node::NodeErrorKind::NotInitialized:
+      case node::NodeErrorKind::ChangingState:
         checks = {ok("node reachable", redacted_url), ok("node token accepted"),
                   fail("node unlocked", e.what())};
         break;

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <set>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "lsp_sweeper/util/hex.hpp"
@@ -247,27 +248,56 @@ class Sweep {
     // A payment the run acted on (a repair, a divergence, a deferral) is judged once: when
     // the same (hash, direction) comes back on a later page or listing (its status changed
     // meanwhile, or the node repeats it) the first answer wins, so nothing is applied or
-    // reported twice. Only those payments are remembered, 33 bytes each, so memory follows
-    // the run's work, not the node's history; a payment that needed nothing is judged again
-    // on its later answer, which can only be newer.
+    // reported twice. A later answer that contradicts the last one (plan::contradiction:
+    // another amount or type, a status gone back) is a NodeContradictsItself divergence, and
+    // nothing more is planned for that hash in this run; what the earlier answer caused is
+    // done already. Only the payments acted on are remembered, key and last answer, and the
+    // hashes found contradicted, so memory follows the run's work, not the node's history; a
+    // payment that needed nothing is judged again on its later answer, which can only be
+    // newer. Repeats within the page are the planner's to judge.
     std::vector<NodePayment> fresh;
     std::vector<std::string> hashes;
-    std::unordered_set<PaymentKey, PaymentKeyHash> on_this_page;
+    std::vector<std::pair<std::string, std::string>> newly_contradicted;  // hash, why
     fresh.reserve(page.payments.size());
     for (auto& p : page.payments) {
-      const PaymentKey key = key_of(p);
-      if (acted_on_.contains(key) || !on_this_page.insert(key).second) continue;
-      hashes.push_back(p.payment_hash);
-      fresh.push_back(std::move(p));
+      if (contradicted_.contains(p.payment_hash)) continue;
+      const auto seen = acted_on_.find(key_of(p));
+      if (seen == acted_on_.end()) {
+        hashes.push_back(p.payment_hash);
+        fresh.push_back(std::move(p));
+        continue;
+      }
+      const plan::NodeAnswer answer = plan::answer_of(p);
+      if (auto why = plan::contradiction(seen->second, answer)) {
+        contradicted_.insert(p.payment_hash);
+        hashes.push_back(p.payment_hash);
+        newly_contradicted.emplace_back(p.payment_hash, *why + "; the earlier answer was acted on");
+      } else {
+        seen->second = answer;
+      }
     }
-    if (fresh.empty()) return;
-    plan::Plan plan = plan::plan_payments(fresh, records_.records_for(hashes), context_);
+    // The other leg of a hash found contradicted on this page is not acted on either.
+    std::erase_if(fresh,
+                  [&](const NodePayment& p) { return contradicted_.contains(p.payment_hash); });
+    if (fresh.empty() && newly_contradicted.empty()) return;
+    const std::vector<LspRecord> records = records_.records_for(hashes);
+    plan::Plan plan = plan::plan_payments(fresh, records, context_);
+    for (const auto& [hash, why] : newly_contradicted) {
+      auto divergences = plan::divergences_for_contradiction(hash, why, records);
+      plan.divergences.insert(plan.divergences.end(), divergences.begin(), divergences.end());
+    }
     std::unordered_set<std::string_view> acted;
     for (const auto& r : plan.repairs) acted.insert(r.payment_hash);
-    for (const auto& d : plan.divergences) acted.insert(d.payment_hash);
+    for (const auto& d : plan.divergences) {
+      acted.insert(d.payment_hash);
+      if (d.kind == plan::DivergenceKind::NodeContradictsItself) {
+        contradicted_.insert(d.payment_hash);
+      }
+    }
     for (const auto& h : plan.deferred_hashes) acted.insert(h);
     for (const auto& p : fresh) {
-      if (acted.contains(p.payment_hash)) acted_on_.insert(key_of(p));
+      // The page's last answer for the key: a later page may only move on from it.
+      if (acted.contains(p.payment_hash)) acted_on_[key_of(p)] = plan::answer_of(p);
     }
     apply(std::move(plan));
   }
@@ -384,7 +414,8 @@ class Sweep {
   const SweepOptions& options_;
   report::RunResult& result_;
   plan::PlanContext context_;
-  std::unordered_set<PaymentKey, PaymentKeyHash> acted_on_;
+  std::unordered_map<PaymentKey, plan::NodeAnswer, PaymentKeyHash> acted_on_;
+  std::unordered_set<std::string> contradicted_;  // hashes the node contradicted itself about
   std::vector<std::string> deferred_;
   std::set<std::pair<std::optional<Flow>, std::string>> duplicate_rows_reported_;
   bool saw_everything_ = true;
@@ -473,6 +504,9 @@ report::RunResult run_sweep(node::PaymentSource& node, store::Backend& db,
     sweep.run();
     if (!options.dry_run) sweep.record_divergences();
     result.complete = true;
+  } catch (const node::NodeError& e) {
+    result.error = e.what();
+    result.retry_later = e.kind == node::NodeErrorKind::ChangingState;
   } catch (const std::exception& e) {
     result.error = e.what();
   }

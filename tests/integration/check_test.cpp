@@ -172,6 +172,22 @@ TEST_F(Check, NodeProblemsAreNamed) {
   EXPECT_EQ(locked.exit_code, 1);
   EXPECT_TRUE(has_line(locked, "ok    node token accepted")) << locked.out;
   EXPECT_EQ(count_prefix(locked, "FAIL  node unlocked"), 1) << locked.out;
+
+  node_->set_locked(false);
+  node_->fail_next("/networkinfo", 403, 1, "NotInitialized");
+  const ProcessResult uninitialised = check(db_.uri_as_sweeper());
+  EXPECT_EQ(uninitialised.exit_code, 1);
+  EXPECT_EQ(count_prefix(uninitialised,
+                         "FAIL  node unlocked: GET /networkinfo: node is not "
+                         "initialised"),
+            1)
+      << uninitialised.out;
+
+  node_->fail_next("/networkinfo", 403, 1, "Forbidden");
+  const ProcessResult forbidden = check(db_.uri_as_sweeper());
+  EXPECT_EQ(forbidden.exit_code, 1);
+  EXPECT_TRUE(has_line(forbidden, "ok    node reachable: " + node_->url())) << forbidden.out;
+  EXPECT_EQ(count_prefix(forbidden, "FAIL  node token accepted"), 1) << forbidden.out;
 }
 
 TEST_F(Check, LegacyNodeIsNamed) {

@@ -64,9 +64,10 @@ Fault fault(FaultKind kind) {
   return f;
 }
 
-Fault status(int code) {
+Fault status(int code, const std::string& name = "InjectedFault") {
   Fault f = fault(FaultKind::Status);
   f.status = code;
+  f.name = name;
   return f;
 }
 
@@ -102,10 +103,11 @@ std::vector<NodeFaultCase> cases() {
   out.push_back({"Http401", {}, on_pages(status(401)), {}, 2, "node refused the token (401)"});
   out.push_back({"Http403Locked",
                  {},
-                 on_pages(status(403)),
+                 on_pages(status(403, "LockedNode")),
                  {},
                  2,
-                 "node is locked or not initialised (403)"});
+                 "node is locked (403 LockedNode): unlock it (POST /unlock) and rerun"});
+  out.push_back({"Http403OtherName", {}, on_pages(status(403)), {}, 2, "HTTP 403 'InjectedFault'"});
   out.push_back({"SlowerThanTimeout",
                  {},
                  on_pages(slow, 4),

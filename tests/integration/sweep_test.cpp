@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -205,6 +206,101 @@ TEST_F(Sweep, ApayClaimNeedsMoreBlocksThanTheMargin) {
   EXPECT_EQ(sweep({"--claim-min-blocks", "-1"}).exit_code, 64);
 }
 
+// An amount the LSP column cannot hold is a malformed payment, never compared after a
+// wrapping conversion; a record amount that is not positive is reported, never matched.
+TEST_F(Sweep, AmountsThatWrapAreNeverMatched) {
+  const Secret minus_one = secret('Q'), int64_min = secret('R'), zero = secret('S'),
+               negative_relay = secret('T'), far_deadline = secret('U');
+  seed_apay(minus_one.hash, "active", -1);
+  seed_apay(int64_min.hash, "active", std::numeric_limits<std::int64_t>::min());
+  seed_apay(zero.hash, "active", 0);
+  seed_relay(negative_relay.hash, "quoted", -5);
+  seed_apay(far_deadline.hash, "active", 3000000);
+  json wraps = hodl_claimable(minus_one.hash, 0);
+  wraps["amt_msat"] = std::numeric_limits<std::uint64_t>::max();
+  json wraps_min = hodl_claimable(int64_min.hash, 0);
+  wraps_min["amt_msat"] = std::uint64_t{1} << 63;
+  serve(json::array({wraps, wraps_min, hodl_claimable(zero.hash, 0),
+                     hodl_claimable(negative_relay.hash, 5),
+                     hodl_claimable(far_deadline.hash, 3000000, std::int64_t{1} << 32)}));
+
+  const ProcessResult run = sweep();
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  const json r = report(run);
+  EXPECT_EQ(r["summary"]["repairs_planned"], 0);
+  EXPECT_EQ(r["node"]["payments_rejected"], 3);
+  const auto kind_of = [&](const std::string& hash) {
+    const json* d = find_by_hash(r["divergences"], hash);
+    return d == nullptr ? std::string("none") : (*d)["kind"].get<std::string>();
+  };
+  EXPECT_EQ(kind_of(minus_one.hash), "malformed_payment");
+  EXPECT_NE((*find_by_hash(r["divergences"], minus_one.hash))["detail"].get<std::string>().find(
+                "amt_msat is out of range (above 9223372036854775807)"),
+            std::string::npos);
+  EXPECT_EQ(kind_of(int64_min.hash), "malformed_payment");
+  EXPECT_EQ(kind_of(zero.hash), "record_amount_invalid");
+  EXPECT_EQ(kind_of(negative_relay.hash), "record_amount_invalid");
+  EXPECT_NE(
+      (*find_by_hash(r["divergences"], negative_relay.hash))["detail"].get<std::string>().find(
+          "record inbound_amount_msat is -5, not a positive amount"),
+      std::string::npos);
+  EXPECT_EQ(kind_of(far_deadline.hash), "malformed_payment");
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 0);
+  EXPECT_EQ(db_.query_value<int>("SELECT count(*) FROM async_rotating_invoices WHERE status <> "
+                                 "'active'"),
+            0);
+  EXPECT_EQ(relay_status(negative_relay.hash), "quoted");
+}
+
+// Two answers about one (hash, direction) that cannot both be true: reported, nothing applied
+// for that hash. Listed, so the node's repeated entries are served as they are.
+TEST_F(Sweep, NodeContradictingItselfOnAPageIsReportedNotApplied) {
+  const Secret s = secret('X');
+  seed_apay(s.hash, "outbound_paid", 3000000);
+  serve(json::array({hodl_claimable(s.hash, 3000000), hodl_claimable(s.hash, 3000001),
+                     outbound_succeeded(s.hash, s.preimage)}));
+
+  const ProcessResult run = sweep({"--lookup", "list"});
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  const json r = report(run);
+  EXPECT_EQ(r["summary"]["repairs_planned"], 0) << r["repairs"];
+  ASSERT_EQ(r["divergences"].size(), 1u) << r["divergences"];
+  EXPECT_EQ(r["divergences"][0]["kind"], "node_contradicts_itself");
+  EXPECT_EQ(r["divergences"][0]["flow"], "apay");
+  EXPECT_EQ(r["divergences"][0]["detail"],
+            "the node answered amt_msat 3000001, then 3000000 for the same payment");
+  // Its outbound leg alone would have been a missed payment_sent.
+  EXPECT_EQ(apay_status(s.hash), "outbound_paid");
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 0);
+}
+
+// Across pages the earlier answer was acted on already: the later, contradicting one is
+// reported. A payment whose status only moved on between two listings is not a contradiction.
+TEST_F(Sweep, NodeContradictingItselfAcrossPagesIsReported) {
+  const Secret changed = secret('Y'), moved_on = secret('Z');
+  seed_apay(changed.hash, "active", 3000000);
+  seed_apay(moved_on.hash, "active", 4000000);
+  json cancelled = hodl_claimable(moved_on.hash, 4000000);
+  cancelled["status"] = "Cancelled";
+  // Newest first, one a page: the 3000000 answer comes first and is repaired.
+  serve(json::array({hodl_claimable(changed.hash, 3000001), hodl_claimable(moved_on.hash, 4000000),
+                     cancelled, hodl_claimable(changed.hash, 3000000)}));
+
+  const ProcessResult run = sweep({"--lookup", "list", "--page-size", "1"});
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  const json r = report(run);
+  std::vector<std::string> kinds;
+  for (const auto& d : r["divergences"]) kinds.push_back(d["kind"].get<std::string>());
+  EXPECT_EQ(kinds, std::vector<std::string>{"node_contradicts_itself"}) << r["divergences"];
+  EXPECT_EQ(r["divergences"][0]["payment_hash"], changed.hash);
+  EXPECT_EQ(r["divergences"][0]["detail"],
+            "the node answered amt_msat 3000000, then 3000001 for the same payment; the earlier "
+            "answer was acted on");
+  EXPECT_EQ(repair_kinds(r), (std::vector<std::string>{"missed_claimable", "missed_claimable"}));
+  EXPECT_EQ(apay_status(changed.hash), "claimable");
+  EXPECT_EQ(apay_status(moved_on.hash), "claimable");
+}
+
 TEST_F(Sweep, MissingOutboxJobIsAddedOnce) {
   const Secret s = secret('b');
   seed_relay(s.hash, "outbound_claimed", 1000);
@@ -372,7 +468,71 @@ TEST_F(Sweep, LockedNodeEndsTheRunWithAClearMessage) {
   node_->set_locked(true);
   const ProcessResult run = sweep();
   EXPECT_EQ(run.exit_code, 2);
-  EXPECT_NE(run.err.find("locked"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("node is locked (403 LockedNode): unlock it (POST /unlock) and rerun"),
+            std::string::npos)
+      << run.err;
+}
+
+// The node's 403s by name (its src/error.rs): each ends the run with what a person must do.
+TEST_F(Sweep, UninitialisedOrForbiddingNodeEndsTheRunSayingWhy) {
+  serve(json::array());
+  node_->fail_next("/networkinfo", 403, 1, "NotInitialized");
+  const ProcessResult uninitialised = sweep();
+  EXPECT_EQ(uninitialised.exit_code, 2) << uninitialised.err;
+  EXPECT_NE(report(uninitialised)["error"].get<std::string>().find(
+                "node is not initialised (403 NotInitialized): initialise it (POST /init), "
+                "unlock it, and rerun"),
+            std::string::npos)
+      << uninitialised.out;
+
+  node_->fail_next("/listpayments", 403, 1, "Forbidden");
+  const ProcessResult forbidden = sweep({"--lookup", "list"});
+  EXPECT_EQ(forbidden.exit_code, 2) << forbidden.err;
+  EXPECT_NE(forbidden.err.find("HTTP 403 'Forbidden'"), std::string::npos) << forbidden.err;
+  EXPECT_EQ(db_.query_value<int>("SELECT count(*) FROM lsp_sweeper.runs WHERE exit_code = 2"), 2);
+}
+
+TEST_F(Sweep, NodeChangingStateIsWaitedOutBriefly) {
+  const Secret s = secret('V');
+  seed_apay(s.hash, "outbound_paid", 2000000);
+  serve(json::array({outbound_succeeded(s.hash, s.preimage)}));
+  node_->fail_next("/networkinfo", 403, 2, "ChangingState");  // waited 1 s, then 2 s
+
+  const ProcessResult run = sweep();
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(node_->request_count("/networkinfo"), 3u);
+  EXPECT_EQ(apay_status(s.hash), "outbound_claimed");
+}
+
+// Still changing state after the client's retries (1 + 2 + 4 + 8 s): exit 75, like a busy
+// sweep lock, so schedulers treat it as "try again later"; what was committed stays committed.
+TEST_F(Sweep, NodeStillChangingStateEndsTheRunWithTryAgainLater) {
+  const Secret s = secret('W');
+  seed_apay(s.hash, "active", 3000000);
+  serve(json::array({hodl_claimable(s.hash, 3000000)}));
+  // The held-payments listing (its page and the empty page after it) answers; the next
+  // listing meets a node that began to lock.
+  sim::Fault changing;
+  changing.status = 403;
+  changing.name = "ChangingState";
+  for (std::uint64_t request = 3; request <= 7; ++request) {
+    node_->inject("/listpayments", request, changing);
+  }
+
+  const ProcessResult run = sweep({"--lookup", "list"});
+  EXPECT_EQ(run.exit_code, 75) << run.err;
+  const json r = report(run);
+  EXPECT_FALSE(r["complete"]);
+  EXPECT_EQ(r["exit_code"], 75);
+  EXPECT_NE(r["error"].get<std::string>().find(
+                "the node is changing state (403 ChangingState) (node said: 'Injected fault (node "
+                "simulator)'); still so after 5 attempts: try again later"),
+            std::string::npos)
+      << r["error"];
+  EXPECT_EQ(db_.query_value<std::string>("SELECT status || ' ' || exit_code FROM lsp_sweeper.runs"),
+            "failed 75");
+  EXPECT_EQ(apay_status(s.hash), "claimable");
+  EXPECT_EQ(node_->request_count("/listpayments"), 7u);
 }
 
 TEST_F(Sweep, ConfigurationAndUsageErrorsHaveTheirOwnExitCodes) {

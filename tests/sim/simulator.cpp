@@ -323,7 +323,7 @@ struct NodeSimulator::Impl {
   httplib::Server::HandlerResponse gate(const httplib::Request& req, httplib::Response& res) {
     std::optional<Fault> fault = take_fault(req.path);
     if (fault && fault->kind == FaultKind::Status) {
-      reply_error(res, fault->status, "Injected fault (node simulator)", "InjectedFault");
+      reply_error(res, fault->status, "Injected fault (node simulator)", fault->name);
       return httplib::Server::HandlerResponse::Handled;
     }
     if (fault && fault->kind == FaultKind::Slow) std::this_thread::sleep_for(fault->delay);
@@ -600,14 +600,16 @@ void NodeSimulator::set_locked(bool locked) {
   impl_->scenario.locked = locked;
 }
 
-void NodeSimulator::fail_next(const std::string& path, int http_status, int count) {
+void NodeSimulator::fail_next(const std::string& path, int http_status, int count,
+                              const std::string& name) {
   std::uint64_t next = 0;
   {
     std::lock_guard lock(impl_->mu);
     next = impl_->requests_per_path[path] + 1;
   }
   for (int i = 0; i < count; ++i) {
-    inject(path, next + static_cast<std::uint64_t>(i), {FaultKind::Status, http_status, {}, 0, {}});
+    inject(path, next + static_cast<std::uint64_t>(i),
+           {FaultKind::Status, http_status, {}, 0, {}, name});
   }
 }
 

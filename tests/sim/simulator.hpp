@@ -68,7 +68,7 @@ std::int64_t unix_now();
 
 // What an injected fault does to one request; see NodeSimulator::inject.
 enum class FaultKind {
-  Status,         // answer `status` with a node error body, before authentication
+  Status,         // answer `status` with a node error body named `name`, before authentication
   Slow,           // wait `delay`, then answer normally (a client with a shorter timeout gives up)
   ResetMidBody,   // declare the full length, send half the body, close the connection
   TruncatedBody,  // a complete HTTP answer whose JSON body is cut in half
@@ -85,6 +85,8 @@ struct Fault {
   std::chrono::milliseconds delay{0};
   std::size_t size = 0;
   std::function<void()> action;  // called without the simulator's lock held
+  // The error's `name` for Status, e.g. "ChangingState": the node tells its 403s apart by it.
+  std::string name = "InjectedFault";
 };
 
 // A certificate (chain) and its private key, PEM files, to serve https:// instead of http://.
@@ -119,9 +121,10 @@ class NodeSimulator {
   void set_locked(bool locked);
 
   // The next `count` requests to `path` (e.g. "/listpayments") are answered with
-  // `http_status` and a node error body, before authentication, as a failing node or proxy
-  // would.
-  void fail_next(const std::string& path, int http_status, int count = 1);
+  // `http_status` and a node error body named `name`, before authentication, as a failing node
+  // or proxy would, or a node changing state (403 ChangingState).
+  void fail_next(const std::string& path, int http_status, int count = 1,
+                 const std::string& name = "InjectedFault");
 
   // The `request`-th request to `path` since start (1 is the first; with a fixed page size
   // that is a given page of a scan) meets `fault` instead of, or on top of, its answer.

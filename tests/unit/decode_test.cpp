@@ -148,18 +148,18 @@ TEST(DecodeListPayments, UppercaseHexIsLowercased) {
 
 TEST(DecodeListPayments, BoundaryNumbersAreAccepted) {
   const PaymentPage page = decode_list_payments(paginated_body(
-      {object(with(paginated_payment(), {{"amt_msat", "18446744073709551615"},
+      {object(with(paginated_payment(), {{"amt_msat", "9223372036854775807"},
                                          {"created_at", "9223372036854775807"},
                                          {"updated_at", "0"},
-                                         {"claim_deadline_height", "9223372036854775807"}})),
+                                         {"claim_deadline_height", "4294967295"}})),
        object(with(paginated_payment(kHash2),
                    {{"amt_msat", std::nullopt}, {"claim_deadline_height", "null"}}))},
       "18446744073709551615", "0"));
   ASSERT_EQ(page.payments.size(), 2u) << (page.rejected.empty() ? "" : page.rejected[0].reason);
-  EXPECT_EQ(page.payments[0].amt_msat, std::optional<std::uint64_t>(18446744073709551615u));
+  EXPECT_EQ(page.payments[0].amt_msat, std::optional<std::uint64_t>(INT64_MAX));
   EXPECT_EQ(page.payments[0].created_at, INT64_MAX);
   EXPECT_EQ(page.payments[0].updated_at, 0);
-  EXPECT_EQ(page.payments[0].claim_deadline_height, std::optional<std::int64_t>(INT64_MAX));
+  EXPECT_EQ(page.payments[0].claim_deadline_height, std::optional<std::int64_t>(UINT32_MAX));
   EXPECT_EQ(page.payments[1].amt_msat, std::nullopt);
   EXPECT_EQ(page.payments[1].claim_deadline_height, std::nullopt);
   EXPECT_EQ(page.first_index_offset, UINT64_MAX);
@@ -229,6 +229,11 @@ TEST(DecodeListPayments, MalformedPaymentIsRejectedAlone) {
       {"amt_msat string", {{"amt_msat", quote("3000000")}}, "amt_msat is not a number"},
       {"amt_msat bool", {{"amt_msat", "false"}}, "amt_msat is not a number"},
       {"amt_msat 2^64", {{"amt_msat", two_to_64}}, "amt_msat is out of range"},
+      // What an LSP amount column of -1 or INT64_MIN reads as when it wraps to unsigned.
+      {"amt_msat 2^64-1",
+       {{"amt_msat", "18446744073709551615"}},
+       "amt_msat is out of range (above 9223372036854775807)"},
+      {"amt_msat 2^63", {{"amt_msat", two_to_63}}, "amt_msat is out of range"},
       {"amt_msat -2^64", {{"amt_msat", "-" + two_to_64}}, "amt_msat is negative"},
       {"amt_msat huge", {{"amt_msat", "123456789012345678901234567890"}}, "out of range"},
       {"created_at missing", {{"created_at", std::nullopt}}, "created_at is missing"},
@@ -248,6 +253,10 @@ TEST(DecodeListPayments, MalformedPaymentIsRejectedAlone) {
       {"deadline string", {{"claim_deadline_height", quote("805500")}}, "is not a number"},
       {"deadline float", {{"claim_deadline_height", "805500.5"}}, "is not an integer"},
       {"deadline 2^63", {{"claim_deadline_height", two_to_63}}, "is out of range"},
+      {"deadline 2^32",
+       {{"claim_deadline_height", "4294967296"}},
+       "claim_deadline_height is out of range (above 4294967295)"},
+      {"deadline INT64_MAX", {{"claim_deadline_height", "9223372036854775807"}}, "out of range"},
   };
   expect_rejected_alone(
       cases, [](const std::string& h) { return paginated_payment(h); }, true);

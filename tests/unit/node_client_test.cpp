@@ -376,7 +376,21 @@ TEST(NodeClientHttp, FinalAnswersAreNotRetried) {
       {http(401, R"({"code":401,"error":"Unauthorized","name":"Unauthorized"})"),
        NodeErrorKind::Unauthorized, "node refused the token (401)"},
       {http(403, R"({"code":403,"error":"Node is locked","name":"LockedNode"})"),
-       NodeErrorKind::Locked, "unlock it and rerun (node said: 'Node is locked')"},
+       NodeErrorKind::Locked,
+       "node is locked (403 LockedNode): unlock it (POST /unlock) and rerun (node said: 'Node is "
+       "locked')"},
+      {http(403, R"j({"code":403,"error":"Wallet has not been initialized (hint: call init)",)j"
+                 R"("name":"NotInitialized"})"),
+       NodeErrorKind::NotInitialized,
+       "node is not initialised (403 NotInitialized): initialise it (POST /init), unlock it, and "
+       "rerun"},
+      {http(403, R"({"code":403,"error":"You don't have access to this resource",)"
+                 R"("name":"Forbidden"})"),
+       NodeErrorKind::Forbidden, "HTTP 403 'Forbidden' (node said: 'You don't have access"},
+      // Any other 403 stays an error of its own, never taken for a lock or for "not found".
+      {http(403, R"({"code":403,"error":"Node is unlocked","name":"UnlockedNode"})"),
+       NodeErrorKind::Forbidden, "HTTP 403 'UnlockedNode'"},
+      {http(403, "{}"), NodeErrorKind::Forbidden, "HTTP 403 without an error name"},
       {http(404, "not found", "text/plain"), NodeErrorKind::Protocol, "HTTP 404"},
       {http(400, R"({"code":400,"error":"bad \u0000 input","name":"X"})"), NodeErrorKind::Protocol,
        "node said: 'bad ? input'"},
@@ -397,6 +411,60 @@ TEST(NodeClientHttp, FinalAnswersAreNotRetried) {
     EXPECT_NE(message.find(c.message_part), std::string::npos) << message;
     EXPECT_EQ(server.requests().size(), 1u);
   }
+}
+
+std::string changing_state() {
+  return http(403, R"({"code":403,"error":"Cannot call other APIs while node is changing state",)"
+                   R"("name":"ChangingState"})");
+}
+
+TEST(NodeClientHttp, ChangingStateIsRetriedWithBackoffThenGivesUp) {
+  ScriptedServer server(
+      {changing_state(), changing_state(), changing_state(), http(200, R"({"height":7})")});
+  NodeClientOptions o = options_for(server);
+  o.changing_state_attempts = 3;
+  o.first_changing_backoff = 40ms;
+  NodeClient client(o);
+  const auto started = std::chrono::steady_clock::now();
+  const std::string message =
+      expect_node_error([&] { client.current_height(); }, NodeErrorKind::ChangingState);
+  // 40 ms, then 80 ms: the wait doubles.
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 120ms);
+  EXPECT_EQ(message,
+            "GET /networkinfo: the node is changing state (403 ChangingState) (node said: 'Cannot "
+            "call other APIs while node is changing state'); still so after 3 attempts: try "
+            "again later");
+  EXPECT_EQ(server.requests().size(), 3u);
+}
+
+TEST(NodeClientHttp, ChangingStateHasItsOwnBudgetApartFromTransportRetries) {
+  // Two transport attempts at most, yet four ChangingState answers in between are waited out.
+  ScriptedServer server({changing_state(), http(503, "{}"), changing_state(), changing_state(),
+                         changing_state(), http(200, R"({"height":7})")});
+  NodeClientOptions o = options_for(server);
+  o.max_attempts = 2;
+  o.changing_state_attempts = 5;
+  o.first_changing_backoff = 1ms;
+  NodeClient client(o);
+  EXPECT_EQ(client.current_height(), 7);
+  EXPECT_EQ(server.requests().size(), 6u);
+}
+
+TEST(NodeClientHttp, GetPaymentTellsNotFoundFromALock) {
+  const std::string hash(64, 'a');
+  ScriptedServer server(
+      {http(403, R"({"code":403,"error":"Payment not found: )" + hash +
+                     R"(","name":"PaymentNotFound"})"),
+       http(403,
+            R"j({"code":403,"error":"Node is locked (hint: call unlock)","name":"LockedNode"})j"),
+       http(403, R"({"code":403,"error":"x","name":"NotInitialized"})")});
+  NodeClient client(options_for(server));
+  EXPECT_EQ(client.get_payment(hash, PaymentType::Outbound), std::nullopt);
+  expect_node_error([&] { client.get_payment(hash, PaymentType::Outbound); },
+                    NodeErrorKind::Locked);
+  expect_node_error([&] { client.get_payment(hash, PaymentType::InboundHodl); },
+                    NodeErrorKind::NotInitialized);
+  EXPECT_EQ(server.requests().size(), 3u);
 }
 
 TEST(NodeClientHttp, ResponseLargerThanLimitIsRefused) {

@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <limits>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "lsp_sweeper/util/hex.hpp"
@@ -275,6 +277,73 @@ TEST(Guards, AmountMismatchBothFlows) {
   }
 }
 
+// Amounts are compared as numbers, never after a conversion that wraps: a record of -1 is not
+// the node's 2^64-1, nor INT64_MIN the node's 2^63.
+struct AmountRow {
+  std::string name;
+  std::optional<std::uint64_t> node;
+  std::optional<std::int64_t> record;
+  std::optional<DivergenceKind> diverges;  // none: repaired
+};
+
+class AmountRows : public ::testing::TestWithParam<std::tuple<AmountRow, Flow>> {};
+
+TEST_P(AmountRows, ComparedWithoutWrapping) {
+  const auto& [row, flow] = GetParam();
+  const Secret s = secret('A');
+  NodePayment p = claimable_payment(s.hash, 0, kHeight + 144);
+  p.amt_msat = row.node;
+  const std::string from = flow == Flow::Apay ? "active" : "quoted";
+  const Plan plan = plan_payments({p}, {record(flow, s.hash, from, row.record)}, context());
+  if (row.diverges) {
+    EXPECT_TRUE(plan.repairs.empty());
+    EXPECT_EQ(kinds(plan), std::vector<DivergenceKind>{*row.diverges});
+  } else {
+    EXPECT_EQ(plan.repairs.size(), 1u);
+    EXPECT_TRUE(plan.divergences.empty()) << plan.divergences[0].detail;
+  }
+}
+
+constexpr auto kInvalid = DivergenceKind::RecordAmountInvalid;
+constexpr auto kMismatch = DivergenceKind::AmountMismatch;
+constexpr std::int64_t kI64Max = std::numeric_limits<std::int64_t>::max();
+constexpr std::int64_t kI64Min = std::numeric_limits<std::int64_t>::min();
+constexpr std::uint64_t kTwoTo63 = std::uint64_t{1} << 63;
+
+INSTANTIATE_TEST_SUITE_P(
+    Guards, AmountRows,
+    ::testing::Combine(
+        ::testing::Values(
+            AmountRow{"wraps_to_minus_one", std::numeric_limits<std::uint64_t>::max(), -1,
+                      kInvalid},
+            AmountRow{"wraps_to_int64_min", kTwoTo63, kI64Min, kInvalid},
+            AmountRow{"zero_both", 0, 0, kInvalid}, AmountRow{"zero_record", 1000, 0, kInvalid},
+            AmountRow{"negative_record_no_node_amount", std::nullopt, -5, kInvalid},
+            AmountRow{"one_above_record_max", kTwoTo63, kI64Max, kMismatch},
+            AmountRow{"zero_node", 0, 1000, kMismatch},
+            AmountRow{"no_record_amount", 1000, std::nullopt, kMismatch},
+            AmountRow{"largest_equal", static_cast<std::uint64_t>(kI64Max), kI64Max, std::nullopt},
+            AmountRow{"smallest_equal", 1, 1, std::nullopt}),
+        ::testing::Values(Flow::Apay, Flow::Relay)),
+    [](const auto& row_info) {
+      return test_name({std::get<0>(row_info.param).name, to_string(std::get<1>(row_info.param))});
+    });
+
+TEST(Guards, InvalidRecordAmountNamesTheColumn) {
+  const Secret s = secret('B');
+  NodePayment p =
+      claimable_payment(s.hash, std::numeric_limits<std::uint64_t>::max(), kHeight + 144);
+  const Plan apay = plan_payments({p}, {record(Flow::Apay, s.hash, "active", -1)}, context());
+  ASSERT_EQ(apay.divergences.size(), 1u);
+  EXPECT_EQ(apay.divergences[0].detail,
+            "record amount_msat is -1, not a positive amount; node amt_msat 18446744073709551615");
+  const Plan relay = plan_payments({p}, {record(Flow::Relay, s.hash, "quoted", 0)}, context());
+  ASSERT_EQ(relay.divergences.size(), 1u);
+  EXPECT_EQ(relay.divergences[0].detail,
+            "record inbound_amount_msat is 0, not a positive amount; node amt_msat "
+            "18446744073709551615");
+}
+
 TEST(Guards, NodeWithoutAmountIsNotTrusted) {
   const Secret s = secret('i');
   NodePayment p = claimable_payment(s.hash, 0, kHeight + 144);
@@ -532,6 +601,119 @@ TEST(Plan, IrrelevantStatusesPlanNothing) {
     const Plan plan = plan_payments({p}, {record(Flow::Apay, s.hash, "active")}, context());
     EXPECT_TRUE(plan.repairs.empty());
   }
+}
+
+// --- the node contradicting itself --------------------------------------------------------
+
+struct AnswerRow {
+  std::string name;
+  NodeAnswer earlier;
+  NodeAnswer later;
+  std::optional<std::string> why;  // none: the answers agree
+};
+
+class AnswerRows : public ::testing::TestWithParam<AnswerRow> {};
+
+TEST_P(AnswerRows, ContradictionOrAStatusThatMovedOn) {
+  const AnswerRow& row = GetParam();
+  EXPECT_EQ(contradiction(row.earlier, row.later), row.why);
+}
+
+constexpr auto kHodl = PaymentType::InboundHodl;
+using S = NodeStatus;
+
+INSTANTIATE_TEST_SUITE_P(
+    Contradiction, AnswerRows,
+    ::testing::Values(
+        AnswerRow{"same", {kHodl, S::Claimable, 1000}, {kHodl, S::Claimable, 1000}, std::nullopt},
+        AnswerRow{"other_amount",
+                  {kHodl, S::Claimable, 1000},
+                  {kHodl, S::Claimable, 2000},
+                  "the node answered amt_msat 1000, then 2000 for the same payment"},
+        AnswerRow{"amount_then_none", {kHodl, S::Claimable, 1000}, {kHodl, S::Failed, {}}, {}},
+        AnswerRow{"none_then_amount", {kHodl, S::Pending, {}}, {kHodl, S::Claimable, 1000}, {}},
+        AnswerRow{"other_type",
+                  {kHodl, S::Claimable, 1000},
+                  {PaymentType::InboundAutoClaim, S::Claimable, 1000},
+                  "the node answered payment_type InboundHodl, then InboundAutoClaim for the same "
+                  "payment"},
+        AnswerRow{"claimable_then_succeeded",
+                  {kHodl, S::Claimable, 1000},
+                  {kHodl, S::Succeeded, 1000},
+                  {}},
+        AnswerRow{"claimable_then_cancelled",
+                  {kHodl, S::Claimable, 1000},
+                  {kHodl, S::Cancelled, 1000},
+                  {}},
+        AnswerRow{"pending_then_claiming", {kHodl, S::Pending, 1}, {kHodl, S::Claiming, 1}, {}},
+        AnswerRow{"claiming_then_claimable",
+                  {kHodl, S::Claiming, 1},
+                  {kHodl, S::Claimable, 1},
+                  "the node answered status Claiming, then Claimable for the same payment"},
+        AnswerRow{"claimable_then_pending",
+                  {kHodl, S::Claimable, 1},
+                  {kHodl, S::Pending, 1},
+                  "the node answered status Claimable, then Pending for the same payment"},
+        AnswerRow{"succeeded_then_failed",
+                  {PaymentType::Outbound, S::Succeeded, 1},
+                  {PaymentType::Outbound, S::Failed, 1},
+                  "the node answered status Succeeded, then Failed for the same payment"},
+        AnswerRow{"failed_then_cancelled",
+                  {kHodl, S::Failed, 1},
+                  {kHodl, S::Cancelled, 1},
+                  "the node answered status Failed, then Cancelled for the same payment"},
+        AnswerRow{"cancelled_twice", {kHodl, S::Cancelled, 1}, {kHodl, S::Cancelled, 1}, {}}),
+    [](const auto& row_info) { return row_info.param.name; });
+
+TEST(Contradiction, NothingIsPlannedForTheHashEitherLeg) {
+  const Secret s = secret('C');
+  NodePayment other_amount = claimable_payment(s.hash, 3'000'001, kHeight + 144);
+  // The record's outbound leg would be a missed payment_sent on its own.
+  const Plan plan = plan_payments(
+      {claimable_payment(s.hash, 3'000'000, kHeight + 144), sent_payment(s), other_amount},
+      {record(Flow::Apay, s.hash, "outbound_paid"), record(Flow::Relay, s.hash, "outbound_paid")},
+      context());
+  EXPECT_TRUE(plan.repairs.empty());
+  ASSERT_EQ(kinds(plan), (std::vector<DivergenceKind>{DivergenceKind::NodeContradictsItself,
+                                                      DivergenceKind::NodeContradictsItself}));
+  EXPECT_EQ(plan.divergences[0].flow, Flow::Apay);
+  EXPECT_EQ(plan.divergences[1].flow, Flow::Relay);
+  EXPECT_EQ(plan.divergences[0].detail,
+            "the node answered amt_msat 3000000, then 3000001 for the same payment");
+  EXPECT_TRUE(plan.divergences[0].needs_person);
+}
+
+TEST(Contradiction, ARepeatThatAgreesIsPlannedOnce) {
+  const Secret s = secret('D');
+  NodePayment moved_on = claimable_payment(s.hash, 3'000'000, kHeight + 144);
+  moved_on.status = NodeStatus::Cancelled;
+  const NodePayment held = claimable_payment(s.hash, 3'000'000, kHeight + 144);
+  const Plan plan =
+      plan_payments({held, held, moved_on}, {record(Flow::Apay, s.hash, "active")}, context());
+  ASSERT_EQ(plan.repairs.size(), 1u);  // on the first answer
+  EXPECT_EQ(plan.repairs[0].kind, RepairKind::MissedClaimable);
+  EXPECT_TRUE(plan.divergences.empty());
+}
+
+TEST(Contradiction, OtherTrafficIsAnOrphanOnce) {
+  const Secret s = secret('E');
+  const Plan plan = plan_payments(
+      {claimable_payment(s.hash, 1, kHeight + 144), claimable_payment(s.hash, 2, kHeight + 144)},
+      {}, context());
+  EXPECT_EQ(plan.orphans, 1);
+  EXPECT_TRUE(plan.divergences.empty());
+}
+
+TEST(Contradiction, DivergencesForAHashGoToItsRecordsOnly) {
+  const Secret s = secret('F'), other = secret('G');
+  const auto ds = divergences_for_contradiction(
+      s.hash, "why", {record(Flow::Relay, s.hash, "quoted"), record(Flow::Apay, other.hash, "x")});
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0].kind, DivergenceKind::NodeContradictsItself);
+  EXPECT_EQ(ds[0].flow, Flow::Relay);
+  EXPECT_EQ(ds[0].payment_hash, s.hash);
+  EXPECT_EQ(ds[0].detail, "why");
+  EXPECT_TRUE(divergences_for_contradiction(s.hash, "why", {}).empty());
 }
 
 // --- missing outbox jobs -----------------------------------------------------------------

@@ -16,11 +16,14 @@
 
 namespace lsp_sweeper::node {
 
-// Why a request to the node failed, after any retries. Unauthorized and Locked are final
-// answers from the node; the others are transport or protocol failures.
+// Why a request to the node failed, after any retries. The node answers 403 for several
+// things, told apart by the error's `name` (its src/error.rs): each has its own kind.
 enum class NodeErrorKind {
   Unauthorized,     // 401: the token was refused
-  Locked,           // 403: node locked or not initialised
+  Locked,           // 403 LockedNode: a person must unlock the node
+  NotInitialized,   // 403 NotInitialized: a person must initialise (and unlock) the node
+  ChangingState,    // 403 ChangingState, still so after NodeClientOptions' retries
+  Forbidden,        // any other 403 (e.g. Forbidden: the token may not use this endpoint)
   Transport,        // connection, timeout, TLS, 5xx after retries
   Protocol,         // a body we cannot use: bad JSON, too large, wrong content type
   CursorRegressed,  // the pagination cursor did not strictly decrease
@@ -80,6 +83,11 @@ struct NodeClientOptions {
   std::chrono::milliseconds timeout{30000};
   int max_attempts = 4;  // per request (each is a read), including the first
   std::chrono::milliseconds first_backoff{200};
+  // A node being locked or unlocked answers 403 ChangingState for a moment: asked again this
+  // many times in all, waiting first_changing_backoff, then twice as long each time (1 + 2 +
+  // 4 + 8 s by default), before the request fails with ChangingState.
+  int changing_state_attempts = 5;
+  std::chrono::milliseconds first_changing_backoff{1000};
   std::uint64_t max_response_bytes = 64ull * 1024 * 1024;
   // PEM file of the CA(s) that sign the node's certificate; empty: the system's store.
   // Certificates and host names are always verified.

@@ -48,6 +48,7 @@ enum class DivergenceKind {
   PreimageMismatch,        // sha256(preimage) != payment_hash
   PreimageMissing,         // outbound succeeded but the node reports no preimage
   AmountMismatch,          // node amt_msat differs from (or is missing for) the record's amount
+  RecordAmountInvalid,     // the record's amount is zero or negative: nothing to compare with
   ClaimDeadlineUnknown,    // claimable, but neither the node nor the record knows the deadline
   ClaimDeadlinePassed,     // the deadline is at or below the current height
   ClaimDeadlineTooNear,    // APay: no more than PlanContext::claim_min_blocks blocks left
@@ -57,18 +58,20 @@ enum class DivergenceKind {
   MalformedPayment,        // the node sent a payment the decoder rejected
   DuplicateLiveRecords,    // two non-terminal rows of one flow share the payment hash
   OutboxJobWillNotRun,     // the transition's job exists already, done or failed: never runs
+  NodeContradictsItself,   // two answers about one (hash, direction) cannot both be true
 };
 std::string_view to_string(DivergenceKind k);
 std::optional<DivergenceKind> parse_divergence_kind(std::string_view s);
 
 // Every kind, for views that list all of them (the metrics file shows zeros too).
 inline constexpr std::array kDivergenceKinds{
-    DivergenceKind::PreimageMismatch,     DivergenceKind::PreimageMissing,
-    DivergenceKind::AmountMismatch,       DivergenceKind::ClaimDeadlineUnknown,
-    DivergenceKind::ClaimDeadlinePassed,  DivergenceKind::ClaimDeadlineTooNear,
-    DivergenceKind::NodeLegFailed,        DivergenceKind::OutboundSucceededEarly,
-    DivergenceKind::UnexplainedState,     DivergenceKind::MalformedPayment,
-    DivergenceKind::DuplicateLiveRecords, DivergenceKind::OutboxJobWillNotRun,
+    DivergenceKind::PreimageMismatch,       DivergenceKind::PreimageMissing,
+    DivergenceKind::AmountMismatch,         DivergenceKind::RecordAmountInvalid,
+    DivergenceKind::ClaimDeadlineUnknown,   DivergenceKind::ClaimDeadlinePassed,
+    DivergenceKind::ClaimDeadlineTooNear,   DivergenceKind::NodeLegFailed,
+    DivergenceKind::OutboundSucceededEarly, DivergenceKind::UnexplainedState,
+    DivergenceKind::MalformedPayment,       DivergenceKind::NodeContradictsItself,
+    DivergenceKind::DuplicateLiveRecords,   DivergenceKind::OutboxJobWillNotRun,
 };
 
 struct Divergence {
@@ -106,8 +109,10 @@ const std::vector<Transition>& transition_table();
 // Plans the repairs for node payments against the LSP records with the same hashes (records
 // may hold both flows, in any order, and several rows of one hash). A hash is judged by its
 // one non-terminal row per flow, terminal twins left alone; two non-terminal rows of one flow
-// are a divergence and nothing is applied to either. Payments are expected de-duplicated by
-// (hash, direction).
+// are a divergence and nothing is applied to either. A (hash, direction) may come more than
+// once: its first answer is planned, unless two of its answers contradict each other
+// (`contradiction`): then every record of that hash gets a NodeContradictsItself divergence
+// and nothing else is planned for the hash, either direction.
 Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<LspRecord>& records,
                    const PlanContext& context);
 
@@ -135,6 +140,27 @@ std::vector<std::string> known_states(Flow flow);
 // store's lookup of the records the targeted lookups ask the node about. Unknown states are
 // never in it: the planner reports them.
 std::vector<std::string> states_needing_no_lookup(Flow flow);
+
+// What a run keeps of a node answer, to compare a later answer about the same (hash,
+// direction) with it.
+struct NodeAnswer {
+  PaymentType type = PaymentType::Outbound;
+  NodeStatus status = NodeStatus::Pending;
+  std::optional<std::uint64_t> amt_msat;
+};
+NodeAnswer answer_of(const NodePayment& p);
+
+// Why `later` cannot be the same payment as `earlier` (same hash and direction) asked again:
+// another payment type, another amount (when both have one), or a status that went back or
+// left a final one (Succeeded, Cancelled, Failed). Nothing when they agree; a status that
+// moved forward (Claimable, then Succeeded) agrees.
+std::optional<std::string> contradiction(const NodeAnswer& earlier, const NodeAnswer& later);
+
+// A NodeContradictsItself divergence for each record of `payment_hash`, saying `detail`; none
+// when no record knows the hash (other traffic of the node).
+std::vector<Divergence> divergences_for_contradiction(std::string_view payment_hash,
+                                                      const std::string& detail,
+                                                      const std::vector<LspRecord>& records);
 
 // A divergence for each payment the decoder rejected.
 std::vector<Divergence> divergences_for_rejected(const std::vector<RejectedPayment>& rejected);

@@ -23,7 +23,8 @@ enum ExitCode : int {
   kExitIncomplete = 2,      // the run could not complete (node, database, configuration), or
                             // an output (report, metrics file) could not be written
   kExitUsage = 64,          // bad command line
-  kExitBusy = 75,           // another run holds the sweep lock: try again later (EX_TEMPFAIL)
+  kExitBusy = 75,           // another run holds the sweep lock, or the node kept changing
+                            // state: try again later (EX_TEMPFAIL)
 };
 
 struct NodeSummary {
@@ -68,6 +69,9 @@ struct RunResult {
   int alerts_sent = 0;               // webhook deliveries that succeeded
   std::vector<std::string> notes;    // things the operator should know once per run
   std::optional<std::string> error;  // why the run could not complete
+  // The node was still changing state (403 ChangingState) after the client's retries: an
+  // incomplete run that only needs to be tried again (exit 75, not 2).
+  bool retry_later = false;
   std::int64_t alert_failures = 0;   // alert deliveries that failed (set by the alert step)
   // lsp_sweeper.runs holds this run's row, which run::record_outcome completes.
   bool run_recorded = false;
