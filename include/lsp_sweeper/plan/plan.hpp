@@ -70,8 +70,8 @@ inline constexpr std::array kDivergenceKinds{
     DivergenceKind::ClaimDeadlineUnknown,   DivergenceKind::ClaimDeadlinePassed,
     DivergenceKind::ClaimDeadlineTooNear,   DivergenceKind::NodeLegFailed,
     DivergenceKind::OutboundSucceededEarly, DivergenceKind::UnexplainedState,
-    DivergenceKind::MalformedPayment,       DivergenceKind::NodeContradictsItself,
-    DivergenceKind::DuplicateLiveRecords,   DivergenceKind::OutboxJobWillNotRun,
+    DivergenceKind::MalformedPayment,       DivergenceKind::DuplicateLiveRecords,
+    DivergenceKind::OutboxJobWillNotRun,    DivergenceKind::NodeContradictsItself,
 };
 
 struct Divergence {
