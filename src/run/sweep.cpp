@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <unordered_map>
@@ -65,12 +66,12 @@ class Sweep {
     if (!look_up_targeted(now)) list(now);
 
     for (Flow flow : flows_) {
-      records_.records_lacking_outbox_job(flow, plan::jobs_required_by_state(flow),
-                                          options_.page_size,
-                                          [this](std::vector<LspRecord>& records) {
-                                            apply(plan::plan_missing_outbox_jobs(records));
-                                            return true;
-                                          });
+      records_.records_lacking_outbox_job(
+          flow, plan::jobs_required_by_state(flow), options_.page_size,
+          [this](std::vector<LspRecord>& records) {
+            apply(plan::plan_missing_outbox_jobs(records));
+            return true;
+          });
     }
   }
 
@@ -425,8 +426,7 @@ class Sweep {
 // Sends the alert the run owes to every webhook. A delivery that fails is logged and counted
 // and changes nothing else; rows are marked alerted when at least one webhook took the
 // alert (a broken second receiver must not make the working one repeat it every run).
-void send_alerts(store::Ledger& ledger, report::RunResult& result,
-                 const SweepOptions& options) {
+void send_alerts(store::Ledger& ledger, report::RunResult& result, const SweepOptions& options) {
   if (options.alert_webhooks.empty()) return;
   const auto alert =
       report::compose_alert(result, options.realert_after, unix_seconds(result.finished_at));
@@ -513,6 +513,35 @@ report::RunResult run_sweep(node::PaymentSource& node, store::Backend& db,
   result.finished_at = std::chrono::system_clock::now();
   if (result.divergences_recorded) send_alerts(*db.ledger, result, options);
   return result;
+}
+
+std::vector<RunSummary> recent_runs_marking_abandoned(store::Ledger& ledger, int limit) {
+  std::optional<bool> lock_free;
+  try {
+    lock_free = ledger.try_lock_sweep();
+  } catch (const std::exception& e) {
+    spdlog::warn("cannot tell abandoned runs from running ones: {}", e.what());
+  }
+  std::vector<RunSummary> runs;
+  try {
+    runs = ledger.recent_runs(limit);
+  } catch (...) {
+    if (lock_free.value_or(false)) ledger.unlock_sweep();
+    throw;
+  }
+  if (lock_free.value_or(false)) ledger.unlock_sweep();
+  if (!lock_free) return runs;
+  // Newest first: while the lock is held by another run, the first 'running' row is its own.
+  bool active_seen = *lock_free;
+  for (RunSummary& run : runs) {
+    if (run.status != "running") continue;
+    if (!active_seen) {
+      active_seen = true;
+      continue;
+    }
+    run.abandoned = true;
+  }
+  return runs;
 }
 
 void record_outcome(store::Ledger& ledger, const report::RunResult& result) {

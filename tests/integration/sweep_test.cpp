@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "integration/sweep_fixture.hpp"
 #include "integration/webhook_receiver.hpp"
@@ -791,6 +793,59 @@ TEST_F(Sweep, HistoryShowsRecentRunsAndOpenDivergences) {
   EXPECT_NE(table.out.find("Open divergences: 1"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("preimage_mismatch  apay  " + forged.hash), std::string::npos)
       << table.out;
+}
+
+// Issue 12.7: a run killed with SIGKILL leaves its row 'running'; history shows it abandoned,
+// with when it started, while a run that is still going (it holds the sweep lock) stays
+// 'running'. history opens the database read-only, on both backends.
+TEST_F(Sweep, HistoryShowsAKilledRunAbandonedAndALiveOneRunning) {
+  serve(json::array());
+  sim::Fault slow;
+  slow.kind = sim::FaultKind::Slow;
+  slow.delay = std::chrono::milliseconds(4000);
+  node_->inject("/networkinfo", 1, slow);  // the killed run's first node request
+  const std::map<std::string, std::string> env{{"LSP_SWEEPER_NODE_URL", node_->url()},
+                                               {"LSP_SWEEPER_DB_URL", db_.uri_as_sweeper()},
+                                               {"LSP_SWEEPER_NODE_TOKEN", kToken}};
+  const ProcessResult killed =
+      run_process({LSP_SWEEPER_BINARY, "run"}, env, std::chrono::seconds(1));
+  ASSERT_TRUE(killed.timed_out) << killed.err;
+  ASSERT_EQ(count("lsp_sweeper.runs WHERE status = 'running'"), 1);
+
+  const auto history = [&] {
+    const ProcessResult r =
+        run_process({LSP_SWEEPER_BINARY, "history", "--json"}, {{"LSP_SWEEPER_DB_URL", db_.uri()}});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json::parse(r.out)["runs"];
+  };
+  json runs = history();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0]["status"], "abandoned");
+  EXPECT_TRUE(runs[0]["started_at"].is_string());
+  EXPECT_TRUE(runs[0]["duration_seconds"].is_null());
+  const ProcessResult table =
+      run_process({LSP_SWEEPER_BINARY, "history"}, {{"LSP_SWEEPER_DB_URL", db_.uri()}});
+  EXPECT_NE(table.out.find(" abandoned "), std::string::npos) << table.out;
+  if (db_.is_sqlite()) {
+    EXPECT_FALSE(std::filesystem::exists(db_.path() + "-journal")) << "history wrote nothing";
+  }
+
+  // A live run: its node answers slowly, and history looks while it holds the lock.
+  node_->inject("/networkinfo", 2, slow);
+  ProcessResult live;
+  std::thread running([&] { live = run_process({LSP_SWEEPER_BINARY, "run"}, env); });
+  for (int i = 0; i < 300 && count("lsp_sweeper.runs WHERE status = 'running'") < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  runs = history();
+  running.join();
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0]["status"], "running");
+  EXPECT_EQ(runs[1]["status"], "abandoned");
+  EXPECT_EQ(live.exit_code, 0) << live.err << "history must not take the lock from a run";
+  runs = history();
+  EXPECT_EQ(runs[0]["status"], "ok");
+  EXPECT_EQ(runs[1]["status"], "abandoned");
 }
 
 // A scratch directory with a config file in it, removed afterwards.

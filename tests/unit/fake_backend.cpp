@@ -233,6 +233,10 @@ class FakeLedger final : public store::Ledger {
     return true;
   }
 
+  void unlock_sweep() override {
+    if (holds_lock_) db_.sweep_locked = holds_lock_ = false;
+  }
+
   void begin_run(const std::string& run_id, bool dry_run) override {
     FakeRun run;
     run.run_id = run_id;

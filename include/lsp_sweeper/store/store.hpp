@@ -91,6 +91,10 @@ class Ledger {
   // Takes the sweep lock without waiting. false: another run holds it. Held until the backend
   // is destroyed or the process ends, so a crashed run never leaves it behind.
   virtual bool try_lock_sweep() = 0;
+  // Releases the sweep lock if this backend holds it. `history` takes the lock for a moment
+  // (on a ReadOnly backend too) to tell whether a run is active: a 'running' row while the
+  // lock is free belongs to a run whose process is gone.
+  virtual void unlock_sweep() = 0;
 
   // A row for the run when it starts, completed when it ends.
   virtual void begin_run(const std::string& run_id, bool dry_run) = 0;
