@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <set>
 #include <string>
@@ -566,6 +567,33 @@ TEST_F(SweepLoop, NodeErrorMidSweepKeepsCommittedRepairs) {
   EXPECT_EQ(next.repairs[0].payment_hash, sent.hash);
   EXPECT_EQ(db_.jobs.size(), 2u);
   EXPECT_EQ(kinds_of(next), std::vector{plan::DivergenceKind::PreimageMismatch});
+}
+
+// Issue 12.3: a live record whose hash is in upper case is a RecordHashMalformed divergence in
+// either lookup mode, its node payment no orphan, and nothing is applied to it.
+TEST_F(SweepLoop, RecordHashNotLowercaseIsADivergenceNotAnOrphan) {
+  const Secret held = secret('U');
+  std::string upper = held.hash;
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  db_.add(Flow::Apay, upper, "active", 3'000'000);
+  db_.add(Flow::Apay, "zz", "claimable", 3'000'000);  // lacks its job: not added
+  node_.payments = {hodl_claimable(held.hash, 3'000'000)};
+  for (const auto mode : {run::LookupMode::List, run::LookupMode::Targeted}) {
+    options_.lookup = mode;
+    const report::RunResult r = sweep();
+    ASSERT_TRUE(r.complete) << r.error.value_or("");
+    EXPECT_EQ(r.orphans, 0);
+    EXPECT_TRUE(r.repairs.empty());
+    EXPECT_EQ(kinds_of(r), (std::vector{plan::DivergenceKind::RecordHashMalformed,
+                                        plan::DivergenceKind::RecordHashMalformed}));
+    EXPECT_EQ(r.divergences[0].payment_hash, upper);
+    EXPECT_EQ(r.divergences[1].payment_hash, "zz");
+  }
+  EXPECT_EQ(db_.only_row(Flow::Apay, upper).status, "active");
+  EXPECT_TRUE(db_.jobs.empty());
+  EXPECT_TRUE(plan::is_lookup_hash(held.hash));
+  EXPECT_FALSE(plan::is_lookup_hash(upper));
 }
 
 // Issue 12.7: a 'running' row whose process is gone (the sweep lock free) is abandoned; the

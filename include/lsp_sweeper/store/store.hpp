@@ -65,6 +65,12 @@ class LspRecords {
   // query per batch and no transaction open while `sink` runs. outbox_jobs is left empty.
   virtual void records_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
                                      std::size_t batch, const RecordSink& sink) = 0;
+
+  // The rows of `flow` whose status is not one of `terminal` and whose payment_hash is not 64
+  // lowercase hex digits (the form the LSP writes and every lookup by hash uses), at most
+  // `limit`, in row order. outbox_jobs is left empty. One scan of the table a run.
+  virtual std::vector<LspRecord> records_with_malformed_hash(
+      Flow flow, const std::vector<std::string>& terminal, std::int64_t limit) = 0;
 };
 
 class Applier {

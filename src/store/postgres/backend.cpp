@@ -191,6 +191,11 @@ void prepare_record_statements(pqxx::connection& conn, const RecordTable& t) {
   conn.prepare(statement_name("count_awaiting_node", t.flow),
                "SELECT count(*) FROM (SELECT 1 FROM " + table +
                    " r WHERE NOT (r.status = ANY($1::text[])) LIMIT $2) a");
+  // $1: the terminal states; $2: the most rows. `!~` is case-sensitive, as the lookups are.
+  conn.prepare(statement_name("records_with_malformed_hash", t.flow),
+               "SELECT " + columns + " FROM " + table +
+                   " r WHERE r.payment_hash !~ '^[0-9a-f]{64}$' AND NOT (r.status = "
+                   "ANY($1::text[])) ORDER BY r.id LIMIT $2");
   conn.prepare(
       statement_name("records_awaiting_node", t.flow),
       keyset_page(
@@ -400,6 +405,23 @@ class PgRecords final : public LspRecords {
     s_->page_by_id(
         statement_name("records_awaiting_node", table_of(flow).flow), batch,
         [&](const pqxx::result& rows) { return on_page_of(flow, rows, sink); }, text_array(quiet));
+  }
+
+  std::vector<LspRecord> records_with_malformed_hash(Flow flow,
+                                                     const std::vector<std::string>& terminal,
+                                                     std::int64_t limit) override {
+    std::vector<LspRecord> records;
+    try {
+      pqxx::read_transaction txn(*s_->conn);
+      for (const pqxx::row& row :
+           txn.exec_prepared(statement_name("records_with_malformed_hash", table_of(flow).flow),
+                             text_array(terminal), limit)) {
+        records.push_back(to_record(flow, row));
+      }
+    } catch (const std::exception& e) {
+      throw StoreError("records_with_malformed_hash: " + detail::one_line(e.what()));
+    }
+    return records;
   }
 
  private:
