@@ -44,6 +44,9 @@ struct RunSummary {
   std::string status;
   std::optional<int> exit_code;
   std::optional<std::int64_t> scanned, repaired, divergences;  // from the report, if any
+  // 'running', but its process is gone: no run held the sweep lock when `history` looked
+  // (a run killed, or its machine lost, before it could finish its row).
+  bool abandoned = false;
 };
 
 }  // namespace lsp_sweeper

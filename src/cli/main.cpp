@@ -94,9 +94,7 @@ void add_connection_options(CLI::App* command, RunFlags& flags) {
       ->add_option("--node-token-file", flags.node_token_file,
                    "File holding the node's bearer token (else env LSP_SWEEPER_NODE_TOKEN)")
       ->envname("LSP_SWEEPER_NODE_TOKEN_FILE");  // a missing file is reported when read
-  command->add_option("--db", flags.db, kDbHelp)
-      ->envname("LSP_SWEEPER_DB_URL")
-      ->required();
+  command->add_option("--db", flags.db, kDbHelp)->envname("LSP_SWEEPER_DB_URL")->required();
   command->add_option("--timeout", flags.timeout_seconds, "Seconds per node request")
       ->envname("LSP_SWEEPER_TIMEOUT")
       ->check(CLI::Range(0.1, 3600.0));
@@ -317,9 +315,7 @@ Example:
   std::string migrate_db;
   bool with_lsp_schema = false;
   auto* migrate = app.add_subcommand("migrate", "Create or upgrade the sweeper's own schema");
-  migrate->add_option("--db", migrate_db, kDbHelp)
-      ->envname("LSP_SWEEPER_DB_URL")
-      ->required();
+  migrate->add_option("--db", migrate_db, kDbHelp)->envname("LSP_SWEEPER_DB_URL")->required();
   migrate->add_flag("--with-lsp-schema", with_lsp_schema,
                     "Also create the LSP's tables (development, tests, demo)");
   migrate->footer(R"(
@@ -332,9 +328,7 @@ Examples:
   int history_last = 20;
   bool history_as_json = false;
   auto* history = app.add_subcommand("history", "Show recent runs and the open divergences");
-  history->add_option("--db", history_db, kDbHelp)
-      ->envname("LSP_SWEEPER_DB_URL")
-      ->required();
+  history->add_option("--db", history_db, kDbHelp)->envname("LSP_SWEEPER_DB_URL")->required();
   history->add_option("--last", history_last, "How many runs, newest first")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
@@ -381,7 +375,7 @@ Examples:
     }
     if (history->parsed()) {
       store::Backend db = store::open_backend(history_db, store::Access::ReadOnly);
-      const auto runs = db.ledger->recent_runs(history_last);
+      const auto runs = run::recent_runs_marking_abandoned(*db.ledger, history_last);
       const auto open = db.ledger->open_divergences();
       std::cout << (history_as_json ? report::history_json(runs, open).dump(2) + "\n"
                                     : report::history_table(runs, open))

@@ -346,6 +346,7 @@ std::string_view to_string(DivergenceKind k) {
     case DivergenceKind::DuplicateLiveRecords: return "duplicate_live_records";
     case DivergenceKind::OutboxJobWillNotRun: return "outbox_job_will_not_run";
     case DivergenceKind::NodeContradictsItself: return "node_contradicts_itself";
+    case DivergenceKind::RecordHashMalformed: return "record_hash_malformed";
   }
   return "?";
 }
@@ -384,12 +385,11 @@ const LspRecord* row_to_judge(const std::vector<const LspRecord*>& rows, Plan& p
     std::sort(live_ids.begin(), live_ids.end());
     std::string ids;
     for (std::int64_t id : live_ids) ids += (ids.empty() ? "" : ", ") + std::to_string(id);
-    plan.divergences.push_back({DivergenceKind::DuplicateLiveRecords, live->flow,
-                                live->payment_hash,
-                                std::to_string(live_ids.size()) +
-                                    " non-terminal rows share this hash (ids " + ids +
-                                    "); nothing applied",
-                                true});
+    plan.divergences.push_back(
+        {DivergenceKind::DuplicateLiveRecords, live->flow, live->payment_hash,
+         std::to_string(live_ids.size()) + " non-terminal rows share this hash (ids " + ids +
+             "); nothing applied",
+         true});
     return nullptr;
   }
   return live != nullptr ? live : newest_terminal;
@@ -410,7 +410,7 @@ Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<L
   Planner planner(context, plan);
   const auto contradicted = contradictions_within(payments);
   std::set<std::pair<std::string_view, Direction>> judged;
-  std::unordered_set<std::string_view> reported;       // contradictions, once per hash
+  std::unordered_set<std::string_view> reported;      // contradictions, once per hash
   std::unordered_set<std::string_view> judged_twins;  // twin rows, once per hash, not per leg
   for (const auto& p : payments) {
     // A repeated answer is judged with the first one for its (hash, direction).
@@ -462,7 +462,8 @@ Plan plan_missing_outbox_jobs(const std::vector<LspRecord>& records) {
           !contains(t.from, record.status)) {
         continue;
       }
-      if (job_of(record, t.outbox_action) == nullptr) plan.repairs.push_back(make_repair(t, record));
+      if (job_of(record, t.outbox_action) == nullptr)
+        plan.repairs.push_back(make_repair(t, record));
     }
   }
   return plan;
@@ -530,6 +531,33 @@ std::vector<Divergence> divergences_for_contradiction(std::string_view payment_h
   std::vector<Divergence> out;
   for (const auto& r : records) {
     if (r.payment_hash == payment_hash) out.push_back(contradiction_divergence(r, detail));
+  }
+  return out;
+}
+
+std::vector<std::string> terminal_states(Flow flow) {
+  const auto& terminal = ladder(flow).terminal;
+  return {terminal.begin(), terminal.end()};
+}
+
+bool is_lookup_hash(std::string_view hash) {
+  return hash.size() == 64 && std::all_of(hash.begin(), hash.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+std::vector<Divergence> divergences_for_malformed_hashes(const std::vector<LspRecord>& records) {
+  std::vector<Divergence> out;
+  out.reserve(records.size());
+  for (const LspRecord& r : records) {
+    const bool mixed_case = util::normalize_hex32(r.payment_hash).has_value();
+    const std::string why = mixed_case
+                                ? "is 64 hex digits but not lowercase (the LSP writes lowercase)"
+                                : "is not 64 hex digits";
+    out.push_back({DivergenceKind::RecordHashMalformed, r.flow, util::printable(r.payment_hash),
+                   "record id " + std::to_string(r.row_id) + " (" + r.status + "): payment_hash " +
+                       why + ": no node payment can be matched to it, so nothing is applied to it",
+                   true});
   }
   return out;
 }

@@ -53,7 +53,9 @@ std::string history_table(const std::vector<RunSummary>& runs,
   std::vector<Row> run_rows{
       {"STARTED", "DURATION", "STATUS", "EXIT", "SCANNED", "REPAIRED", "DIVERGENCES", "RUN"}};
   for (const auto& run : runs) {
-    run_rows.push_back({time_text(run.started_at), seconds_text(run.duration_seconds), run.status,
+    run_rows.push_back({time_text(run.started_at),
+                        run.abandoned ? "-" : seconds_text(run.duration_seconds),
+                        run.abandoned ? "abandoned" : run.status,
                         run.exit_code ? std::to_string(*run.exit_code) : "-", or_dash(run.scanned),
                         or_dash(run.repaired), or_dash(run.divergences), run.run_id});
   }
@@ -73,15 +75,14 @@ std::string history_table(const std::vector<RunSummary>& runs,
   return out + aligned(rows);
 }
 
-json history_json(const std::vector<RunSummary>& runs,
-                  const std::vector<StoredDivergence>& open) {
+json history_json(const std::vector<RunSummary>& runs, const std::vector<StoredDivergence>& open) {
   json run_list = json::array();
   for (const auto& run : runs) {
     run_list.push_back(
         {{"run_id", run.run_id},
          {"started_at", rfc3339(from_unix(run.started_at))},
          {"duration_seconds", run.duration_seconds ? json(*run.duration_seconds) : json(nullptr)},
-         {"status", run.status},
+         {"status", run.abandoned ? "abandoned" : run.status},
          {"exit_code", run.exit_code ? json(*run.exit_code) : json(nullptr)},
          {"payments_scanned", optional_json(run.scanned)},
          {"repairs_applied", optional_json(run.repaired)},

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <unordered_map>
@@ -36,6 +37,10 @@ std::vector<node::PaymentQuery> queries(std::int64_t created_after) {
 // Records per batch of targeted lookups: each batch is then planned like a page of a listing.
 constexpr std::size_t kLookupBatch = 100;
 
+// Most records with a malformed payment_hash reported per flow and run: each is a divergence
+// for a person, and a table full of them says enough with the first ones.
+constexpr std::int64_t kMalformedHashLimit = 1000;
+
 class Sweep {
  public:
   Sweep(node::PaymentSource& node, store::Backend& db, const SweepOptions& options,
@@ -62,15 +67,43 @@ class Sweep {
           "reconciled");
     }
 
+    check_record_hashes();
     if (!look_up_targeted(now)) list(now);
 
     for (Flow flow : flows_) {
-      records_.records_lacking_outbox_job(flow, plan::jobs_required_by_state(flow),
-                                          options_.page_size,
-                                          [this](std::vector<LspRecord>& records) {
-                                            apply(plan::plan_missing_outbox_jobs(records));
-                                            return true;
-                                          });
+      records_.records_lacking_outbox_job(
+          flow, plan::jobs_required_by_state(flow), options_.page_size,
+          [this](std::vector<LspRecord>& records) {
+            // Reported by check_record_hashes, never repaired.
+            std::erase_if(records,
+                          [](const LspRecord& r) { return !plan::is_lookup_hash(r.payment_hash); });
+            apply(plan::plan_missing_outbox_jobs(records));
+            return true;
+          });
+    }
+  }
+
+  // Live records whose payment_hash is not 64 lowercase hex digits: no lookup by the node's
+  // normalized hash finds them, so their payments would count as orphans and their repairs be
+  // lost in silence. Each is a RecordHashMalformed divergence instead; a node payment whose
+  // hash one of them spells in another case is left alone (neither an orphan nor planned),
+  // and no targeted lookup or missing-job repair is made for them.
+  void check_record_hashes() {
+    for (Flow flow : flows_) {
+      const std::vector<LspRecord> records = records_.records_with_malformed_hash(
+          flow, plan::terminal_states(flow), kMalformedHashLimit);
+      if (std::ssize(records) >= kMalformedHashLimit) {
+        note("more than " + std::to_string(kMalformedHashLimit - 1) + " live " +
+             std::string(to_string(flow)) +
+             " records have a payment_hash that is not 64 lowercase hex digits; the first " +
+             std::to_string(kMalformedHashLimit) + " are reported");
+      }
+      for (const LspRecord& r : records) {
+        if (auto lower = util::normalize_hex32(r.payment_hash)) unmatchable_.insert(*lower);
+      }
+      plan::Plan plan;
+      plan.divergences = plan::divergences_for_malformed_hashes(records);
+      apply(std::move(plan));
     }
   }
 
@@ -162,6 +195,8 @@ class Sweep {
     const auto look_up_batch = [&](std::vector<LspRecord>& batch, bool open_divergence) {
       std::vector<node::PaymentPage> pages(listings.size());
       for (const LspRecord& record : batch) {
+        // A RecordHashMalformed divergence already: the node's answer could not be matched.
+        if (!plan::is_lookup_hash(record.payment_hash)) continue;
         const bool open = open_divergence || open_hashes.contains(record.payment_hash);
         if (open) looked_up.insert(record.payment_hash);
         const plan::Legs legs =
@@ -261,6 +296,8 @@ class Sweep {
     fresh.reserve(page.payments.size());
     for (auto& p : page.payments) {
       if (contradicted_.contains(p.payment_hash)) continue;
+      // Its record's hash is in another case: a RecordHashMalformed divergence, not an orphan.
+      if (unmatchable_.contains(p.payment_hash)) continue;
       const auto seen = acted_on_.find(key_of(p));
       if (seen == acted_on_.end()) {
         hashes.push_back(p.payment_hash);
@@ -416,6 +453,7 @@ class Sweep {
   plan::PlanContext context_;
   std::unordered_map<PaymentKey, plan::NodeAnswer, PaymentKeyHash> acted_on_;
   std::unordered_set<std::string> contradicted_;  // hashes the node contradicted itself about
+  std::unordered_set<std::string> unmatchable_;   // lowercase forms of records' mixed-case hashes
   std::vector<std::string> deferred_;
   std::set<std::pair<std::optional<Flow>, std::string>> duplicate_rows_reported_;
   bool saw_everything_ = true;
@@ -425,8 +463,7 @@ class Sweep {
 // Sends the alert the run owes to every webhook. A delivery that fails is logged and counted
 // and changes nothing else; rows are marked alerted when at least one webhook took the
 // alert (a broken second receiver must not make the working one repeat it every run).
-void send_alerts(store::Ledger& ledger, report::RunResult& result,
-                 const SweepOptions& options) {
+void send_alerts(store::Ledger& ledger, report::RunResult& result, const SweepOptions& options) {
   if (options.alert_webhooks.empty()) return;
   const auto alert =
       report::compose_alert(result, options.realert_after, unix_seconds(result.finished_at));
@@ -513,6 +550,35 @@ report::RunResult run_sweep(node::PaymentSource& node, store::Backend& db,
   result.finished_at = std::chrono::system_clock::now();
   if (result.divergences_recorded) send_alerts(*db.ledger, result, options);
   return result;
+}
+
+std::vector<RunSummary> recent_runs_marking_abandoned(store::Ledger& ledger, int limit) {
+  std::optional<bool> lock_free;
+  try {
+    lock_free = ledger.try_lock_sweep();
+  } catch (const std::exception& e) {
+    spdlog::warn("cannot tell abandoned runs from running ones: {}", e.what());
+  }
+  std::vector<RunSummary> runs;
+  try {
+    runs = ledger.recent_runs(limit);
+  } catch (...) {
+    if (lock_free.value_or(false)) ledger.unlock_sweep();
+    throw;
+  }
+  if (lock_free.value_or(false)) ledger.unlock_sweep();
+  if (!lock_free) return runs;
+  // Newest first: while the lock is held by another run, the first 'running' row is its own.
+  bool active_seen = *lock_free;
+  for (RunSummary& run : runs) {
+    if (run.status != "running") continue;
+    if (!active_seen) {
+      active_seen = true;
+      continue;
+    }
+    run.abandoned = true;
+  }
+  return runs;
 }
 
 void record_outcome(store::Ledger& ledger, const report::RunResult& result) {

@@ -79,11 +79,9 @@ TEST_F(Check, EverythingInPlaceForTheSweeperRolePasses) {
     EXPECT_TRUE(has_line(r, "ok    privileges of role lsp_sweeper: all the sweep needs")) << r.out;
     EXPECT_EQ(count_prefix(r, "ok    "), 9) << r.out;
   }
-  EXPECT_TRUE(has_line(r,
-                       "ok    sweeper schema: version " +
-                           std::to_string(store::expected_schema_version()) +
-                           ", this build expects " +
-                           std::to_string(store::expected_schema_version())))
+  EXPECT_TRUE(has_line(
+      r, "ok    sweeper schema: version " + std::to_string(store::expected_schema_version()) +
+             ", this build expects " + std::to_string(store::expected_schema_version())))
       << r.out;
   EXPECT_EQ(count_prefix(r, "FAIL"), 0) << r.out;
   EXPECT_EQ(count_prefix(r, "warn"), 0) << r.out;
@@ -204,6 +202,33 @@ TEST_F(Check, UnreachableDatabaseFailsWithoutItsPassword) {
   EXPECT_EQ(count_prefix(r, "FAIL  database reachable"), 1) << r.out;
   EXPECT_EQ(r.out.find("s3cret-pw"), std::string::npos) << r.out;
   EXPECT_EQ(r.err.find("s3cret-pw"), std::string::npos) << r.err;
+}
+
+// Issue 12.13: a database that cannot be reached still gets its schema, tables and privileges
+// lines, as "not checked", as the node's do. Both URL forms, whatever the suite's backend.
+TEST_F(Check, UnreachableDatabaseListsWhatWasNotChecked) {
+  serve();
+  const ProcessResult pg = check("postgresql://sweeper@127.0.0.1:1/lsp?connect_timeout=2");
+  EXPECT_EQ(pg.exit_code, 1);
+  EXPECT_EQ(count_prefix(pg, "FAIL  database reachable"), 1) << pg.out;
+  const std::string pg_not = ": not checked: the database is unreachable";
+  EXPECT_TRUE(has_line(pg, "FAIL  sweeper schema" + pg_not)) << pg.out;
+  EXPECT_TRUE(has_line(pg, "FAIL  LSP tables present" + pg_not)) << pg.out;
+  EXPECT_TRUE(has_line(pg, "FAIL  privileges of the role" + pg_not)) << pg.out;
+
+  const std::string missing = "/nonexistent-" + db_.name() + "/utexo_lsp.db";
+  const ProcessResult lite = check("sqlite:" + missing);
+  EXPECT_EQ(lite.exit_code, 1);
+  EXPECT_TRUE(
+      has_line(lite, "FAIL  database opened: SQLite database " + missing + " does not exist"))
+      << lite.out;
+  const std::string lite_not = ": not checked: the database could not be opened";
+  for (const char* what : {"journal mode", "sweeper schema", "LSP tables present",
+                           "relay table lightning_send_mappings", "writable"}) {
+    EXPECT_TRUE(has_line(lite, "FAIL  " + std::string(what) + lite_not)) << lite.out;
+  }
+  EXPECT_EQ(count_prefix(lite, "FAIL  "), 6) << lite.out;
+  EXPECT_EQ(lite.out.find("ok    database"), std::string::npos) << lite.out;
 }
 
 }  // namespace

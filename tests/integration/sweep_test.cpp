@@ -6,12 +6,16 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "integration/sweep_fixture.hpp"
 #include "integration/webhook_receiver.hpp"
@@ -793,6 +797,110 @@ TEST_F(Sweep, HistoryShowsRecentRunsAndOpenDivergences) {
       << table.out;
 }
 
+// Issue 12.7: a run killed with SIGKILL leaves its row 'running'; history shows it abandoned,
+// with when it started, while a run that is still going (it holds the sweep lock) stays
+// 'running'. history opens the database read-only, on both backends.
+TEST_F(Sweep, HistoryShowsAKilledRunAbandonedAndALiveOneRunning) {
+  serve(json::array());
+  sim::Fault slow;
+  slow.kind = sim::FaultKind::Slow;
+  slow.delay = std::chrono::milliseconds(4000);
+  node_->inject("/networkinfo", 1, slow);  // the killed run's first node request
+  const std::map<std::string, std::string> env{{"LSP_SWEEPER_NODE_URL", node_->url()},
+                                               {"LSP_SWEEPER_DB_URL", db_.uri_as_sweeper()},
+                                               {"LSP_SWEEPER_NODE_TOKEN", kToken}};
+  const ProcessResult killed =
+      run_process({LSP_SWEEPER_BINARY, "run"}, env, std::chrono::seconds(1));
+  ASSERT_TRUE(killed.timed_out) << killed.err;
+  ASSERT_EQ(count("lsp_sweeper.runs WHERE status = 'running'"), 1);
+
+  const auto history = [&] {
+    const ProcessResult r =
+        run_process({LSP_SWEEPER_BINARY, "history", "--json"}, {{"LSP_SWEEPER_DB_URL", db_.uri()}});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json::parse(r.out)["runs"];
+  };
+  json runs = history();
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0]["status"], "abandoned");
+  EXPECT_TRUE(runs[0]["started_at"].is_string());
+  EXPECT_TRUE(runs[0]["duration_seconds"].is_null());
+  const ProcessResult table =
+      run_process({LSP_SWEEPER_BINARY, "history"}, {{"LSP_SWEEPER_DB_URL", db_.uri()}});
+  EXPECT_NE(table.out.find(" abandoned "), std::string::npos) << table.out;
+  if (db_.is_sqlite()) {
+    EXPECT_FALSE(std::filesystem::exists(db_.path() + "-journal")) << "history wrote nothing";
+  }
+
+  // A live run: its node answers slowly, and history looks while it holds the lock.
+  node_->inject("/networkinfo", 2, slow);
+  ProcessResult live;
+  std::thread running([&] { live = run_process({LSP_SWEEPER_BINARY, "run"}, env); });
+  for (int i = 0; i < 300 && count("lsp_sweeper.runs WHERE status = 'running'") < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  runs = history();
+  running.join();
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0]["status"], "running");
+  EXPECT_EQ(runs[1]["status"], "abandoned");
+  EXPECT_EQ(live.exit_code, 0) << live.err << "history must not take the lock from a run";
+  runs = history();
+  EXPECT_EQ(runs[0]["status"], "ok");
+  EXPECT_EQ(runs[1]["status"], "abandoned");
+}
+
+// Issue 12.3: a live record whose payment_hash is not 64 lowercase hex digits cannot be found
+// by the node's normalized hash. It is a record_hash_malformed divergence, never an orphan and
+// never repaired, in both lookup modes; once the LSP's row is corrected, the divergence
+// resolves and the repair lands. A terminal row with such a hash is left alone.
+TEST_F(Sweep, RecordHashNotLowercaseHexIsADivergenceNeverAnOrphan) {
+  const auto upper = [](std::string h) {
+    std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::toupper(c); });
+    return h;
+  };
+  const Secret held = secret('U'), waiting = secret('W'), ended = secret('V');
+  seed_apay(upper(held.hash), "active", 3000000);        // its HTLC is held on the node
+  seed_apay(upper(waiting.hash), "claimable", 3000000);  // lacks its outbox job
+  seed_apay(upper(ended.hash), "failed", 3000000);       // terminal: not reported
+  seed_relay("not-a-payment-hash", "quoted", 5000000);
+  serve(json::array({hodl_claimable(held.hash, 3000000)}));
+
+  for (const char* mode : {"list", "targeted"}) {
+    const ProcessResult run = sweep({"--lookup", mode});
+    EXPECT_EQ(run.exit_code, 1) << mode << run.err;
+    const json r = report(run);
+    EXPECT_EQ(r["summary"]["orphans"], 0) << mode;
+    EXPECT_EQ(r["repairs"].size(), 0u) << mode << r["repairs"];
+    ASSERT_EQ(r["divergences"].size(), 3u) << mode << r["divergences"];
+    for (const json& d : r["divergences"]) EXPECT_EQ(d["kind"], "record_hash_malformed") << d;
+    const json* held_d = find_by_hash(r["divergences"], upper(held.hash));
+    ASSERT_NE(held_d, nullptr) << r["divergences"];
+    EXPECT_EQ((*held_d)["flow"], "apay");
+    EXPECT_NE((*held_d)["detail"].get<std::string>().find("not lowercase"), std::string::npos);
+    EXPECT_NE(find_by_hash(r["divergences"], upper(waiting.hash)), nullptr);
+    const json* relay_d = find_by_hash(r["divergences"], "not-a-payment-hash");
+    ASSERT_NE(relay_d, nullptr) << r["divergences"];
+    EXPECT_NE((*relay_d)["detail"].get<std::string>().find("not 64 hex digits"), std::string::npos);
+  }
+  EXPECT_EQ(apay_status(upper(held.hash)), "active");
+  EXPECT_EQ(apay_status(upper(waiting.hash)), "claimable");
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 0);
+  EXPECT_EQ(count("lsp_sweeper.divergences WHERE resolved_at IS NULL"), 3);
+
+  // The LSP's rows corrected: the repairs land and the divergences resolve.
+  db_.exec("UPDATE async_rotating_invoices SET payment_hash = lower(payment_hash)");
+  db_.exec("UPDATE lightning_send_mappings SET status = 'cancelled'");
+  const ProcessResult fixed = sweep({"--lookup", "list"});
+  EXPECT_EQ(fixed.exit_code, 0) << fixed.err;
+  const json r = report(fixed);
+  EXPECT_EQ(r["summary"]["repairs_applied"], 2) << r["repairs"];
+  EXPECT_EQ(r["summary"]["divergences_resolved"], 3);
+  EXPECT_EQ(apay_status(held.hash), "claimable");
+  EXPECT_EQ(jobs(held.hash, "request_outbound_invoice"), 1);
+  EXPECT_EQ(jobs(waiting.hash, "request_outbound_invoice"), 1);
+}
+
 // A scratch directory with a config file in it, removed afterwards.
 class ConfigDir {
  public:
@@ -1070,6 +1178,11 @@ class CallbackLandsMidSweep : public store::LspRecords {
   void records_awaiting_node(Flow flow, const std::vector<std::string>& quiet, std::size_t batch,
                              const store::RecordSink& sink) override {
     inner_.records_awaiting_node(flow, quiet, batch, sink);
+  }
+  std::vector<LspRecord> records_with_malformed_hash(Flow flow,
+                                                     const std::vector<std::string>& terminal,
+                                                     std::int64_t limit) override {
+    return inner_.records_with_malformed_hash(flow, terminal, limit);
   }
 
  private:

@@ -133,6 +133,28 @@ class FakeRecords final : public store::LspRecords {
         sink);
   }
 
+  std::vector<LspRecord> records_with_malformed_hash(Flow flow,
+                                                     const std::vector<std::string>& terminal,
+                                                     std::int64_t limit) override {
+    require_table(flow);
+    std::vector<const FakeRow*> rows;
+    for (const FakeRow& row : db_.rows(flow)) {
+      const std::string& h = row.payment_hash;
+      const bool lower_hex = h.size() == 64 && std::all_of(h.begin(), h.end(), [](char c) {
+                               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+                             });
+      if (!lower_hex && !contains(terminal, row.status)) rows.push_back(&row);
+    }
+    std::sort(rows.begin(), rows.end(),
+              [](const FakeRow* a, const FakeRow* b) { return a->id < b->id; });
+    std::vector<LspRecord> out;
+    for (const FakeRow* row : rows) {
+      if (std::ssize(out) >= limit) break;
+      out.push_back(to_record(flow, *row));
+    }
+    return out;
+  }
+
  private:
   // Asking about a table that does not exist would be an SQL error on a real backend.
   void require_table(Flow flow) const {
@@ -231,6 +253,10 @@ class FakeLedger final : public store::Ledger {
     if (db_.sweep_locked) return false;
     db_.sweep_locked = holds_lock_ = true;
     return true;
+  }
+
+  void unlock_sweep() override {
+    if (holds_lock_) db_.sweep_locked = holds_lock_ = false;
   }
 
   void begin_run(const std::string& run_id, bool dry_run) override {

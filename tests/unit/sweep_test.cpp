@@ -6,11 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "lsp_sweeper/report/history.hpp"
 #include "lsp_sweeper/util/hex.hpp"
 #include "unit/fake_backend.hpp"
 
@@ -565,6 +567,68 @@ TEST_F(SweepLoop, NodeErrorMidSweepKeepsCommittedRepairs) {
   EXPECT_EQ(next.repairs[0].payment_hash, sent.hash);
   EXPECT_EQ(db_.jobs.size(), 2u);
   EXPECT_EQ(kinds_of(next), std::vector{plan::DivergenceKind::PreimageMismatch});
+}
+
+// Issue 12.3: a live record whose hash is in upper case is a RecordHashMalformed divergence in
+// either lookup mode, its node payment no orphan, and nothing is applied to it.
+TEST_F(SweepLoop, RecordHashNotLowercaseIsADivergenceNotAnOrphan) {
+  const Secret held = secret('U');
+  std::string upper = held.hash;
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  db_.add(Flow::Apay, upper, "active", 3'000'000);
+  db_.add(Flow::Apay, "zz", "claimable", 3'000'000);  // lacks its job: not added
+  node_.payments = {hodl_claimable(held.hash, 3'000'000)};
+  for (const auto mode : {run::LookupMode::List, run::LookupMode::Targeted}) {
+    options_.lookup = mode;
+    const report::RunResult r = sweep();
+    ASSERT_TRUE(r.complete) << r.error.value_or("");
+    EXPECT_EQ(r.orphans, 0);
+    EXPECT_TRUE(r.repairs.empty());
+    EXPECT_EQ(kinds_of(r), (std::vector{plan::DivergenceKind::RecordHashMalformed,
+                                        plan::DivergenceKind::RecordHashMalformed}));
+    EXPECT_EQ(r.divergences[0].payment_hash, upper);
+    EXPECT_EQ(r.divergences[1].payment_hash, "zz");
+  }
+  EXPECT_EQ(db_.only_row(Flow::Apay, upper).status, "active");
+  EXPECT_TRUE(db_.jobs.empty());
+  EXPECT_TRUE(plan::is_lookup_hash(held.hash));
+  EXPECT_FALSE(plan::is_lookup_hash(upper));
+}
+
+// Issue 12.7: a 'running' row whose process is gone (the sweep lock free) is abandoned; the
+// row of a run that holds the lock is not, and history leaves the lock as it found it.
+TEST(History, RunningRowsAreAbandonedUnlessTheirRunHoldsTheLock) {
+  FakeDatabase db;
+  db.runs.push_back({"killed-1", false, 100, std::nullopt, "running", std::nullopt, ""});
+  db.runs.push_back({"done", false, 200, 210, "failed", 2, ""});
+  db.runs.push_back({"killed-2", false, 300, std::nullopt, "running", std::nullopt, ""});
+  {
+    store::Backend history = testing::make_backend(db);
+    const auto runs = run::recent_runs_marking_abandoned(*history.ledger, 10);
+    ASSERT_EQ(runs.size(), 3u);
+    EXPECT_EQ(runs[0].run_id, "killed-2");
+    EXPECT_TRUE(runs[0].abandoned);
+    EXPECT_FALSE(runs[1].abandoned);
+    EXPECT_TRUE(runs[2].abandoned);
+    EXPECT_EQ(runs[2].started_at, 100);
+    EXPECT_FALSE(db.sweep_locked) << "history released the lock at once";
+  }
+  // A run holds the lock: the newest 'running' row is its own, the older one abandoned.
+  store::Backend active = testing::make_backend(db);
+  ASSERT_TRUE(active.ledger->try_lock_sweep());
+  store::Backend history = testing::make_backend(db);
+  const auto runs = run::recent_runs_marking_abandoned(*history.ledger, 10);
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_FALSE(runs[0].abandoned);
+  EXPECT_FALSE(runs[1].abandoned);
+  EXPECT_TRUE(runs[2].abandoned);
+  EXPECT_TRUE(db.sweep_locked) << "the active run keeps its lock";
+  const std::string table = report::history_table(runs, {});
+  EXPECT_NE(table.find("abandoned"), std::string::npos) << table;
+  EXPECT_NE(table.find("running"), std::string::npos) << table;
+  EXPECT_EQ(report::history_json(runs, {})["runs"][2]["status"], "abandoned");
+  EXPECT_EQ(report::history_json(runs, {})["runs"][0]["status"], "running");
 }
 
 }  // namespace

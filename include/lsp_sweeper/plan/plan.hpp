@@ -59,6 +59,7 @@ enum class DivergenceKind {
   DuplicateLiveRecords,    // two non-terminal rows of one flow share the payment hash
   OutboxJobWillNotRun,     // the transition's job exists already, done or failed: never runs
   NodeContradictsItself,   // two answers about one (hash, direction) cannot both be true
+  RecordHashMalformed,     // a live record's payment_hash is not 64 lowercase hex digits
 };
 std::string_view to_string(DivergenceKind k);
 std::optional<DivergenceKind> parse_divergence_kind(std::string_view s);
@@ -72,6 +73,7 @@ inline constexpr std::array kDivergenceKinds{
     DivergenceKind::OutboundSucceededEarly, DivergenceKind::UnexplainedState,
     DivergenceKind::MalformedPayment,       DivergenceKind::DuplicateLiveRecords,
     DivergenceKind::OutboxJobWillNotRun,    DivergenceKind::NodeContradictsItself,
+    DivergenceKind::RecordHashMalformed,
 };
 
 struct Divergence {
@@ -161,6 +163,18 @@ std::optional<std::string> contradiction(const NodeAnswer& earlier, const NodeAn
 std::vector<Divergence> divergences_for_contradiction(std::string_view payment_hash,
                                                       const std::string& detail,
                                                       const std::vector<LspRecord>& records);
+
+// The terminal states of `flow`: a record in one is no longer live.
+std::vector<std::string> terminal_states(Flow flow);
+
+// Whether `hash` is 64 lowercase hex digits, the form the LSP writes and every lookup by hash
+// (the node's normalized hash against the records) uses.
+bool is_lookup_hash(std::string_view hash);
+
+// A RecordHashMalformed divergence for each record (live, its hash not is_lookup_hash): such a
+// record can be neither found for the node's payment nor repaired. Its payment_hash is the
+// record's, as printable text.
+std::vector<Divergence> divergences_for_malformed_hashes(const std::vector<LspRecord>& records);
 
 // A divergence for each payment the decoder rejected.
 std::vector<Divergence> divergences_for_rejected(const std::vector<RejectedPayment>& rejected);

@@ -62,4 +62,13 @@ report::RunResult run_not_started(const SweepOptions& options,
 // A random RFC 4122 version 4 UUID.
 std::string new_run_id();
 
+// The newest `limit` runs for `history`, each 'running' one whose process is gone marked
+// abandoned. Tells by the sweep lock, taken without waiting and released at once: a run holds
+// it from before its row is written until the row is finished, so while it is free no run is
+// active and every 'running' row is abandoned; while another run holds it, that run's row is
+// the newest 'running' one and only the older are. The runs are read while the lock is held,
+// so a run starting meanwhile is not mistaken for one of them. When the lock cannot be tried
+// (e.g. a lock file this user cannot open), nothing is marked.
+std::vector<RunSummary> recent_runs_marking_abandoned(store::Ledger& ledger, int limit);
+
 }  // namespace lsp_sweeper::run

@@ -65,6 +65,12 @@ class LspRecords {
   // query per batch and no transaction open while `sink` runs. outbox_jobs is left empty.
   virtual void records_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
                                      std::size_t batch, const RecordSink& sink) = 0;
+
+  // The rows of `flow` whose status is not one of `terminal` and whose payment_hash is not 64
+  // lowercase hex digits (the form the LSP writes and every lookup by hash uses), at most
+  // `limit`, in row order. outbox_jobs is left empty. One scan of the table a run.
+  virtual std::vector<LspRecord> records_with_malformed_hash(
+      Flow flow, const std::vector<std::string>& terminal, std::int64_t limit) = 0;
 };
 
 class Applier {
@@ -91,6 +97,10 @@ class Ledger {
   // Takes the sweep lock without waiting. false: another run holds it. Held until the backend
   // is destroyed or the process ends, so a crashed run never leaves it behind.
   virtual bool try_lock_sweep() = 0;
+  // Releases the sweep lock if this backend holds it. `history` takes the lock for a moment
+  // (on a ReadOnly backend too) to tell whether a run is active: a 'running' row while the
+  // lock is free belongs to a run whose process is gone.
+  virtual void unlock_sweep() = 0;
 
   // A row for the run when it starts, completed when it ends.
   virtual void begin_run(const std::string& run_id, bool dry_run) = 0;

@@ -180,8 +180,7 @@ void prepare_record_statements(pqxx::connection& conn, const RecordTable& t) {
   // page (0 for the first); $4: the page size. Only records lacking their job are returned, so
   // an LSP whose outbox is in order costs one scan and no rows.
   conn.prepare(statement_name("records_lacking_outbox_job", t.flow),
-               keyset_page("SELECT " + columns + std::string(kOutboxJobColumns) + " FROM " +
-                               table +
+               keyset_page("SELECT " + columns + std::string(kOutboxJobColumns) + " FROM " + table +
                                " r JOIN unnest($1::text[], $2::text[]) AS need(status, action)"
                                " ON r.status = need.status WHERE NOT EXISTS (SELECT 1 FROM"
                                " async_rotating_invoice_outbox o WHERE o.payment_hash ="
@@ -192,10 +191,15 @@ void prepare_record_statements(pqxx::connection& conn, const RecordTable& t) {
   conn.prepare(statement_name("count_awaiting_node", t.flow),
                "SELECT count(*) FROM (SELECT 1 FROM " + table +
                    " r WHERE NOT (r.status = ANY($1::text[])) LIMIT $2) a");
-  conn.prepare(statement_name("records_awaiting_node", t.flow),
-               keyset_page("SELECT " + columns + " FROM " + table +
-                               " r WHERE NOT (r.status = ANY($1::text[]))",
-                           2));
+  // $1: the terminal states; $2: the most rows. `!~` is case-sensitive, as the lookups are.
+  conn.prepare(statement_name("records_with_malformed_hash", t.flow),
+               "SELECT " + columns + " FROM " + table +
+                   " r WHERE r.payment_hash !~ '^[0-9a-f]{64}$' AND NOT (r.status = "
+                   "ANY($1::text[])) ORDER BY r.id LIMIT $2");
+  conn.prepare(
+      statement_name("records_awaiting_node", t.flow),
+      keyset_page(
+          "SELECT " + columns + " FROM " + table + " r WHERE NOT (r.status = ANY($1::text[]))", 2));
 
   // Concurrency: the LSP's own callback handler may run the same transition at the same
   // time. A conditional UPDATE that meets a row another transaction is changing waits for
@@ -403,6 +407,23 @@ class PgRecords final : public LspRecords {
         [&](const pqxx::result& rows) { return on_page_of(flow, rows, sink); }, text_array(quiet));
   }
 
+  std::vector<LspRecord> records_with_malformed_hash(Flow flow,
+                                                     const std::vector<std::string>& terminal,
+                                                     std::int64_t limit) override {
+    std::vector<LspRecord> records;
+    try {
+      pqxx::read_transaction txn(*s_->conn);
+      for (const pqxx::row& row :
+           txn.exec_prepared(statement_name("records_with_malformed_hash", table_of(flow).flow),
+                             text_array(terminal), limit)) {
+        records.push_back(to_record(flow, row));
+      }
+    } catch (const std::exception& e) {
+      throw StoreError("records_with_malformed_hash: " + detail::one_line(e.what()));
+    }
+    return records;
+  }
+
  private:
   static bool on_page_of(Flow flow, const pqxx::result& rows, const RecordSink& sink) {
     std::vector<LspRecord> page;
@@ -502,9 +523,24 @@ class PgLedger final : public Ledger {
     try {
       // Session-level, not transaction-level: it must outlive every transaction of the run.
       pqxx::nontransaction txn(*s_->conn);
-      return txn.exec_params1("SELECT pg_try_advisory_lock($1)", kSweepLockKey)[0].as<bool>();
+      if (holds_lock_) return true;
+      holds_lock_ =
+          txn.exec_params1("SELECT pg_try_advisory_lock($1)", kSweepLockKey)[0].as<bool>();
+      return holds_lock_;
     } catch (const std::exception& e) {
       throw StoreError("taking the sweep lock: " + detail::one_line(e.what()));
+    }
+  }
+
+  // Advisory locks are no write: both calls work in a read-only session.
+  void unlock_sweep() override {
+    if (!holds_lock_) return;
+    try {
+      pqxx::nontransaction txn(*s_->conn);
+      txn.exec_params1("SELECT pg_advisory_unlock($1)", kSweepLockKey);
+      holds_lock_ = false;
+    } catch (const std::exception& e) {
+      throw StoreError("releasing the sweep lock: " + detail::one_line(e.what()));
     }
   }
 
@@ -607,6 +643,7 @@ class PgLedger final : public Ledger {
 
  private:
   std::shared_ptr<Session> s_;
+  bool holds_lock_ = false;  // session-level advisory locks stack: take it once
 };
 
 }  // namespace
@@ -656,4 +693,3 @@ Backend open(const std::string& db_url, Access access) {
 }
 
 }  // namespace lsp_sweeper::store::postgres
-

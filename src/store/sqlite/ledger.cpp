@@ -57,10 +57,17 @@ class SqliteLedger final : public Ledger {
   // lock row would have to be held by a write transaction open for the whole run, which would
   // lock the LSP out of its own file. flock() is released by the kernel when the process dies,
   // so a crashed run never leaves it behind.
+  //
+  // On a read-only database (`history`, a dry run) the file is opened read-only and never
+  // created: flock() needs no write access, and a lock file that is not there was never
+  // taken, so no run holds it.
   bool try_lock_sweep() override {
     if (session_->lock_fd >= 0) return true;
     const std::string path = session_->db.path() + ".lsp-sweeper-lock";
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    const bool read_only = session_->db.read_only();
+    const int fd = read_only ? ::open(path.c_str(), O_RDONLY | O_CLOEXEC)
+                             : ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 && read_only && errno == ENOENT) return true;
     if (fd < 0) {
       throw StoreError("taking the sweep lock: opening " + path + ": " + std::strerror(errno));
     }
@@ -72,6 +79,12 @@ class SqliteLedger final : public Ledger {
     }
     session_->lock_fd = fd;
     return true;
+  }
+
+  void unlock_sweep() override {
+    if (session_->lock_fd < 0) return;
+    ::close(session_->lock_fd);  // releases the flock
+    session_->lock_fd = -1;
   }
 
   void begin_run(const std::string& run_id, bool dry_run) override {

@@ -132,6 +132,27 @@ class SqliteRecords final : public LspRecords {
                batch, false, sink);
   }
 
+  std::vector<LspRecord> records_with_malformed_hash(Flow flow,
+                                                     const std::vector<std::string>& terminal,
+                                                     std::int64_t limit) override {
+    const RecordTable& t = record_table(flow);
+    Db& db = session_->db;
+    const std::string step = "records_with_malformed_hash " + std::string(to_string(flow));
+    // GLOB is case-sensitive, as the lookups' `=` and `IN` are.
+    Stmt rows(db,
+              "SELECT " + record_columns(t) + " FROM " + std::string(t.table) +
+                  " r WHERE (r.payment_hash GLOB '*[^0-9a-f]*' OR length(r.payment_hash) <> 64) "
+                  "AND r.status NOT IN (SELECT value FROM json_each(?)) ORDER BY r.id LIMIT ?",
+              step);
+    std::vector<LspRecord> records;
+    Transaction txn(db, Transaction::Kind::Deferred, step);
+    rows.bind(1, json_array(terminal)).bind(2, limit);
+    while (rows.step()) records.push_back(to_record(flow, rows));
+    rows.reset();
+    txn.commit();
+    return records;
+  }
+
  private:
   // Keyset pages of `sql` (parameters: the id to start after, `list`, the page size), each read
   // in its own short transaction that is over before `sink` runs, until a page comes back short
