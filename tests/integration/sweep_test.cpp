@@ -301,6 +301,36 @@ TEST_F(Sweep, NodeContradictingItselfAcrossPagesIsReported) {
   EXPECT_EQ(apay_status(moved_on.hash), "claimable");
 }
 
+// Issue 10.5: an APay record the LSP marked outbound_paid while the node's outbound payment
+// Failed is reported as node_leg_failed, by the listings and by the targeted lookups alike.
+TEST_F(Sweep, OutboundPaidWithAFailedOutboundLegIsReported) {
+  const Secret s = secret('V');
+  seed_apay(s.hash, "outbound_paid", 2000000);
+  json failed = outbound_succeeded(s.hash, s.preimage);
+  failed["status"] = "Failed";
+  failed.erase("preimage");
+  serve(json::array({failed}));
+
+  for (const char* mode : {"list", "targeted"}) {
+    const ProcessResult run = sweep({"--lookup", mode});
+    EXPECT_EQ(run.exit_code, 1) << mode << run.err;
+    const json r = report(run);
+    EXPECT_EQ(r["summary"]["repairs_planned"], 0) << mode;
+    ASSERT_EQ(r["divergences"].size(), 1u) << mode;
+    EXPECT_EQ(r["divergences"][0]["kind"], "node_leg_failed") << mode;
+    EXPECT_EQ(r["divergences"][0]["flow"], "apay") << mode;
+    EXPECT_EQ(r["divergences"][0]["payment_hash"], s.hash) << mode;
+    EXPECT_NE(r["divergences"][0]["detail"].get<std::string>().find("Outbound leg Failed"),
+              std::string::npos)
+        << mode;
+  }
+  EXPECT_EQ(apay_status(s.hash), "outbound_paid");
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 0);
+  EXPECT_EQ(db_.query_value<int>("SELECT count(*) FROM lsp_sweeper.divergences WHERE kind = "
+                                 "'node_leg_failed' AND resolved_at IS NULL"),
+            1);
+}
+
 TEST_F(Sweep, MissingOutboxJobIsAddedOnce) {
   const Secret s = secret('b');
   seed_relay(s.hash, "outbound_claimed", 1000);

@@ -529,6 +529,25 @@ INSTANTIATE_TEST_SUITE_P(
           {to_string(r.flow), to_string(r.type), to_string(r.status), r.record_status});
     });
 
+// Issue 10.5: the LSP marks an APay record outbound_paid even when the node reported the
+// outbound payment Failed ("continuing; delivery may not have happened"): a real divergence.
+TEST(Guards, ApayOutboundPaidWithAFailedOutboundLegNeedsAPerson) {
+  const Secret s = secret('5');
+  NodePayment p = sent_payment(s);
+  p.status = NodeStatus::Failed;
+  p.preimage.reset();
+  const Plan plan = plan_payments({p}, {record(Flow::Apay, s.hash, "outbound_paid")}, context());
+  EXPECT_TRUE(plan.repairs.empty());
+  ASSERT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::NodeLegFailed});
+  EXPECT_EQ(plan.divergences[0].flow, Flow::Apay);
+  EXPECT_EQ(plan.divergences[0].payment_hash, s.hash);
+  EXPECT_TRUE(plan.divergences[0].needs_person);
+  EXPECT_EQ(plan.divergences[0].detail,
+            "node reports the Outbound leg Failed while the record is outbound_paid");
+  // The outbound leg is looked up for such a record, so targeted runs see it too.
+  EXPECT_TRUE(legs_to_look_up(Flow::Apay, "outbound_paid").outbound);
+}
+
 TEST(Guards, OutboundAheadOfTheLspWaitsThenNeedsAPerson) {
   const Secret s = secret('p');
   for (Flow flow : {Flow::Apay, Flow::Relay}) {
