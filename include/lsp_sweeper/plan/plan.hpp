@@ -56,9 +56,9 @@ enum class DivergenceKind {
   OutboundSucceededEarly,  // outbound leg succeeded before the LSP recorded outbound_paid
   UnexplainedState,        // the record is in a state the transition table cannot explain
   MalformedPayment,        // the node sent a payment the decoder rejected
+  NodeContradictsItself,   // two answers about one (hash, direction) cannot both be true
   DuplicateLiveRecords,    // two non-terminal rows of one flow share the payment hash
   OutboxJobWillNotRun,     // the transition's job exists already, done or failed: never runs
-  NodeContradictsItself,   // two answers about one (hash, direction) cannot both be true
 };
 std::string_view to_string(DivergenceKind k);
 std::optional<DivergenceKind> parse_divergence_kind(std::string_view s);
