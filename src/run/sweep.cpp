@@ -65,12 +65,12 @@ class Sweep {
     if (!look_up_targeted(now)) list(now);
 
     for (Flow flow : flows_) {
-      records_.records_lacking_outbox_job(flow, plan::jobs_required_by_state(flow),
-                                          options_.page_size,
-                                          [this](std::vector<LspRecord>& records) {
-                                            apply(plan::plan_missing_outbox_jobs(records));
-                                            return true;
-                                          });
+      records_.records_lacking_outbox_job(
+          flow, plan::jobs_required_by_state(flow), options_.page_size,
+          [this](std::vector<LspRecord>& records) {
+            apply(plan::plan_missing_outbox_jobs(records, outbound_legs(records)));
+            return true;
+          });
     }
   }
 
@@ -346,6 +346,27 @@ class Sweep {
     return true;
   }
 
+  // What the node says of the outbound leg of each record whose missing job pays: nothing
+  // when it has no outbound payment of the hash. Asked with no transaction open.
+  plan::OutboundLegs outbound_legs(const std::vector<LspRecord>& records) {
+    plan::OutboundLegs legs;
+    for (const std::string& hash : plan::hashes_needing_outbound_leg(records)) {
+      const auto answer = get_payment(hash, PaymentType::Outbound);
+      if (!answer) {
+        legs.emplace(hash, std::nullopt);
+      } else if (answer->dialect == node::Dialect::Legacy) {
+        legs.emplace(hash,
+                     "unknown: the legacy dialect cannot tell a hash's outbound leg from "
+                     "its inbound one");
+      } else if (answer->rejected) {
+        legs.emplace(hash, "unreadable: " + answer->rejected->reason);
+      } else {
+        legs.emplace(hash, std::string(to_string(answer->payment->status)));
+      }
+    }
+    return legs;
+  }
+
   std::optional<node::SinglePayment> get_payment(const std::string& hash, PaymentType type) {
     ++result_.lookup.requests;
     auto answer = node_.get_payment(hash, type);
@@ -425,8 +446,7 @@ class Sweep {
 // Sends the alert the run owes to every webhook. A delivery that fails is logged and counted
 // and changes nothing else; rows are marked alerted when at least one webhook took the
 // alert (a broken second receiver must not make the working one repeat it every run).
-void send_alerts(store::Ledger& ledger, report::RunResult& result,
-                 const SweepOptions& options) {
+void send_alerts(store::Ledger& ledger, report::RunResult& result, const SweepOptions& options) {
   if (options.alert_webhooks.empty()) return;
   const auto alert =
       report::compose_alert(result, options.realert_after, unix_seconds(result.finished_at));

@@ -344,6 +344,77 @@ TEST_F(Sweep, MissingOutboxJobIsAddedOnce) {
   EXPECT_EQ(count("async_rotating_invoice_outbox"), 1);
 }
 
+// Issue 10.2: a missing job that pays is recreated only when the node has no outbound payment
+// of the hash; otherwise paying_job_missing with the leg's status, and nothing written. A
+// dry run writes nothing either way.
+TEST_F(Sweep, MissingJobThatPaysWaitsForTheNodesWord) {
+  const Secret paying = secret('W'), none = secret('X'), relay_paying = secret('Y'),
+               relay_none = secret('Z');
+  seed_apay(paying.hash, "outbound_pending", 2000000);
+  seed_apay(none.hash, "outbound_pending", 2000000);
+  json pending = outbound_succeeded(paying.hash, paying.preimage);
+  pending["status"] = "Pending";
+  pending.erase("preimage");
+  json payments = json::array({pending});
+  if (db_.has_relay()) {
+    seed_relay(relay_paying.hash, "claimable", 3000000);
+    seed_relay(relay_none.hash, "claimable", 3000000);
+    json failed = outbound_succeeded(relay_paying.hash, relay_paying.preimage);
+    failed["status"] = "Failed";
+    failed.erase("preimage");
+    payments.push_back(failed);
+  }
+  serve(payments);
+  const std::size_t paying_records = db_.has_relay() ? 2 : 1;
+
+  const auto check = [&](const json& r, bool applied) {
+    ASSERT_EQ(r["repairs"].size(), paying_records) << r.dump();
+    for (const auto& repair : r["repairs"]) {
+      EXPECT_EQ(repair["kind"], "missing_outbox_job");
+      EXPECT_EQ(repair["applied"], applied);
+      const bool apay = repair["payment_hash"] == none.hash;
+      EXPECT_TRUE(apay || repair["payment_hash"] == relay_none.hash) << repair.dump();
+      EXPECT_EQ(repair["outbox_action"],
+                apay ? "send_outbound_payment" : "lightning_send_pay_outbound");
+    }
+    ASSERT_EQ(r["divergences"].size(), paying_records) << r.dump();
+    const json* apay = find_by_hash(r["divergences"], paying.hash);
+    ASSERT_NE(apay, nullptr);
+    EXPECT_EQ((*apay)["kind"], "paying_job_missing");
+    EXPECT_NE((*apay)["detail"].get<std::string>().find("outbound leg of this hash is Pending"),
+              std::string::npos);
+    if (db_.has_relay()) {
+      const json* relay = find_by_hash(r["divergences"], relay_paying.hash);
+      ASSERT_NE(relay, nullptr);
+      EXPECT_EQ((*relay)["kind"], "paying_job_missing");
+      EXPECT_NE((*relay)["detail"].get<std::string>().find("outbound leg of this hash is Failed"),
+                std::string::npos);
+    }
+  };
+
+  const std::string before = lsp_state(db_);
+  const ProcessResult dry = sweep({"--dry-run"});
+  EXPECT_EQ(dry.exit_code, 1) << dry.err;
+  check(report(dry), false);
+  EXPECT_EQ(lsp_state(db_), before);
+  EXPECT_EQ(count("lsp_sweeper.divergences"), 0);
+
+  const ProcessResult real = sweep();
+  EXPECT_EQ(real.exit_code, 1) << real.err;
+  check(report(real), true);
+  EXPECT_EQ(jobs(none.hash, "send_outbound_payment"), 1);
+  EXPECT_EQ(count("async_rotating_invoice_outbox WHERE payment_hash = '" + paying.hash + "'"), 0);
+  if (db_.has_relay()) {
+    EXPECT_EQ(jobs(relay_none.hash, "lightning_send_pay_outbound"), 1);
+    EXPECT_EQ(
+        count("async_rotating_invoice_outbox WHERE payment_hash = '" + relay_paying.hash + "'"), 0);
+  }
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), static_cast<int>(paying_records));
+  EXPECT_EQ(db_.query_value<int>("SELECT count(*) FROM lsp_sweeper.divergences WHERE kind = "
+                                 "'paying_job_missing' AND resolved_at IS NULL"),
+            static_cast<int>(paying_records));
+}
+
 // More records lacking their job than a page holds: every one gets its job, once, page by
 // page (the lookup pages with --page-size too).
 TEST_F(Sweep, MissingOutboxJobsArePagedThroughInFull) {

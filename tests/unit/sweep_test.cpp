@@ -169,7 +169,8 @@ TEST_F(SweepLoop, RepairsEveryMissedTransitionOnceAndOnlyOnce) {
 }
 
 // The second half of the table: a record already in a state that waits on a job, with no job
-// at all, gets its job, for each of the four such states the callbacks lead to.
+// at all, gets its job, for each of the five such states (the node has no outbound payment of
+// any of these hashes, so the two jobs that pay are recreated too).
 TEST_F(SweepLoop, MissingOutboxJobsAreAddedOnce) {
   struct Case {
     Flow flow;
@@ -179,10 +180,12 @@ TEST_F(SweepLoop, MissingOutboxJobsAreAddedOnce) {
   };
   const std::vector<Case> cases{
       {Flow::Apay, "claimable", "request_outbound_invoice", secret('a')},
+      {Flow::Apay, "outbound_pending", "send_outbound_payment", secret('9')},
       {Flow::Apay, "outbound_claimed", "claim_inbound_invoice", secret('b')},
       {Flow::Relay, "claimable", "lightning_send_pay_outbound", secret('c')},
       {Flow::Relay, "outbound_claimed", "lightning_send_claim_inbound", secret('d')}};
   for (const auto& c : cases) db_.add(c.flow, c.s.hash, c.status);
+  node_.payments = {outbound_succeeded(secret('x').hash, secret('x').preimage)};  // other traffic
 
   const report::RunResult first = sweep();
   ASSERT_TRUE(first.complete) << first.error.value_or("");
@@ -197,6 +200,75 @@ TEST_F(SweepLoop, MissingOutboxJobsAreAddedOnce) {
   }
   EXPECT_TRUE(sweep().repairs.empty());
   EXPECT_EQ(db_.jobs.size(), cases.size());
+}
+
+// A job that pays, missing: the node is asked for the hash's outbound leg (and only for
+// those); recreated only when it has none, else a paying_job_missing divergence with the
+// leg's status, nothing written. A dry run reports the same and writes nothing.
+TEST_F(SweepLoop, MissingJobThatPaysIsRecreatedOnlyWhenTheNodeHasNoOutboundPayment) {
+  const Secret apay_none = secret('m'), apay_paying = secret('n'), relay_none = secret('o'),
+               relay_failed = secret('p'), claims = secret('q');
+  db_.add(Flow::Apay, apay_none.hash, "outbound_pending");
+  db_.add(Flow::Apay, apay_paying.hash, "outbound_pending");
+  db_.add(Flow::Relay, relay_none.hash, "claimable");
+  db_.add(Flow::Relay, relay_failed.hash, "claimable");
+  db_.add(Flow::Relay, claims.hash, "outbound_claimed");
+  NodePayment pending = payment(apay_paying.hash, PaymentType::Outbound, NodeStatus::Pending);
+  NodePayment failed = payment(relay_failed.hash, PaymentType::Outbound, NodeStatus::Failed);
+  // An inbound leg of a hash says nothing of its outbound one.
+  NodePayment inbound = payment(relay_none.hash, PaymentType::InboundHodl, NodeStatus::Succeeded);
+  node_.payments = {pending, failed, inbound};
+  options_.lookup = run::LookupMode::List;
+
+  const auto check = [&](const report::RunResult& r, bool applied) {
+    ASSERT_TRUE(r.complete) << r.error.value_or("");
+    std::multiset<std::string> repairs;
+    for (const auto& x : r.repairs) {
+      EXPECT_EQ(x.applied, applied);
+      repairs.insert(x.payment_hash + " " + x.outbox_action);
+    }
+    EXPECT_EQ(repairs, (std::multiset<std::string>{apay_none.hash + " send_outbound_payment",
+                                                   relay_none.hash + " lightning_send_pay_outbound",
+                                                   claims.hash + " lightning_send_claim_inbound"}));
+    EXPECT_EQ(divergences_of(r), (std::multiset<std::string>{
+                                     "paying_job_missing apay " + apay_paying.hash + " person",
+                                     "paying_job_missing relay " + relay_failed.hash + " person"}));
+    for (const auto& d : r.divergences) {
+      const std::string leg = d.payment_hash == apay_paying.hash ? "Pending" : "Failed";
+      EXPECT_NE(d.detail.find("outbound leg of this hash is " + leg), std::string::npos)
+          << d.detail;
+    }
+  };
+
+  const FakeDatabase before = db_;
+  options_.dry_run = true;
+  const int lookups_before = node_.lookups;
+  check(sweep(), false);
+  EXPECT_EQ(node_.lookups - lookups_before, 4) << "one Outbound lookup per paying record only";
+  EXPECT_TRUE(db_ == before) << "a dry run writes nothing";
+
+  options_.dry_run = false;
+  check(sweep(), true);
+  EXPECT_EQ(db_.job_count(apay_none.hash, "send_outbound_payment"), 1);
+  EXPECT_EQ(db_.job_count(relay_none.hash, "lightning_send_pay_outbound"), 1);
+  EXPECT_EQ(db_.job_count(claims.hash, "lightning_send_claim_inbound"), 1);
+  EXPECT_EQ(db_.job_count(apay_paying.hash, "send_outbound_payment"), 0);
+  EXPECT_EQ(db_.job_count(relay_failed.hash, "lightning_send_pay_outbound"), 0);
+  EXPECT_EQ(db_.jobs.size(), 3u);
+  EXPECT_EQ(db_.only_row(Flow::Apay, apay_paying.hash).status, "outbound_pending");
+  EXPECT_EQ(std::count_if(db_.divergences.begin(), db_.divergences.end(),
+                          [](const auto& d) {
+                            return d.divergence.kind == plan::DivergenceKind::PayingJobMissing &&
+                                   !d.resolved_at;
+                          }),
+            2);
+
+  // The node's payment goes away: the job is recreated and the divergence resolves.
+  node_.payments = {pending};
+  const report::RunResult third = sweep();
+  EXPECT_EQ(db_.job_count(relay_failed.hash, "lightning_send_pay_outbound"), 1);
+  EXPECT_EQ(kinds_of(third), std::vector{plan::DivergenceKind::PayingJobMissing});
+  EXPECT_EQ(third.resolved.size(), 1u);
 }
 
 // More records lacking their job than a page holds, across the keyset pages.

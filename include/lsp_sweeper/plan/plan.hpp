@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,6 +61,8 @@ enum class DivergenceKind {
   NodeContradictsItself,   // two answers about one (hash, direction) cannot both be true
   DuplicateLiveRecords,    // two non-terminal rows of one flow share the payment hash
   OutboxJobWillNotRun,     // the transition's job exists already, done or failed: never runs
+  PayingJobMissing,        // a state waits on a job that pays, it is missing, and the node
+                           // has (or may have) an outbound payment of the hash already
 };
 std::string_view to_string(DivergenceKind k);
 std::optional<DivergenceKind> parse_divergence_kind(std::string_view s);
@@ -72,6 +76,7 @@ inline constexpr std::array kDivergenceKinds{
     DivergenceKind::OutboundSucceededEarly, DivergenceKind::UnexplainedState,
     DivergenceKind::MalformedPayment,       DivergenceKind::NodeContradictsItself,
     DivergenceKind::DuplicateLiveRecords,   DivergenceKind::OutboxJobWillNotRun,
+    DivergenceKind::PayingJobMissing,
 };
 
 struct Divergence {
@@ -102,8 +107,21 @@ struct Plan {
   std::vector<std::string> deferred_hashes;  // their hashes
 };
 
-// The transition table of DOMAIN.md, the four rows plus the two missing-outbox-job rows per
-// flow.
+// A state that waits on an outbox job, the job that moves it, and whether that job pays
+// (money leaves the LSP): DOMAIN.md's table of five, kept here once, as data.
+struct AwaitedJob {
+  Flow flow;
+  std::string_view state;
+  std::string_view action;
+  bool pays;
+};
+const std::vector<AwaitedJob>& awaited_jobs();
+
+// The flow whose records an outbox action belongs to; nothing for an action no awaited job has.
+std::optional<Flow> flow_of_action(std::string_view action);
+
+// The transition table of DOMAIN.md: the four callback rows, then one missing-outbox-job row
+// per awaited job.
 const std::vector<Transition>& transition_table();
 
 // Plans the repairs for node payments against the LSP records with the same hashes (records
@@ -116,9 +134,22 @@ const std::vector<Transition>& transition_table();
 Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<LspRecord>& records,
                    const PlanContext& context);
 
+// What the node answered about the outbound leg of a hash (POST /getpayment, Outbound): nothing
+// when it has no outbound payment of the hash, else what it has (its status, or why the answer
+// cannot tell). A hash absent from the map was not asked.
+using OutboundLegs = std::map<std::string, std::optional<std::string>, std::less<>>;
+
+// The hashes of `records` (outbox_jobs filled) whose missing job pays: the run asks the node
+// for their outbound leg before plan_missing_outbox_jobs.
+std::vector<std::string> hashes_needing_outbound_leg(const std::vector<LspRecord>& records);
+
 // Plans the outbox jobs missing for records already in a state that needs one (their
-// outbox_jobs filled).
-Plan plan_missing_outbox_jobs(const std::vector<LspRecord>& records);
+// outbox_jobs filled). A job that only asks or claims is recreated. A job that pays is
+// recreated only when `outbound_legs` says the node has no outbound payment of the hash;
+// otherwise (the node has one, or was not asked, or could not tell) a PayingJobMissing
+// divergence asks a person, with what the node said in its detail.
+Plan plan_missing_outbox_jobs(const std::vector<LspRecord>& records,
+                              const OutboundLegs& outbound_legs = {});
 
 // The states in which a record of `flow` must have an outbox job, handed to the store's
 // lookup by the run loop.
