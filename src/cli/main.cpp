@@ -69,6 +69,7 @@ struct RunFlags {
   std::int64_t min_age = 30;
   std::string lookback = "14d";
   std::string waiting_grace = "15m";
+  std::string stuck_after = "30m";
   std::int64_t claim_min_blocks = 102;
   std::uint32_t page_size = 1000;
   std::string lookup = "auto";
@@ -94,9 +95,7 @@ void add_connection_options(CLI::App* command, RunFlags& flags) {
       ->add_option("--node-token-file", flags.node_token_file,
                    "File holding the node's bearer token (else env LSP_SWEEPER_NODE_TOKEN)")
       ->envname("LSP_SWEEPER_NODE_TOKEN_FILE");  // a missing file is reported when read
-  command->add_option("--db", flags.db, kDbHelp)
-      ->envname("LSP_SWEEPER_DB_URL")
-      ->required();
+  command->add_option("--db", flags.db, kDbHelp)->envname("LSP_SWEEPER_DB_URL")->required();
   command->add_option("--timeout", flags.timeout_seconds, "Seconds per node request")
       ->envname("LSP_SWEEPER_TIMEOUT")
       ->check(CLI::Range(0.1, 3600.0));
@@ -130,6 +129,7 @@ int run_command(const RunFlags& flags) {
   options.min_age = flags.min_age;
   options.lookback = seconds_of(flags.lookback);
   options.waiting_grace = seconds_of(flags.waiting_grace);
+  options.stuck_after = seconds_of(flags.stuck_after);
   options.claim_min_blocks = flags.claim_min_blocks;
   options.page_size = flags.page_size;
   options.lookup = flags.lookup == "list"       ? run::LookupMode::List
@@ -266,6 +266,11 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
                   "needs a person")
       ->envname("LSP_SWEEPER_WAITING_GRACE")
       ->check(cli::duration());
+  run->add_option("--stuck-after", run_flags.stuck_after,
+                  "How long an outbox job may keep failing, or stay locked past its lock, "
+                  "before it is reported stuck (e.g. 30m, 2h)")
+      ->envname("LSP_SWEEPER_STUCK_AFTER")
+      ->check(cli::positive_duration("0 would report every job the LSP is still retrying"));
   run->add_option("--claim-min-blocks", run_flags.claim_min_blocks,
                   "An APay claimable is repaired only with more than this many blocks left "
                   "before its deadline: the LSP's APAY_INBOUND_MIN_FINAL_CLTV_EXPIRY_DELTA - 42")
@@ -317,9 +322,7 @@ Example:
   std::string migrate_db;
   bool with_lsp_schema = false;
   auto* migrate = app.add_subcommand("migrate", "Create or upgrade the sweeper's own schema");
-  migrate->add_option("--db", migrate_db, kDbHelp)
-      ->envname("LSP_SWEEPER_DB_URL")
-      ->required();
+  migrate->add_option("--db", migrate_db, kDbHelp)->envname("LSP_SWEEPER_DB_URL")->required();
   migrate->add_flag("--with-lsp-schema", with_lsp_schema,
                     "Also create the LSP's tables (development, tests, demo)");
   migrate->footer(R"(
@@ -332,9 +335,7 @@ Examples:
   int history_last = 20;
   bool history_as_json = false;
   auto* history = app.add_subcommand("history", "Show recent runs and the open divergences");
-  history->add_option("--db", history_db, kDbHelp)
-      ->envname("LSP_SWEEPER_DB_URL")
-      ->required();
+  history->add_option("--db", history_db, kDbHelp)->envname("LSP_SWEEPER_DB_URL")->required();
   history->add_option("--last", history_last, "How many runs, newest first")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();

@@ -354,6 +354,9 @@ std::string_view to_string(DivergenceKind k) {
     case DivergenceKind::OutboxJobWillNotRun: return "outbox_job_will_not_run";
     case DivergenceKind::NodeContradictsItself: return "node_contradicts_itself";
     case DivergenceKind::PayingJobMissing: return "paying_job_missing";
+    case DivergenceKind::OutboxJobRetrying: return "outbox_job_retrying";
+    case DivergenceKind::OutboxJobLockExpired: return "outbox_job_lock_expired";
+    case DivergenceKind::OutboxJobBlocked: return "outbox_job_blocked";
   }
   return "?";
 }
@@ -598,6 +601,36 @@ std::vector<Divergence> divergences_for_contradiction(std::string_view payment_h
   std::vector<Divergence> out;
   for (const auto& r : records) {
     if (r.payment_hash == payment_hash) out.push_back(contradiction_divergence(r, detail));
+  }
+  return out;
+}
+
+std::vector<Divergence> divergences_for_stuck_jobs(const std::vector<StuckJob>& jobs) {
+  std::vector<Divergence> out;
+  out.reserve(jobs.size());
+  for (const StuckJob& job : jobs) {
+    std::string detail =
+        "outbox job " + std::to_string(job.id) + " " + util::printable(job.action, 60) + " is " +
+        util::printable(job.status, 20) + " after " + std::to_string(job.attempts) +
+        " attempt(s), " + std::to_string(job.age_seconds) + " s old, last error: " +
+        (job.last_error ? "'" + util::printable(*job.last_error, 200) + "'" : std::string("none"));
+    DivergenceKind kind = DivergenceKind::OutboxJobRetrying;
+    switch (job.reason) {
+      case JobStuckReason::Retrying:
+        detail += "; the LSP retries it forever (--stuck-after passed)";
+        break;
+      case JobStuckReason::LockExpired:
+        kind = DivergenceKind::OutboxJobLockExpired;
+        detail += "; its lock ran out longer ago than --stuck-after: the LSP died holding it";
+        break;
+      case JobStuckReason::HeadOfLine:
+        kind = DivergenceKind::OutboxJobBlocked;
+        detail += "; " + std::to_string(job.blocked_by) +
+                  " pending job(s) with attempts > 0 and lower ids take every slot of the "
+                  "LSP's ticks (it claims at most 10, oldest id first)";
+        break;
+    }
+    out.push_back({kind, flow_of_action(job.action), job.payment_hash, std::move(detail), true});
   }
   return out;
 }

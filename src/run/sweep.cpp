@@ -72,6 +72,11 @@ class Sweep {
             return true;
           });
     }
+
+    // Jobs the LSP may never finish: reported, never edited, retried or deleted.
+    plan::Plan stuck;
+    stuck.divergences = plan::divergences_for_stuck_jobs(records_.stuck_jobs(options_.stuck_after));
+    apply(std::move(stuck));
   }
 
   void list(std::int64_t now) {
@@ -121,7 +126,7 @@ class Sweep {
     for (const StoredDivergence& d : ledger_.open_divergences()) {
       if (d.divergence.flow) {
         open_hashes.insert(d.divergence.payment_hash);
-      } else {
+      } else if (d.divergence.kind == plan::DivergenceKind::MalformedPayment) {
         ++unbound;
       }
     }

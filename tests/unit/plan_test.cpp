@@ -920,5 +920,44 @@ TEST(LegsToLookUp, OnlyTheFinalStatesNeedNoLookup) {
   EXPECT_TRUE(unknown.inbound && unknown.outbound);
 }
 
+// --- stuck outbox jobs (issue 10.3) -------------------------------------------------------
+
+TEST(StuckJobs, EachReasonIsItsOwnKindWithTheJobInTheDetail) {
+  const std::string a = secret('1').hash, b = secret('2').hash, c = secret('3').hash;
+  const std::vector<StuckJob> jobs{
+      {JobStuckReason::Retrying, 12, a, "request_outbound_invoice", "pending", 7, 3600,
+       "claim_deadline_height is missing", 0},
+      {JobStuckReason::LockExpired, 13, b, "lightning_send_claim_inbound", "processing", 1, 7200,
+       std::nullopt, 0},
+      {JobStuckReason::HeadOfLine, 14, c, "some_future_action", "pending", 0, 60, std::nullopt, 11},
+  };
+  const auto ds = divergences_for_stuck_jobs(jobs);
+  ASSERT_EQ(ds.size(), 3u);
+  EXPECT_EQ(ds[0].kind, DivergenceKind::OutboxJobRetrying);
+  EXPECT_EQ(ds[1].kind, DivergenceKind::OutboxJobLockExpired);
+  EXPECT_EQ(ds[2].kind, DivergenceKind::OutboxJobBlocked);
+  EXPECT_EQ(ds[0].flow, Flow::Apay);
+  EXPECT_EQ(ds[1].flow, Flow::Relay);
+  EXPECT_EQ(ds[2].flow, std::nullopt) << "an action no awaited job has";
+  EXPECT_EQ(ds[0].payment_hash, a);
+  EXPECT_EQ(ds[2].payment_hash, c);
+  for (const auto& d : ds) EXPECT_TRUE(d.needs_person);
+  EXPECT_EQ(ds[0].detail.rfind("outbox job 12 request_outbound_invoice is pending after 7 "
+                               "attempt(s), 3600 s old, last error: 'claim_deadline_height is "
+                               "missing'",
+                               0),
+            0u)
+      << ds[0].detail;
+  EXPECT_NE(ds[1].detail.find("outbox job 13 lightning_send_claim_inbound is processing after 1 "
+                              "attempt(s), 7200 s old, last error: none"),
+            std::string::npos)
+      << ds[1].detail;
+  EXPECT_NE(ds[1].detail.find("died holding it"), std::string::npos);
+  EXPECT_NE(ds[2].detail.find("11 pending job(s) with attempts > 0 and lower ids"),
+            std::string::npos)
+      << ds[2].detail;
+  EXPECT_TRUE(divergences_for_stuck_jobs({}).empty());
+}
+
 }  // namespace
 }  // namespace lsp_sweeper::plan

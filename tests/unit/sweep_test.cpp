@@ -639,5 +639,80 @@ TEST_F(SweepLoop, NodeErrorMidSweepKeepsCommittedRepairs) {
   EXPECT_EQ(kinds_of(next), std::vector{plan::DivergenceKind::PreimageMismatch});
 }
 
+// Issue 10.3: stuck outbox jobs are divergences of their own kinds, new, then ongoing, then
+// resolved once the job is done; the sweeper never edits a job. A dry run writes nothing.
+TEST_F(SweepLoop, StuckJobsAreReportedThenResolvedAndNeverTouched) {
+  const auto job = [&](const std::string& seed, const std::string& action,
+                       const std::string& status, std::int64_t attempts, std::int64_t age,
+                       std::optional<std::int64_t> locked_ago = std::nullopt) {
+    const std::string hash = util::sha256_hex(seed);
+    db_.add_job(hash, action, status);
+    db_.jobs.back().attempts = attempts;
+    db_.jobs.back().age_seconds = age;
+    db_.jobs.back().locked_until_ago = locked_ago;
+    db_.jobs.back().last_error = attempts > 0 ? std::optional<std::string>("boom") : std::nullopt;
+    return hash;
+  };
+  const std::string retrying = job("retrying", "request_outbound_invoice", "pending", 5, 3600);
+  job("young", "request_outbound_invoice", "pending", 5, 600);  // not long enough
+  job("few", "request_outbound_invoice", "pending", 2, 3600);   // too few attempts
+  const std::string expired =
+      job("expired", "lightning_send_claim_inbound", "processing", 1, 7200, 3600);
+  job("locked", "lightning_send_claim_inbound", "processing", 1, 7200, 60);  // lock still recent
+  for (int i = 0; i < 6; ++i)
+    job("failing" + std::to_string(i), "claim_inbound_invoice", "pending", 1, 60);
+  // Nine failing jobs before it (retrying, young, few and six more): not yet blocked.
+  job("early", "claim_inbound_invoice", "pending", 0, 60);
+  job("failing-last", "claim_inbound_invoice", "pending", 1, 60);
+  const std::string blocked = job("blocked", "send_outbound_payment", "pending", 0, 60);
+  const FakeDatabase before = db_;
+
+  const std::multiset<std::string> expected{"outbox_job_retrying apay " + retrying + " person",
+                                            "outbox_job_lock_expired relay " + expired + " person",
+                                            "outbox_job_blocked apay " + blocked + " person"};
+  options_.dry_run = true;
+  const report::RunResult dry = sweep();
+  EXPECT_EQ(divergences_of(dry), expected);
+  EXPECT_TRUE(db_ == before) << "a dry run writes nothing";
+
+  options_.dry_run = false;
+  const report::RunResult first = sweep();
+  ASSERT_TRUE(first.complete) << first.error.value_or("");
+  EXPECT_EQ(divergences_of(first), expected);
+  EXPECT_EQ(report::exit_code(first), 1);
+  EXPECT_TRUE(first.repairs.empty());
+  EXPECT_EQ(db_.jobs, before.jobs) << "the sweeper never edits, retries or deletes a job";
+  for (const auto& d : first.divergences) {
+    if (d.payment_hash == retrying) {
+      EXPECT_NE(d.detail.find("is pending after 5 attempt(s), 3600 s old, last error: 'boom'"),
+                std::string::npos)
+          << d.detail;
+    }
+    if (d.payment_hash == blocked) {
+      EXPECT_NE(d.detail.find("10 pending job(s)"), std::string::npos) << d.detail;
+    }
+  }
+  EXPECT_EQ(std::count_if(first.tracked.begin(), first.tracked.end(),
+                          [](const auto& d) { return d.is_new; }),
+            3);
+
+  // A longer --stuck-after: the retrying and the expired job are not stuck yet.
+  options_.stuck_after = 4 * 3600;
+  const report::RunResult longer = sweep();
+  EXPECT_EQ(divergences_of(longer),
+            (std::multiset<std::string>{"outbox_job_blocked apay " + blocked + " person"}));
+  EXPECT_EQ(longer.resolved.size(), 2u);
+
+  // The job is done: its divergence resolves.
+  options_.stuck_after = 30 * 60;
+  db_.jobs.back().status = "done";
+  const report::RunResult done = sweep();
+  EXPECT_EQ(divergences_of(done),
+            (std::multiset<std::string>{"outbox_job_retrying apay " + retrying + " person",
+                                        "outbox_job_lock_expired relay " + expired + " person"}));
+  ASSERT_EQ(done.resolved.size(), 1u);
+  EXPECT_EQ(done.resolved[0].divergence.kind, plan::DivergenceKind::OutboxJobBlocked);
+}
+
 }  // namespace
 }  // namespace lsp_sweeper

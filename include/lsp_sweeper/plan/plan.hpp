@@ -63,6 +63,9 @@ enum class DivergenceKind {
   OutboxJobWillNotRun,     // the transition's job exists already, done or failed: never runs
   PayingJobMissing,        // a state waits on a job that pays, it is missing, and the node
                            // has (or may have) an outbound payment of the hash already
+  OutboxJobRetrying,       // a pending job keeps failing (attempts >= 3) past --stuck-after
+  OutboxJobLockExpired,    // a processing job's lock ran out past --stuck-after: LSP died
+  OutboxJobBlocked,        // a never-tried job behind ten or more failing jobs with lower ids
 };
 std::string_view to_string(DivergenceKind k);
 std::optional<DivergenceKind> parse_divergence_kind(std::string_view s);
@@ -76,7 +79,8 @@ inline constexpr std::array kDivergenceKinds{
     DivergenceKind::OutboundSucceededEarly, DivergenceKind::UnexplainedState,
     DivergenceKind::MalformedPayment,       DivergenceKind::NodeContradictsItself,
     DivergenceKind::DuplicateLiveRecords,   DivergenceKind::OutboxJobWillNotRun,
-    DivergenceKind::PayingJobMissing,
+    DivergenceKind::PayingJobMissing,       DivergenceKind::OutboxJobRetrying,
+    DivergenceKind::OutboxJobLockExpired,   DivergenceKind::OutboxJobBlocked,
 };
 
 struct Divergence {
@@ -192,6 +196,11 @@ std::optional<std::string> contradiction(const NodeAnswer& earlier, const NodeAn
 std::vector<Divergence> divergences_for_contradiction(std::string_view payment_hash,
                                                       const std::string& detail,
                                                       const std::vector<LspRecord>& records);
+
+// A divergence for each stuck outbox job, of its reason's kind, with the job's id, action,
+// status, attempts, age and last error in the detail; its flow is its action's (nothing for
+// an action no awaited job has), its hash the job's. The sweeper never touches the job.
+std::vector<Divergence> divergences_for_stuck_jobs(const std::vector<StuckJob>& jobs);
 
 // A divergence for each payment the decoder rejected.
 std::vector<Divergence> divergences_for_rejected(const std::vector<RejectedPayment>& rejected);

@@ -180,8 +180,7 @@ void prepare_record_statements(pqxx::connection& conn, const RecordTable& t) {
   // page (0 for the first); $4: the page size. Only records lacking their job are returned, so
   // an LSP whose outbox is in order costs one scan and no rows.
   conn.prepare(statement_name("records_lacking_outbox_job", t.flow),
-               keyset_page("SELECT " + columns + std::string(kOutboxJobColumns) + " FROM " +
-                               table +
+               keyset_page("SELECT " + columns + std::string(kOutboxJobColumns) + " FROM " + table +
                                " r JOIN unnest($1::text[], $2::text[]) AS need(status, action)"
                                " ON r.status = need.status WHERE NOT EXISTS (SELECT 1 FROM"
                                " async_rotating_invoice_outbox o WHERE o.payment_hash ="
@@ -192,10 +191,10 @@ void prepare_record_statements(pqxx::connection& conn, const RecordTable& t) {
   conn.prepare(statement_name("count_awaiting_node", t.flow),
                "SELECT count(*) FROM (SELECT 1 FROM " + table +
                    " r WHERE NOT (r.status = ANY($1::text[])) LIMIT $2) a");
-  conn.prepare(statement_name("records_awaiting_node", t.flow),
-               keyset_page("SELECT " + columns + " FROM " + table +
-                               " r WHERE NOT (r.status = ANY($1::text[]))",
-                           2));
+  conn.prepare(
+      statement_name("records_awaiting_node", t.flow),
+      keyset_page(
+          "SELECT " + columns + " FROM " + table + " r WHERE NOT (r.status = ANY($1::text[]))", 2));
 
   // Concurrency: the LSP's own callback handler may run the same transition at the same
   // time. A conditional UPDATE that meets a row another transaction is changing waits for
@@ -381,6 +380,62 @@ class PgRecords final : public LspRecords {
         statement_name("records_lacking_outbox_job", table_of(flow).flow), page_size,
         [&](const pqxx::result& rows) { return on_page_of(flow, rows, on_page); },
         text_array(states), text_array(actions));
+  }
+
+  std::vector<StuckJob> stuck_jobs(std::int64_t stuck_after_seconds) override {
+    const std::string columns =
+        "o.id, o.payment_hash, o.action, o.status, o.attempts, floor(extract(epoch FROM now() - "
+        "o.created_at))::bigint, o.last_error";
+    const std::string limit = " ORDER BY o.id LIMIT " + std::to_string(kMaxStuckJobs);
+    const std::string cutoff = "now() - make_interval(secs => $1::double precision)";
+    const struct {
+      JobStuckReason reason;
+      std::string sql;
+    } queries[] = {
+        {JobStuckReason::Retrying,
+         "SELECT " + columns +
+             ", 0::bigint FROM async_rotating_invoice_outbox o WHERE o.status = 'pending' AND "
+             "o.attempts >= 3 AND o.created_at < " +
+             cutoff + limit},
+        {JobStuckReason::LockExpired,
+         "SELECT " + columns +
+             ", 0::bigint FROM async_rotating_invoice_outbox o WHERE o.status = 'processing' "
+             "AND o.locked_until < " +
+             cutoff + limit},
+        {JobStuckReason::HeadOfLine,
+         "SELECT * FROM (SELECT " + columns +
+             ", (SELECT count(*) FROM async_rotating_invoice_outbox b WHERE b.status = "
+             "'pending' AND b.attempts > 0 AND b.id < o.id) AS blocked_by FROM "
+             "async_rotating_invoice_outbox o WHERE o.status = 'pending' AND o.attempts = 0) o "
+             "WHERE o.blocked_by >= $1::bigint" +
+             limit},
+    };
+    std::vector<StuckJob> jobs;
+    try {
+      pqxx::read_transaction txn(*s_->conn);
+      for (const auto& q : queries) {
+        const pqxx::result rows =
+            q.reason == JobStuckReason::HeadOfLine
+                ? txn.exec_params(q.sql, kHeadOfLineSlots)
+                : txn.exec_params(q.sql, static_cast<double>(stuck_after_seconds));
+        for (const pqxx::row& row : rows) {
+          StuckJob job;
+          job.reason = q.reason;
+          job.id = row[0].as<std::int64_t>();
+          job.payment_hash = row[1].as<std::string>();
+          job.action = row[2].as<std::string>();
+          job.status = row[3].as<std::string>();
+          job.attempts = row[4].as<std::int64_t>();
+          job.age_seconds = row[5].as<std::int64_t>();
+          if (!row[6].is_null()) job.last_error = row[6].as<std::string>();
+          job.blocked_by = row[7].as<std::int64_t>();
+          jobs.push_back(std::move(job));
+        }
+      }
+    } catch (const std::exception& e) {
+      throw StoreError("stuck_jobs: " + detail::one_line(e.what()));
+    }
+    return jobs;
   }
 
   std::int64_t count_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
@@ -656,4 +711,3 @@ Backend open(const std::string& db_url, Access access) {
 }
 
 }  // namespace lsp_sweeper::store::postgres
-
