@@ -76,6 +76,28 @@ struct LspRecord {
   std::vector<OutboxJob> outbox_jobs;
 };
 
+// Why an outbox job looks stuck (DOMAIN.md, "An outbox job can also be stuck"): the LSP never
+// gives up on a job, so only a person can.
+enum class JobStuckReason {
+  Retrying,     // pending, attempts >= 3, created longer ago than --stuck-after
+  LockExpired,  // processing, its locked_until longer ago than --stuck-after
+  HeadOfLine,   // pending, never tried, behind ten or more failing jobs with lower ids
+};
+
+// An outbox job that looks stuck, as the store found it.
+struct StuckJob {
+  JobStuckReason reason = JobStuckReason::Retrying;
+  std::int64_t id = 0;
+  std::string payment_hash;
+  std::string action;
+  std::string status;
+  std::int64_t attempts = 0;
+  std::int64_t age_seconds = 0;  // since the job's created_at
+  std::optional<std::string> last_error;
+  std::int64_t blocked_by = 0;  // HeadOfLine: pending jobs with attempts > 0 and lower ids
+  bool operator==(const StuckJob&) const = default;
+};
+
 // A state in which a record must have an outbox job, and that job's action (DOMAIN.md).
 struct RequiredJob {
   std::string status;

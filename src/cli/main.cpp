@@ -69,6 +69,7 @@ struct RunFlags {
   std::int64_t min_age = 30;
   std::string lookback = "14d";
   std::string waiting_grace = "15m";
+  std::string stuck_after = "30m";
   std::int64_t claim_min_blocks = 102;
   std::uint32_t page_size = 1000;
   std::string lookup = "auto";
@@ -128,6 +129,7 @@ int run_command(const RunFlags& flags) {
   options.min_age = flags.min_age;
   options.lookback = seconds_of(flags.lookback);
   options.waiting_grace = seconds_of(flags.waiting_grace);
+  options.stuck_after = seconds_of(flags.stuck_after);
   options.claim_min_blocks = flags.claim_min_blocks;
   options.page_size = flags.page_size;
   options.lookup = flags.lookup == "list"       ? run::LookupMode::List
@@ -264,6 +266,11 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
                   "needs a person")
       ->envname("LSP_SWEEPER_WAITING_GRACE")
       ->check(cli::duration());
+  run->add_option("--stuck-after", run_flags.stuck_after,
+                  "How long an outbox job may keep failing, or stay locked past its lock, "
+                  "before it is reported stuck (e.g. 30m, 2h)")
+      ->envname("LSP_SWEEPER_STUCK_AFTER")
+      ->check(cli::positive_duration("0 would report every job the LSP is still retrying"));
   run->add_option("--claim-min-blocks", run_flags.claim_min_blocks,
                   "An APay claimable is repaired only with more than this many blocks left "
                   "before its deadline: the LSP's APAY_INBOUND_MIN_FINAL_CLTV_EXPIRY_DELTA - 42")

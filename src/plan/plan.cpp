@@ -102,12 +102,9 @@ std::vector<Transition> build_table() {
        "outbound_claimed",
        "lightning_send_claim_inbound"},
   };
-  // A record that reached a callback's target state must have that callback's job: derive
-  // the missing-job rows from the callback rows so the pairing is written once.
-  const std::size_t callback_rows = table.size();
-  for (std::size_t i = 0; i < callback_rows; ++i) {
-    const Transition& t = table[i];
-    table.push_back({RepairKind::MissingOutboxJob, t.flow, {t.to}, t.to, t.outbox_action});
+  // A record in a state that waits on a job must have that job: one row per awaited job.
+  for (const AwaitedJob& job : awaited_jobs()) {
+    table.push_back({RepairKind::MissingOutboxJob, job.flow, {job.state}, job.state, job.action});
   }
   return table;
 }
@@ -118,6 +115,16 @@ const Transition& transition_for(RepairKind kind, Flow flow) {
   }
   // The table above has a row for every (callback kind, flow); reaching here is a bug.
   throw std::logic_error("no transition for this kind and flow");
+}
+
+// The missing-outbox-job row of this flow and action.
+const Transition& transition_for_job(Flow flow, std::string_view action) {
+  for (const auto& t : transition_table()) {
+    if (t.kind == RepairKind::MissingOutboxJob && t.flow == flow && t.outbox_action == action) {
+      return t;
+    }
+  }
+  throw std::logic_error("no missing-outbox-job row for this flow and action");
 }
 
 // Whether the missed callback `kind` says anything about a record in its status: a repair, a
@@ -347,6 +354,10 @@ std::string_view to_string(DivergenceKind k) {
     case DivergenceKind::OutboxJobWillNotRun: return "outbox_job_will_not_run";
     case DivergenceKind::NodeContradictsItself: return "node_contradicts_itself";
     case DivergenceKind::RecordHashMalformed: return "record_hash_malformed";
+    case DivergenceKind::PayingJobMissing: return "paying_job_missing";
+    case DivergenceKind::OutboxJobRetrying: return "outbox_job_retrying";
+    case DivergenceKind::OutboxJobLockExpired: return "outbox_job_lock_expired";
+    case DivergenceKind::OutboxJobBlocked: return "outbox_job_blocked";
   }
   return "?";
 }
@@ -354,6 +365,24 @@ std::string_view to_string(DivergenceKind k) {
 std::optional<DivergenceKind> parse_divergence_kind(std::string_view s) {
   for (const DivergenceKind kind : kDivergenceKinds) {
     if (to_string(kind) == s) return kind;
+  }
+  return std::nullopt;
+}
+
+const std::vector<AwaitedJob>& awaited_jobs() {
+  static const std::vector<AwaitedJob> jobs{
+      {Flow::Apay, "claimable", "request_outbound_invoice", false},
+      {Flow::Apay, "outbound_pending", "send_outbound_payment", true},
+      {Flow::Apay, "outbound_claimed", "claim_inbound_invoice", false},
+      {Flow::Relay, "claimable", "lightning_send_pay_outbound", true},
+      {Flow::Relay, "outbound_claimed", "lightning_send_claim_inbound", false},
+  };
+  return jobs;
+}
+
+std::optional<Flow> flow_of_action(std::string_view action) {
+  for (const AwaitedJob& job : awaited_jobs()) {
+    if (job.action == action) return job.flow;
   }
   return std::nullopt;
 }
@@ -454,16 +483,58 @@ Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<L
   return plan;
 }
 
-Plan plan_missing_outbox_jobs(const std::vector<LspRecord>& records) {
+namespace {
+
+// The awaited jobs `record` is in the state of and has no job of (in any status).
+std::vector<const AwaitedJob*> missing_jobs(const LspRecord& record) {
+  std::vector<const AwaitedJob*> out;
+  for (const AwaitedJob& job : awaited_jobs()) {
+    if (job.flow == record.flow && job.state == record.status &&
+        job_of(record, job.action) == nullptr) {
+      out.push_back(&job);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> hashes_needing_outbound_leg(const std::vector<LspRecord>& records) {
+  std::vector<std::string> hashes;
+  for (const auto& record : records) {
+    for (const AwaitedJob* job : missing_jobs(record)) {
+      if (job->pays &&
+          std::find(hashes.begin(), hashes.end(), record.payment_hash) == hashes.end()) {
+        hashes.push_back(record.payment_hash);
+      }
+    }
+  }
+  return hashes;
+}
+
+Plan plan_missing_outbox_jobs(const std::vector<LspRecord>& records,
+                              const OutboundLegs& outbound_legs) {
   Plan plan;
   for (const auto& record : records) {
-    for (const auto& t : transition_table()) {
-      if (t.kind != RepairKind::MissingOutboxJob || t.flow != record.flow ||
-          !contains(t.from, record.status)) {
-        continue;
+    for (const AwaitedJob* job : missing_jobs(record)) {
+      if (job->pays) {
+        const auto leg = outbound_legs.find(record.payment_hash);
+        if (leg == outbound_legs.end() || leg->second) {
+          const std::string node_says =
+              leg == outbound_legs.end()
+                  ? "the node was not asked about the outbound leg"
+                  : "the node's outbound leg of this hash is " + *leg->second;
+          plan.divergences.push_back(
+              {DivergenceKind::PayingJobMissing, record.flow, record.payment_hash,
+               "the " + std::string(to_string(record.flow)) + " record (id " +
+                   std::to_string(record.row_id) + ") is " + record.status + " with no " +
+                   std::string(job->action) + " job, and " + node_says +
+                   "; recreating a job that pays could pay twice: not recreated",
+               true});
+          continue;
+        }
       }
-      if (job_of(record, t.outbox_action) == nullptr)
-        plan.repairs.push_back(make_repair(t, record));
+      plan.repairs.push_back(make_repair(transition_for_job(record.flow, job->action), record));
     }
   }
   return plan;
@@ -558,6 +629,36 @@ std::vector<Divergence> divergences_for_malformed_hashes(const std::vector<LspRe
                    "record id " + std::to_string(r.row_id) + " (" + r.status + "): payment_hash " +
                        why + ": no node payment can be matched to it, so nothing is applied to it",
                    true});
+  }
+  return out;
+}
+
+std::vector<Divergence> divergences_for_stuck_jobs(const std::vector<StuckJob>& jobs) {
+  std::vector<Divergence> out;
+  out.reserve(jobs.size());
+  for (const StuckJob& job : jobs) {
+    std::string detail =
+        "outbox job " + std::to_string(job.id) + " " + util::printable(job.action, 60) + " is " +
+        util::printable(job.status, 20) + " after " + std::to_string(job.attempts) +
+        " attempt(s), " + std::to_string(job.age_seconds) + " s old, last error: " +
+        (job.last_error ? "'" + util::printable(*job.last_error, 200) + "'" : std::string("none"));
+    DivergenceKind kind = DivergenceKind::OutboxJobRetrying;
+    switch (job.reason) {
+      case JobStuckReason::Retrying:
+        detail += "; the LSP retries it forever (--stuck-after passed)";
+        break;
+      case JobStuckReason::LockExpired:
+        kind = DivergenceKind::OutboxJobLockExpired;
+        detail += "; its lock ran out longer ago than --stuck-after: the LSP died holding it";
+        break;
+      case JobStuckReason::HeadOfLine:
+        kind = DivergenceKind::OutboxJobBlocked;
+        detail += "; " + std::to_string(job.blocked_by) +
+                  " pending job(s) with attempts > 0 and lower ids take every slot of the "
+                  "LSP's ticks (it claims at most 10, oldest id first)";
+        break;
+    }
+    out.push_back({kind, flow_of_action(job.action), job.payment_hash, std::move(detail), true});
   }
   return out;
 }

@@ -77,10 +77,15 @@ class Sweep {
             // Reported by check_record_hashes, never repaired.
             std::erase_if(records,
                           [](const LspRecord& r) { return !plan::is_lookup_hash(r.payment_hash); });
-            apply(plan::plan_missing_outbox_jobs(records));
+            apply(plan::plan_missing_outbox_jobs(records, outbound_legs(records)));
             return true;
           });
     }
+
+    // Jobs the LSP may never finish: reported, never edited, retried or deleted.
+    plan::Plan stuck;
+    stuck.divergences = plan::divergences_for_stuck_jobs(records_.stuck_jobs(options_.stuck_after));
+    apply(std::move(stuck));
   }
 
   // Live records whose payment_hash is not 64 lowercase hex digits: no lookup by the node's
@@ -154,7 +159,7 @@ class Sweep {
     for (const StoredDivergence& d : ledger_.open_divergences()) {
       if (d.divergence.flow) {
         open_hashes.insert(d.divergence.payment_hash);
-      } else {
+      } else if (d.divergence.kind == plan::DivergenceKind::MalformedPayment) {
         ++unbound;
       }
     }
@@ -381,6 +386,27 @@ class Sweep {
           std::move(*answer->payment));
     }
     return true;
+  }
+
+  // What the node says of the outbound leg of each record whose missing job pays: nothing
+  // when it has no outbound payment of the hash. Asked with no transaction open.
+  plan::OutboundLegs outbound_legs(const std::vector<LspRecord>& records) {
+    plan::OutboundLegs legs;
+    for (const std::string& hash : plan::hashes_needing_outbound_leg(records)) {
+      const auto answer = get_payment(hash, PaymentType::Outbound);
+      if (!answer) {
+        legs.emplace(hash, std::nullopt);
+      } else if (answer->dialect == node::Dialect::Legacy) {
+        legs.emplace(hash,
+                     "unknown: the legacy dialect cannot tell a hash's outbound leg from "
+                     "its inbound one");
+      } else if (answer->rejected) {
+        legs.emplace(hash, "unreadable: " + answer->rejected->reason);
+      } else {
+        legs.emplace(hash, std::string(to_string(answer->payment->status)));
+      }
+    }
+    return legs;
   }
 
   std::optional<node::SinglePayment> get_payment(const std::string& hash, PaymentType type) {

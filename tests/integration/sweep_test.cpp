@@ -14,6 +14,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -305,6 +306,36 @@ TEST_F(Sweep, NodeContradictingItselfAcrossPagesIsReported) {
   EXPECT_EQ(apay_status(moved_on.hash), "claimable");
 }
 
+// Issue 10.5: an APay record the LSP marked outbound_paid while the node's outbound payment
+// Failed is reported as node_leg_failed, by the listings and by the targeted lookups alike.
+TEST_F(Sweep, OutboundPaidWithAFailedOutboundLegIsReported) {
+  const Secret s = secret('V');
+  seed_apay(s.hash, "outbound_paid", 2000000);
+  json failed = outbound_succeeded(s.hash, s.preimage);
+  failed["status"] = "Failed";
+  failed.erase("preimage");
+  serve(json::array({failed}));
+
+  for (const char* mode : {"list", "targeted"}) {
+    const ProcessResult run = sweep({"--lookup", mode});
+    EXPECT_EQ(run.exit_code, 1) << mode << run.err;
+    const json r = report(run);
+    EXPECT_EQ(r["summary"]["repairs_planned"], 0) << mode;
+    ASSERT_EQ(r["divergences"].size(), 1u) << mode;
+    EXPECT_EQ(r["divergences"][0]["kind"], "node_leg_failed") << mode;
+    EXPECT_EQ(r["divergences"][0]["flow"], "apay") << mode;
+    EXPECT_EQ(r["divergences"][0]["payment_hash"], s.hash) << mode;
+    EXPECT_NE(r["divergences"][0]["detail"].get<std::string>().find("Outbound leg Failed"),
+              std::string::npos)
+        << mode;
+  }
+  EXPECT_EQ(apay_status(s.hash), "outbound_paid");
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), 0);
+  EXPECT_EQ(db_.query_value<int>("SELECT count(*) FROM lsp_sweeper.divergences WHERE kind = "
+                                 "'node_leg_failed' AND resolved_at IS NULL"),
+            1);
+}
+
 TEST_F(Sweep, MissingOutboxJobIsAddedOnce) {
   const Secret s = secret('b');
   seed_relay(s.hash, "outbound_claimed", 1000);
@@ -316,6 +347,77 @@ TEST_F(Sweep, MissingOutboxJobIsAddedOnce) {
   EXPECT_EQ(jobs(s.hash, "lightning_send_claim_inbound"), 1);
   EXPECT_EQ(report(sweep())["summary"]["repairs_planned"], 0);
   EXPECT_EQ(count("async_rotating_invoice_outbox"), 1);
+}
+
+// Issue 10.2: a missing job that pays is recreated only when the node has no outbound payment
+// of the hash; otherwise paying_job_missing with the leg's status, and nothing written. A
+// dry run writes nothing either way.
+TEST_F(Sweep, MissingJobThatPaysWaitsForTheNodesWord) {
+  const Secret paying = secret('W'), none = secret('X'), relay_paying = secret('Y'),
+               relay_none = secret('Z');
+  seed_apay(paying.hash, "outbound_pending", 2000000);
+  seed_apay(none.hash, "outbound_pending", 2000000);
+  json pending = outbound_succeeded(paying.hash, paying.preimage);
+  pending["status"] = "Pending";
+  pending.erase("preimage");
+  json payments = json::array({pending});
+  if (db_.has_relay()) {
+    seed_relay(relay_paying.hash, "claimable", 3000000);
+    seed_relay(relay_none.hash, "claimable", 3000000);
+    json failed = outbound_succeeded(relay_paying.hash, relay_paying.preimage);
+    failed["status"] = "Failed";
+    failed.erase("preimage");
+    payments.push_back(failed);
+  }
+  serve(payments);
+  const std::size_t paying_records = db_.has_relay() ? 2 : 1;
+
+  const auto check = [&](const json& r, bool applied) {
+    ASSERT_EQ(r["repairs"].size(), paying_records) << r.dump();
+    for (const auto& repair : r["repairs"]) {
+      EXPECT_EQ(repair["kind"], "missing_outbox_job");
+      EXPECT_EQ(repair["applied"], applied);
+      const bool apay = repair["payment_hash"] == none.hash;
+      EXPECT_TRUE(apay || repair["payment_hash"] == relay_none.hash) << repair.dump();
+      EXPECT_EQ(repair["outbox_action"],
+                apay ? "send_outbound_payment" : "lightning_send_pay_outbound");
+    }
+    ASSERT_EQ(r["divergences"].size(), paying_records) << r.dump();
+    const json* apay = find_by_hash(r["divergences"], paying.hash);
+    ASSERT_NE(apay, nullptr);
+    EXPECT_EQ((*apay)["kind"], "paying_job_missing");
+    EXPECT_NE((*apay)["detail"].get<std::string>().find("outbound leg of this hash is Pending"),
+              std::string::npos);
+    if (db_.has_relay()) {
+      const json* relay = find_by_hash(r["divergences"], relay_paying.hash);
+      ASSERT_NE(relay, nullptr);
+      EXPECT_EQ((*relay)["kind"], "paying_job_missing");
+      EXPECT_NE((*relay)["detail"].get<std::string>().find("outbound leg of this hash is Failed"),
+                std::string::npos);
+    }
+  };
+
+  const std::string before = lsp_state(db_);
+  const ProcessResult dry = sweep({"--dry-run"});
+  EXPECT_EQ(dry.exit_code, 1) << dry.err;
+  check(report(dry), false);
+  EXPECT_EQ(lsp_state(db_), before);
+  EXPECT_EQ(count("lsp_sweeper.divergences"), 0);
+
+  const ProcessResult real = sweep();
+  EXPECT_EQ(real.exit_code, 1) << real.err;
+  check(report(real), true);
+  EXPECT_EQ(jobs(none.hash, "send_outbound_payment"), 1);
+  EXPECT_EQ(count("async_rotating_invoice_outbox WHERE payment_hash = '" + paying.hash + "'"), 0);
+  if (db_.has_relay()) {
+    EXPECT_EQ(jobs(relay_none.hash, "lightning_send_pay_outbound"), 1);
+    EXPECT_EQ(
+        count("async_rotating_invoice_outbox WHERE payment_hash = '" + relay_paying.hash + "'"), 0);
+  }
+  EXPECT_EQ(count("async_rotating_invoice_outbox"), static_cast<int>(paying_records));
+  EXPECT_EQ(db_.query_value<int>("SELECT count(*) FROM lsp_sweeper.divergences WHERE kind = "
+                                 "'paying_job_missing' AND resolved_at IS NULL"),
+            static_cast<int>(paying_records));
 }
 
 // More records lacking their job than a page holds: every one gets its job, once, page by
@@ -1175,6 +1277,9 @@ class CallbackLandsMidSweep : public store::LspRecords {
                                    std::int64_t limit) override {
     return inner_.count_awaiting_node(flow, quiet, limit);
   }
+  std::vector<StuckJob> stuck_jobs(std::int64_t stuck_after_seconds) override {
+    return inner_.stuck_jobs(stuck_after_seconds);
+  }
   void records_awaiting_node(Flow flow, const std::vector<std::string>& quiet, std::size_t batch,
                              const store::RecordSink& sink) override {
     inner_.records_awaiting_node(flow, quiet, batch, sink);
@@ -1214,6 +1319,122 @@ TEST_F(Sweep, CallbackLandingBetweenPlanAndApplyLeavesExactlyOneJob) {
           "SELECT payment_preimage FROM async_rotating_invoices WHERE payment_hash=$1", s.hash),
       "from-callback");
   EXPECT_EQ(db_.query_value<bool>("SELECT applied FROM lsp_sweeper.actions"), false);
+}
+
+// Issue 10.3: stuck outbox jobs, in the LSP's own timestamps on each backend, are reported with
+// their own kinds, stay open while stuck, resolve when done, and are never touched.
+TEST_F(Sweep, StuckOutboxJobsAreReportedAndNeverTouched) {
+  // A timestamp `seconds` ago in the backend's own form (SQLite: the LSP's TEXT).
+  const auto ago = [&](int seconds) {
+    return db_.is_sqlite() ? "datetime('now', '-" + std::to_string(seconds) + " seconds')"
+                           : "now() - interval '" + std::to_string(seconds) + " seconds'";
+  };
+  const auto job = [&](const std::string& seed, const std::string& action,
+                       const std::string& status, int attempts, int age, int locked_ago = -1) {
+    const std::string hash = util::sha256_hex(seed);
+    db_.exec(
+        "INSERT INTO async_rotating_invoice_outbox (payment_hash, action, status, attempts, "
+        "available_at, locked_until, last_error, created_at) VALUES ($1, $2, $3, $4, " +
+            ago(0) + ", " + (locked_ago < 0 ? std::string("NULL") : ago(locked_ago)) + ", $5, " +
+            ago(age) + ")",
+        hash, action, status, static_cast<std::int64_t>(attempts),
+        std::string(attempts > 0 ? "claim_deadline_height is missing" : ""));
+    return hash;
+  };
+  const std::string retrying = job("retrying", "request_outbound_invoice", "pending", 5, 7200);
+  job("young", "request_outbound_invoice", "pending", 5, 600);
+  job("few", "request_outbound_invoice", "pending", 2, 7200);
+  const std::string expired = job("expired", "claim_inbound_invoice", "processing", 1, 10800, 7200);
+  job("locked", "claim_inbound_invoice", "processing", 1, 10800, 60);
+  for (int i = 0; i < 6; ++i) {
+    job("failing" + std::to_string(i), "claim_inbound_invoice", "pending", 1, 60);
+  }
+  job("early", "claim_inbound_invoice", "pending", 0, 60);  // nine failing jobs before it
+  job("failing-last", "claim_inbound_invoice", "pending", 1, 60);
+  const std::string blocked = job("blocked", "send_outbound_payment", "pending", 0, 60);
+  serve(json::array());
+  const std::string jobs_sql =
+      "SELECT id, payment_hash, action, status, attempts, available_at, locked_until, "
+      "last_error, created_at, updated_at FROM async_rotating_invoice_outbox ORDER BY id";
+  const std::string jobs_before = db_.rows_text(jobs_sql);
+
+  const auto kinds = [&](const json& r) {
+    std::multiset<std::string> out;
+    for (const auto& d : r["divergences"]) {
+      out.insert(d["kind"].get<std::string>() + " " + d["flow"].get<std::string>() + " " +
+                 d["payment_hash"].get<std::string>());
+    }
+    return out;
+  };
+  const std::multiset<std::string> all{"outbox_job_retrying apay " + retrying,
+                                       "outbox_job_lock_expired apay " + expired,
+                                       "outbox_job_blocked apay " + blocked};
+
+  const ProcessResult dry = sweep({"--dry-run"});
+  EXPECT_EQ(dry.exit_code, 1) << dry.err;
+  EXPECT_EQ(kinds(report(dry)), all);
+  EXPECT_EQ(count("lsp_sweeper.divergences"), 0);
+
+  char dir_template[] = "/tmp/lsp-sweeper-stuck.XXXXXX";
+  const std::filesystem::path dir = mkdtemp(dir_template);
+  const std::string metrics = dir / "lsp_sweeper.prom";
+  const ProcessResult first = sweep({"--metrics-file", metrics});
+  EXPECT_EQ(first.exit_code, 1) << first.err;
+  const json r = report(first);
+  EXPECT_EQ(kinds(r), all);
+  const json* d = find_by_hash(r["divergences"], retrying);
+  ASSERT_NE(d, nullptr);
+  EXPECT_NE((*d)["detail"].get<std::string>().find(
+                "request_outbound_invoice is pending after 5 attempt(s), 720"),
+            std::string::npos)
+      << (*d)["detail"];
+  EXPECT_NE((*d)["detail"].get<std::string>().find("last error: 'claim_deadline_height is "
+                                                   "missing'"),
+            std::string::npos);
+  d = find_by_hash(r["divergences"], blocked);
+  ASSERT_NE(d, nullptr);
+  EXPECT_NE((*d)["detail"].get<std::string>().find("10 pending job(s) with attempts > 0"),
+            std::string::npos)
+      << (*d)["detail"];
+  EXPECT_EQ(db_.rows_text(jobs_sql), jobs_before) << "no job is edited, retried or deleted";
+  const std::string text = util::read_file(metrics).value_or("");
+  for (const char* kind :
+       {"outbox_job_retrying", "outbox_job_lock_expired", "outbox_job_blocked"}) {
+    EXPECT_EQ(
+        sample(text, "lsp_sweeper_divergences_needing_person{kind=\"" + std::string(kind) + "\"}"),
+        1)
+        << kind << "\n"
+        << text;
+  }
+  std::filesystem::remove_all(dir);
+
+  // A longer --stuck-after: the retrying and the expired job are not stuck yet, and resolve.
+  const ProcessResult longer = sweep({"--stuck-after", "4h"});
+  EXPECT_EQ(kinds(report(longer)),
+            (std::multiset<std::string>{"outbox_job_blocked apay " + blocked}));
+  EXPECT_EQ(db_.query_value<int>("SELECT count(*) FROM lsp_sweeper.divergences WHERE resolved_at "
+                                 "IS NOT NULL"),
+            2);
+
+  // The blocked job is done: its divergence resolves too; history shows the open ones.
+  db_.exec("UPDATE async_rotating_invoice_outbox SET status = 'done' WHERE payment_hash = $1",
+           blocked);
+  const ProcessResult done = sweep();
+  EXPECT_EQ(kinds(report(done)),
+            (std::multiset<std::string>{"outbox_job_retrying apay " + retrying,
+                                        "outbox_job_lock_expired apay " + expired}));
+  EXPECT_TRUE(
+      db_.query_value<bool>("SELECT resolved_at IS NOT NULL FROM lsp_sweeper.divergences "
+                            "WHERE kind = 'outbox_job_blocked'"));
+  const ProcessResult history =
+      run_process({LSP_SWEEPER_BINARY, "history", "--json"}, {{"LSP_SWEEPER_DB_URL", db_.uri()}});
+  ASSERT_EQ(history.exit_code, 0) << history.err;
+  std::multiset<std::string> open;
+  const json h = json::parse(history.out);
+  for (const auto& o : h["open_divergences"]) {
+    open.insert(o["kind"].get<std::string>());
+  }
+  EXPECT_EQ(open, (std::multiset<std::string>{"outbox_job_lock_expired", "outbox_job_retrying"}));
 }
 
 }  // namespace

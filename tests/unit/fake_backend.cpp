@@ -117,6 +117,46 @@ class FakeRecords final : public store::LspRecords {
         on_page);
   }
 
+  std::vector<StuckJob> stuck_jobs(std::int64_t stuck_after_seconds) override {
+    std::vector<StuckJob> out;
+    const auto job_of = [&](JobStuckReason reason, std::size_t i, std::int64_t blocked_by) {
+      const FakeJob& j = db_.jobs[i];
+      return StuckJob{reason,         static_cast<std::int64_t>(i) + 1,
+                      j.payment_hash, j.action,
+                      j.status,       j.attempts,
+                      j.age_seconds,  j.last_error,
+                      blocked_by};
+    };
+    std::int64_t counts[3] = {0, 0, 0};
+    const auto add = [&](JobStuckReason reason, std::size_t i, std::int64_t blocked_by) {
+      if (counts[static_cast<std::size_t>(reason)]++ < store::kMaxStuckJobs) {
+        out.push_back(job_of(reason, i, blocked_by));
+      }
+    };
+    for (std::size_t i = 0; i < db_.jobs.size(); ++i) {
+      const FakeJob& j = db_.jobs[i];
+      if (j.status == "pending" && j.attempts >= 3 && j.age_seconds > stuck_after_seconds) {
+        add(JobStuckReason::Retrying, i, 0);
+      }
+    }
+    for (std::size_t i = 0; i < db_.jobs.size(); ++i) {
+      const FakeJob& j = db_.jobs[i];
+      if (j.status == "processing" && j.locked_until_ago &&
+          *j.locked_until_ago > stuck_after_seconds) {
+        add(JobStuckReason::LockExpired, i, 0);
+      }
+    }
+    for (std::size_t i = 0; i < db_.jobs.size(); ++i) {
+      if (db_.jobs[i].status != "pending" || db_.jobs[i].attempts != 0) continue;
+      std::int64_t failing = 0;
+      for (std::size_t k = 0; k < i; ++k) {
+        failing += db_.jobs[k].status == "pending" && db_.jobs[k].attempts > 0 ? 1 : 0;
+      }
+      if (failing >= store::kHeadOfLineSlots) add(JobStuckReason::HeadOfLine, i, failing);
+    }
+    return out;
+  }
+
   std::int64_t count_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
                                    std::int64_t limit) override {
     require_table(flow);
@@ -407,7 +447,11 @@ void FakeDatabase::add_job(const std::string& hash, const std::string& action,
                            const std::string& status) {
   // UNIQUE(payment_hash, action): a test seeding twice is a test bug.
   if (job_count(hash, action) != 0) throw std::logic_error("outbox job exists: " + action);
-  jobs.push_back({hash, action, status});
+  FakeJob job;
+  job.payment_hash = hash;
+  job.action = action;
+  job.status = status;
+  jobs.push_back(std::move(job));
 }
 
 FakeRow& FakeDatabase::row(Flow flow, std::int64_t id) {

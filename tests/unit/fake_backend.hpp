@@ -37,6 +37,11 @@ struct FakeJob {
   std::string payment_hash;
   std::string action;
   std::string status;  // pending, processing, done, failed
+  // The columns stuck_jobs reads; the job's id is its position in FakeDatabase::jobs, plus 1.
+  std::int64_t attempts = 0;
+  std::int64_t age_seconds = 0;                                 // since created_at
+  std::optional<std::int64_t> locked_until_ago = std::nullopt;  // seconds since locked_until
+  std::optional<std::string> last_error = std::nullopt;
   auto operator<=>(const FakeJob&) const = default;
 };
 

@@ -529,6 +529,25 @@ INSTANTIATE_TEST_SUITE_P(
           {to_string(r.flow), to_string(r.type), to_string(r.status), r.record_status});
     });
 
+// Issue 10.5: the LSP marks an APay record outbound_paid even when the node reported the
+// outbound payment Failed ("continuing; delivery may not have happened"): a real divergence.
+TEST(Guards, ApayOutboundPaidWithAFailedOutboundLegNeedsAPerson) {
+  const Secret s = secret('5');
+  NodePayment p = sent_payment(s);
+  p.status = NodeStatus::Failed;
+  p.preimage.reset();
+  const Plan plan = plan_payments({p}, {record(Flow::Apay, s.hash, "outbound_paid")}, context());
+  EXPECT_TRUE(plan.repairs.empty());
+  ASSERT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::NodeLegFailed});
+  EXPECT_EQ(plan.divergences[0].flow, Flow::Apay);
+  EXPECT_EQ(plan.divergences[0].payment_hash, s.hash);
+  EXPECT_TRUE(plan.divergences[0].needs_person);
+  EXPECT_EQ(plan.divergences[0].detail,
+            "node reports the Outbound leg Failed while the record is outbound_paid");
+  // The outbound leg is looked up for such a record, so targeted runs see it too.
+  EXPECT_TRUE(legs_to_look_up(Flow::Apay, "outbound_paid").outbound);
+}
+
 TEST(Guards, OutboundAheadOfTheLspWaitsThenNeedsAPerson) {
   const Secret s = secret('p');
   for (Flow flow : {Flow::Apay, Flow::Relay}) {
@@ -718,33 +737,104 @@ TEST(Contradiction, DivergencesForAHashGoToItsRecordsOnly) {
 
 // --- missing outbox jobs -----------------------------------------------------------------
 
-TEST(MissingOutbox, EachStateGetsItsMatchingJob) {
-  struct Row {
-    Flow flow;
-    std::string status;
-    std::string action;
-  };
-  const std::vector<Row> rows{{Flow::Apay, "claimable", "request_outbound_invoice"},
-                              {Flow::Apay, "outbound_claimed", "claim_inbound_invoice"},
-                              {Flow::Relay, "claimable", "lightning_send_pay_outbound"},
-                              {Flow::Relay, "outbound_claimed", "lightning_send_claim_inbound"}};
-  for (const Row& row : rows) {
-    LspRecord r = record(row.flow, secret('w').hash, row.status);
-    Plan plan = plan_missing_outbox_jobs({r});
+// DOMAIN.md's table of five states that wait on a job, row by row.
+struct AwaitedRow {
+  Flow flow;
+  std::string status;
+  std::string action;
+  bool pays;
+};
+
+class AwaitedRows : public ::testing::TestWithParam<AwaitedRow> {};
+
+TEST_P(AwaitedRows, AMissingJobIsRecreatedOrReported) {
+  const AwaitedRow& row = GetParam();
+  LspRecord r = record(row.flow, secret('w').hash, row.status);
+  r.row_id = 7;
+  const auto repaired = [&](const Plan& plan) {
     ASSERT_EQ(plan.repairs.size(), 1u) << row.status;
+    EXPECT_TRUE(plan.divergences.empty());
     EXPECT_EQ(plan.repairs[0].kind, RepairKind::MissingOutboxJob);
+    EXPECT_EQ(plan.repairs[0].flow, row.flow);
+    EXPECT_EQ(plan.repairs[0].row_id, 7);
     EXPECT_EQ(plan.repairs[0].outbox_action, row.action);
     EXPECT_EQ(plan.repairs[0].from, std::vector<std::string>{row.status});
     EXPECT_EQ(plan.repairs[0].to, row.status);
+  };
+  const auto reported = [&](const Plan& plan, const std::string& node_says) {
+    EXPECT_TRUE(plan.repairs.empty());
+    ASSERT_EQ(kinds(plan), std::vector<DivergenceKind>{DivergenceKind::PayingJobMissing});
+    EXPECT_EQ(plan.divergences[0].flow, row.flow);
+    EXPECT_EQ(plan.divergences[0].payment_hash, r.payment_hash);
+    EXPECT_TRUE(plan.divergences[0].needs_person);
+    EXPECT_NE(plan.divergences[0].detail.find(node_says), std::string::npos)
+        << plan.divergences[0].detail;
+    EXPECT_NE(plan.divergences[0].detail.find("no " + row.action + " job"), std::string::npos);
+  };
 
-    // A job of the action in any status counts: only a missing one is repaired.
-    r.outbox_jobs = {{"some_other_action", "pending"}, {row.action, "done"}};
-    EXPECT_TRUE(plan_missing_outbox_jobs({r}).repairs.empty());
+  EXPECT_EQ(hashes_needing_outbound_leg({r}),
+            row.pays ? std::vector<std::string>{r.payment_hash} : std::vector<std::string>{});
+  if (row.pays) {
+    // Recreated only when the node has no outbound payment of the hash.
+    repaired(plan_missing_outbox_jobs({r}, {{r.payment_hash, std::nullopt}}));
+    reported(plan_missing_outbox_jobs({r}, {{r.payment_hash, "Failed"}}), "is Failed");
+    reported(plan_missing_outbox_jobs({r}, {{r.payment_hash, "Pending"}}), "is Pending");
+    reported(plan_missing_outbox_jobs({r}), "not asked");
+  } else {
+    repaired(plan_missing_outbox_jobs({r}));
+    // What the node says of the outbound leg does not matter to a job that only asks or claims.
+    repaired(plan_missing_outbox_jobs({r}, {{r.payment_hash, "Succeeded"}}));
   }
+
+  // A job of the action in any status counts: only a missing one is repaired or reported.
+  for (const char* status : {"pending", "processing", "done", "failed"}) {
+    r.outbox_jobs = {{"some_other_action", "pending"}, {row.action, status}};
+    const Plan plan = plan_missing_outbox_jobs({r});
+    EXPECT_TRUE(plan.repairs.empty()) << status;
+    EXPECT_TRUE(plan.divergences.empty()) << status;
+    EXPECT_TRUE(hashes_needing_outbound_leg({r}).empty());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    MissingOutbox, AwaitedRows,
+    ::testing::Values(AwaitedRow{Flow::Apay, "claimable", "request_outbound_invoice", false},
+                      AwaitedRow{Flow::Apay, "outbound_pending", "send_outbound_payment", true},
+                      AwaitedRow{Flow::Apay, "outbound_claimed", "claim_inbound_invoice", false},
+                      AwaitedRow{Flow::Relay, "claimable", "lightning_send_pay_outbound", true},
+                      AwaitedRow{Flow::Relay, "outbound_claimed", "lightning_send_claim_inbound",
+                                 false}),
+    [](const auto& row_info) {
+      return test_name({to_string(row_info.param.flow), row_info.param.status});
+    });
+
+TEST(MissingOutbox, TheTableOfFiveIsTheOnlySource) {
+  std::vector<std::tuple<Flow, std::string, std::string, bool>> rows;
+  for (const AwaitedJob& j : awaited_jobs()) {
+    rows.emplace_back(j.flow, std::string(j.state), std::string(j.action), j.pays);
+  }
+  EXPECT_EQ(rows, (std::vector<std::tuple<Flow, std::string, std::string, bool>>{
+                      {Flow::Apay, "claimable", "request_outbound_invoice", false},
+                      {Flow::Apay, "outbound_pending", "send_outbound_payment", true},
+                      {Flow::Apay, "outbound_claimed", "claim_inbound_invoice", false},
+                      {Flow::Relay, "claimable", "lightning_send_pay_outbound", true},
+                      {Flow::Relay, "outbound_claimed", "lightning_send_claim_inbound", false}}));
+  // Every callback's target state waits on that callback's job.
+  for (const Transition& t : transition_table()) {
+    if (t.kind == RepairKind::MissingOutboxJob) continue;
+    EXPECT_TRUE(std::any_of(awaited_jobs().begin(), awaited_jobs().end(), [&](const auto& j) {
+      return j.flow == t.flow && j.state == t.to && j.action == t.outbox_action;
+    })) << t.outbox_action;
+  }
+  EXPECT_EQ(flow_of_action("send_outbound_payment"), Flow::Apay);
+  EXPECT_EQ(flow_of_action("lightning_send_claim_inbound"), Flow::Relay);
+  EXPECT_EQ(flow_of_action("no_such_action"), std::nullopt);
 }
 
 TEST(MissingOutbox, OtherStatesNeedNoJob) {
   EXPECT_TRUE(plan_missing_outbox_jobs({record(Flow::Apay, secret('x').hash, "active"),
+                                        record(Flow::Apay, secret('x').hash, "outbound_paid"),
+                                        record(Flow::Relay, secret('x').hash, "outbound_pending"),
                                         record(Flow::Relay, secret('x').hash, "settled")})
                   .repairs.empty());
 }
@@ -752,6 +842,7 @@ TEST(MissingOutbox, OtherStatesNeedNoJob) {
 TEST(MissingOutbox, StatesForTheStoreComeFromTheTable) {
   EXPECT_EQ(jobs_required_by_state(Flow::Apay),
             (std::vector<RequiredJob>{{"claimable", "request_outbound_invoice"},
+                                      {"outbound_pending", "send_outbound_payment"},
                                       {"outbound_claimed", "claim_inbound_invoice"}}));
   EXPECT_EQ(jobs_required_by_state(Flow::Relay),
             (std::vector<RequiredJob>{{"claimable", "lightning_send_pay_outbound"},
@@ -827,6 +918,45 @@ TEST(LegsToLookUp, OnlyTheFinalStatesNeedNoLookup) {
   EXPECT_FALSE(claimed.outbound);
   const Legs unknown = legs_to_look_up(Flow::Relay, "bogus");
   EXPECT_TRUE(unknown.inbound && unknown.outbound);
+}
+
+// --- stuck outbox jobs (issue 10.3) -------------------------------------------------------
+
+TEST(StuckJobs, EachReasonIsItsOwnKindWithTheJobInTheDetail) {
+  const std::string a = secret('1').hash, b = secret('2').hash, c = secret('3').hash;
+  const std::vector<StuckJob> jobs{
+      {JobStuckReason::Retrying, 12, a, "request_outbound_invoice", "pending", 7, 3600,
+       "claim_deadline_height is missing", 0},
+      {JobStuckReason::LockExpired, 13, b, "lightning_send_claim_inbound", "processing", 1, 7200,
+       std::nullopt, 0},
+      {JobStuckReason::HeadOfLine, 14, c, "some_future_action", "pending", 0, 60, std::nullopt, 11},
+  };
+  const auto ds = divergences_for_stuck_jobs(jobs);
+  ASSERT_EQ(ds.size(), 3u);
+  EXPECT_EQ(ds[0].kind, DivergenceKind::OutboxJobRetrying);
+  EXPECT_EQ(ds[1].kind, DivergenceKind::OutboxJobLockExpired);
+  EXPECT_EQ(ds[2].kind, DivergenceKind::OutboxJobBlocked);
+  EXPECT_EQ(ds[0].flow, Flow::Apay);
+  EXPECT_EQ(ds[1].flow, Flow::Relay);
+  EXPECT_EQ(ds[2].flow, std::nullopt) << "an action no awaited job has";
+  EXPECT_EQ(ds[0].payment_hash, a);
+  EXPECT_EQ(ds[2].payment_hash, c);
+  for (const auto& d : ds) EXPECT_TRUE(d.needs_person);
+  EXPECT_EQ(ds[0].detail.rfind("outbox job 12 request_outbound_invoice is pending after 7 "
+                               "attempt(s), 3600 s old, last error: 'claim_deadline_height is "
+                               "missing'",
+                               0),
+            0u)
+      << ds[0].detail;
+  EXPECT_NE(ds[1].detail.find("outbox job 13 lightning_send_claim_inbound is processing after 1 "
+                              "attempt(s), 7200 s old, last error: none"),
+            std::string::npos)
+      << ds[1].detail;
+  EXPECT_NE(ds[1].detail.find("died holding it"), std::string::npos);
+  EXPECT_NE(ds[2].detail.find("11 pending job(s) with attempts > 0 and lower ids"),
+            std::string::npos)
+      << ds[2].detail;
+  EXPECT_TRUE(divergences_for_stuck_jobs({}).empty());
 }
 
 }  // namespace

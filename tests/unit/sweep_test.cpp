@@ -171,7 +171,8 @@ TEST_F(SweepLoop, RepairsEveryMissedTransitionOnceAndOnlyOnce) {
 }
 
 // The second half of the table: a record already in a state that waits on a job, with no job
-// at all, gets its job, for each of the four such states the callbacks lead to.
+// at all, gets its job, for each of the five such states (the node has no outbound payment of
+// any of these hashes, so the two jobs that pay are recreated too).
 TEST_F(SweepLoop, MissingOutboxJobsAreAddedOnce) {
   struct Case {
     Flow flow;
@@ -181,10 +182,12 @@ TEST_F(SweepLoop, MissingOutboxJobsAreAddedOnce) {
   };
   const std::vector<Case> cases{
       {Flow::Apay, "claimable", "request_outbound_invoice", secret('a')},
+      {Flow::Apay, "outbound_pending", "send_outbound_payment", secret('9')},
       {Flow::Apay, "outbound_claimed", "claim_inbound_invoice", secret('b')},
       {Flow::Relay, "claimable", "lightning_send_pay_outbound", secret('c')},
       {Flow::Relay, "outbound_claimed", "lightning_send_claim_inbound", secret('d')}};
   for (const auto& c : cases) db_.add(c.flow, c.s.hash, c.status);
+  node_.payments = {outbound_succeeded(secret('x').hash, secret('x').preimage)};  // other traffic
 
   const report::RunResult first = sweep();
   ASSERT_TRUE(first.complete) << first.error.value_or("");
@@ -199,6 +202,75 @@ TEST_F(SweepLoop, MissingOutboxJobsAreAddedOnce) {
   }
   EXPECT_TRUE(sweep().repairs.empty());
   EXPECT_EQ(db_.jobs.size(), cases.size());
+}
+
+// A job that pays, missing: the node is asked for the hash's outbound leg (and only for
+// those); recreated only when it has none, else a paying_job_missing divergence with the
+// leg's status, nothing written. A dry run reports the same and writes nothing.
+TEST_F(SweepLoop, MissingJobThatPaysIsRecreatedOnlyWhenTheNodeHasNoOutboundPayment) {
+  const Secret apay_none = secret('m'), apay_paying = secret('n'), relay_none = secret('o'),
+               relay_failed = secret('p'), claims = secret('q');
+  db_.add(Flow::Apay, apay_none.hash, "outbound_pending");
+  db_.add(Flow::Apay, apay_paying.hash, "outbound_pending");
+  db_.add(Flow::Relay, relay_none.hash, "claimable");
+  db_.add(Flow::Relay, relay_failed.hash, "claimable");
+  db_.add(Flow::Relay, claims.hash, "outbound_claimed");
+  NodePayment pending = payment(apay_paying.hash, PaymentType::Outbound, NodeStatus::Pending);
+  NodePayment failed = payment(relay_failed.hash, PaymentType::Outbound, NodeStatus::Failed);
+  // An inbound leg of a hash says nothing of its outbound one.
+  NodePayment inbound = payment(relay_none.hash, PaymentType::InboundHodl, NodeStatus::Succeeded);
+  node_.payments = {pending, failed, inbound};
+  options_.lookup = run::LookupMode::List;
+
+  const auto check = [&](const report::RunResult& r, bool applied) {
+    ASSERT_TRUE(r.complete) << r.error.value_or("");
+    std::multiset<std::string> repairs;
+    for (const auto& x : r.repairs) {
+      EXPECT_EQ(x.applied, applied);
+      repairs.insert(x.payment_hash + " " + x.outbox_action);
+    }
+    EXPECT_EQ(repairs, (std::multiset<std::string>{apay_none.hash + " send_outbound_payment",
+                                                   relay_none.hash + " lightning_send_pay_outbound",
+                                                   claims.hash + " lightning_send_claim_inbound"}));
+    EXPECT_EQ(divergences_of(r), (std::multiset<std::string>{
+                                     "paying_job_missing apay " + apay_paying.hash + " person",
+                                     "paying_job_missing relay " + relay_failed.hash + " person"}));
+    for (const auto& d : r.divergences) {
+      const std::string leg = d.payment_hash == apay_paying.hash ? "Pending" : "Failed";
+      EXPECT_NE(d.detail.find("outbound leg of this hash is " + leg), std::string::npos)
+          << d.detail;
+    }
+  };
+
+  const FakeDatabase before = db_;
+  options_.dry_run = true;
+  const int lookups_before = node_.lookups;
+  check(sweep(), false);
+  EXPECT_EQ(node_.lookups - lookups_before, 4) << "one Outbound lookup per paying record only";
+  EXPECT_TRUE(db_ == before) << "a dry run writes nothing";
+
+  options_.dry_run = false;
+  check(sweep(), true);
+  EXPECT_EQ(db_.job_count(apay_none.hash, "send_outbound_payment"), 1);
+  EXPECT_EQ(db_.job_count(relay_none.hash, "lightning_send_pay_outbound"), 1);
+  EXPECT_EQ(db_.job_count(claims.hash, "lightning_send_claim_inbound"), 1);
+  EXPECT_EQ(db_.job_count(apay_paying.hash, "send_outbound_payment"), 0);
+  EXPECT_EQ(db_.job_count(relay_failed.hash, "lightning_send_pay_outbound"), 0);
+  EXPECT_EQ(db_.jobs.size(), 3u);
+  EXPECT_EQ(db_.only_row(Flow::Apay, apay_paying.hash).status, "outbound_pending");
+  EXPECT_EQ(std::count_if(db_.divergences.begin(), db_.divergences.end(),
+                          [](const auto& d) {
+                            return d.divergence.kind == plan::DivergenceKind::PayingJobMissing &&
+                                   !d.resolved_at;
+                          }),
+            2);
+
+  // The node's payment goes away: the job is recreated and the divergence resolves.
+  node_.payments = {pending};
+  const report::RunResult third = sweep();
+  EXPECT_EQ(db_.job_count(relay_failed.hash, "lightning_send_pay_outbound"), 1);
+  EXPECT_EQ(kinds_of(third), std::vector{plan::DivergenceKind::PayingJobMissing});
+  EXPECT_EQ(third.resolved.size(), 1u);
 }
 
 // More records lacking their job than a page holds, across the keyset pages.
@@ -629,6 +701,81 @@ TEST(History, RunningRowsAreAbandonedUnlessTheirRunHoldsTheLock) {
   EXPECT_NE(table.find("running"), std::string::npos) << table;
   EXPECT_EQ(report::history_json(runs, {})["runs"][2]["status"], "abandoned");
   EXPECT_EQ(report::history_json(runs, {})["runs"][0]["status"], "running");
+}
+
+// Issue 10.3: stuck outbox jobs are divergences of their own kinds, new, then ongoing, then
+// resolved once the job is done; the sweeper never edits a job. A dry run writes nothing.
+TEST_F(SweepLoop, StuckJobsAreReportedThenResolvedAndNeverTouched) {
+  const auto job = [&](const std::string& seed, const std::string& action,
+                       const std::string& status, std::int64_t attempts, std::int64_t age,
+                       std::optional<std::int64_t> locked_ago = std::nullopt) {
+    const std::string hash = util::sha256_hex(seed);
+    db_.add_job(hash, action, status);
+    db_.jobs.back().attempts = attempts;
+    db_.jobs.back().age_seconds = age;
+    db_.jobs.back().locked_until_ago = locked_ago;
+    db_.jobs.back().last_error = attempts > 0 ? std::optional<std::string>("boom") : std::nullopt;
+    return hash;
+  };
+  const std::string retrying = job("retrying", "request_outbound_invoice", "pending", 5, 3600);
+  job("young", "request_outbound_invoice", "pending", 5, 600);  // not long enough
+  job("few", "request_outbound_invoice", "pending", 2, 3600);   // too few attempts
+  const std::string expired =
+      job("expired", "lightning_send_claim_inbound", "processing", 1, 7200, 3600);
+  job("locked", "lightning_send_claim_inbound", "processing", 1, 7200, 60);  // lock still recent
+  for (int i = 0; i < 6; ++i)
+    job("failing" + std::to_string(i), "claim_inbound_invoice", "pending", 1, 60);
+  // Nine failing jobs before it (retrying, young, few and six more): not yet blocked.
+  job("early", "claim_inbound_invoice", "pending", 0, 60);
+  job("failing-last", "claim_inbound_invoice", "pending", 1, 60);
+  const std::string blocked = job("blocked", "send_outbound_payment", "pending", 0, 60);
+  const FakeDatabase before = db_;
+
+  const std::multiset<std::string> expected{"outbox_job_retrying apay " + retrying + " person",
+                                            "outbox_job_lock_expired relay " + expired + " person",
+                                            "outbox_job_blocked apay " + blocked + " person"};
+  options_.dry_run = true;
+  const report::RunResult dry = sweep();
+  EXPECT_EQ(divergences_of(dry), expected);
+  EXPECT_TRUE(db_ == before) << "a dry run writes nothing";
+
+  options_.dry_run = false;
+  const report::RunResult first = sweep();
+  ASSERT_TRUE(first.complete) << first.error.value_or("");
+  EXPECT_EQ(divergences_of(first), expected);
+  EXPECT_EQ(report::exit_code(first), 1);
+  EXPECT_TRUE(first.repairs.empty());
+  EXPECT_EQ(db_.jobs, before.jobs) << "the sweeper never edits, retries or deletes a job";
+  for (const auto& d : first.divergences) {
+    if (d.payment_hash == retrying) {
+      EXPECT_NE(d.detail.find("is pending after 5 attempt(s), 3600 s old, last error: 'boom'"),
+                std::string::npos)
+          << d.detail;
+    }
+    if (d.payment_hash == blocked) {
+      EXPECT_NE(d.detail.find("10 pending job(s)"), std::string::npos) << d.detail;
+    }
+  }
+  EXPECT_EQ(std::count_if(first.tracked.begin(), first.tracked.end(),
+                          [](const auto& d) { return d.is_new; }),
+            3);
+
+  // A longer --stuck-after: the retrying and the expired job are not stuck yet.
+  options_.stuck_after = 4 * 3600;
+  const report::RunResult longer = sweep();
+  EXPECT_EQ(divergences_of(longer),
+            (std::multiset<std::string>{"outbox_job_blocked apay " + blocked + " person"}));
+  EXPECT_EQ(longer.resolved.size(), 2u);
+
+  // The job is done: its divergence resolves.
+  options_.stuck_after = 30 * 60;
+  db_.jobs.back().status = "done";
+  const report::RunResult done = sweep();
+  EXPECT_EQ(divergences_of(done),
+            (std::multiset<std::string>{"outbox_job_retrying apay " + retrying + " person",
+                                        "outbox_job_lock_expired relay " + expired + " person"}));
+  ASSERT_EQ(done.resolved.size(), 1u);
+  EXPECT_EQ(done.resolved[0].divergence.kind, plan::DivergenceKind::OutboxJobBlocked);
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,10 +58,15 @@ enum class DivergenceKind {
   OutboundSucceededEarly,  // outbound leg succeeded before the LSP recorded outbound_paid
   UnexplainedState,        // the record is in a state the transition table cannot explain
   MalformedPayment,        // the node sent a payment the decoder rejected
+  NodeContradictsItself,   // two answers about one (hash, direction) cannot both be true
   DuplicateLiveRecords,    // two non-terminal rows of one flow share the payment hash
   OutboxJobWillNotRun,     // the transition's job exists already, done or failed: never runs
-  NodeContradictsItself,   // two answers about one (hash, direction) cannot both be true
   RecordHashMalformed,     // a live record's payment_hash is not 64 lowercase hex digits
+  PayingJobMissing,        // a state waits on a job that pays, it is missing, and the node
+                           // has (or may have) an outbound payment of the hash already
+  OutboxJobRetrying,       // a pending job keeps failing (attempts >= 3) past --stuck-after
+  OutboxJobLockExpired,    // a processing job's lock ran out past --stuck-after: LSP died
+  OutboxJobBlocked,        // a never-tried job behind ten or more failing jobs with lower ids
 };
 std::string_view to_string(DivergenceKind k);
 std::optional<DivergenceKind> parse_divergence_kind(std::string_view s);
@@ -71,9 +78,11 @@ inline constexpr std::array kDivergenceKinds{
     DivergenceKind::ClaimDeadlineUnknown,   DivergenceKind::ClaimDeadlinePassed,
     DivergenceKind::ClaimDeadlineTooNear,   DivergenceKind::NodeLegFailed,
     DivergenceKind::OutboundSucceededEarly, DivergenceKind::UnexplainedState,
-    DivergenceKind::MalformedPayment,       DivergenceKind::DuplicateLiveRecords,
-    DivergenceKind::OutboxJobWillNotRun,    DivergenceKind::NodeContradictsItself,
-    DivergenceKind::RecordHashMalformed,
+    DivergenceKind::MalformedPayment,       DivergenceKind::NodeContradictsItself,
+    DivergenceKind::DuplicateLiveRecords,   DivergenceKind::OutboxJobWillNotRun,
+    DivergenceKind::RecordHashMalformed,    DivergenceKind::PayingJobMissing,
+    DivergenceKind::OutboxJobRetrying,      DivergenceKind::OutboxJobLockExpired,
+    DivergenceKind::OutboxJobBlocked,
 };
 
 struct Divergence {
@@ -104,8 +113,21 @@ struct Plan {
   std::vector<std::string> deferred_hashes;  // their hashes
 };
 
-// The transition table of DOMAIN.md, the four rows plus the two missing-outbox-job rows per
-// flow.
+// A state that waits on an outbox job, the job that moves it, and whether that job pays
+// (money leaves the LSP): DOMAIN.md's table of five, kept here once, as data.
+struct AwaitedJob {
+  Flow flow;
+  std::string_view state;
+  std::string_view action;
+  bool pays;
+};
+const std::vector<AwaitedJob>& awaited_jobs();
+
+// The flow whose records an outbox action belongs to; nothing for an action no awaited job has.
+std::optional<Flow> flow_of_action(std::string_view action);
+
+// The transition table of DOMAIN.md: the four callback rows, then one missing-outbox-job row
+// per awaited job.
 const std::vector<Transition>& transition_table();
 
 // Plans the repairs for node payments against the LSP records with the same hashes (records
@@ -118,9 +140,22 @@ const std::vector<Transition>& transition_table();
 Plan plan_payments(const std::vector<NodePayment>& payments, const std::vector<LspRecord>& records,
                    const PlanContext& context);
 
+// What the node answered about the outbound leg of a hash (POST /getpayment, Outbound): nothing
+// when it has no outbound payment of the hash, else what it has (its status, or why the answer
+// cannot tell). A hash absent from the map was not asked.
+using OutboundLegs = std::map<std::string, std::optional<std::string>, std::less<>>;
+
+// The hashes of `records` (outbox_jobs filled) whose missing job pays: the run asks the node
+// for their outbound leg before plan_missing_outbox_jobs.
+std::vector<std::string> hashes_needing_outbound_leg(const std::vector<LspRecord>& records);
+
 // Plans the outbox jobs missing for records already in a state that needs one (their
-// outbox_jobs filled).
-Plan plan_missing_outbox_jobs(const std::vector<LspRecord>& records);
+// outbox_jobs filled). A job that only asks or claims is recreated. A job that pays is
+// recreated only when `outbound_legs` says the node has no outbound payment of the hash;
+// otherwise (the node has one, or was not asked, or could not tell) a PayingJobMissing
+// divergence asks a person, with what the node said in its detail.
+Plan plan_missing_outbox_jobs(const std::vector<LspRecord>& records,
+                              const OutboundLegs& outbound_legs = {});
 
 // The states in which a record of `flow` must have an outbox job, handed to the store's
 // lookup by the run loop.
@@ -175,6 +210,11 @@ bool is_lookup_hash(std::string_view hash);
 // record can be neither found for the node's payment nor repaired. Its payment_hash is the
 // record's, as printable text.
 std::vector<Divergence> divergences_for_malformed_hashes(const std::vector<LspRecord>& records);
+
+// A divergence for each stuck outbox job, of its reason's kind, with the job's id, action,
+// status, attempts, age and last error in the detail; its flow is its action's (nothing for
+// an action no awaited job has), its hash the job's. The sweeper never touches the job.
+std::vector<Divergence> divergences_for_stuck_jobs(const std::vector<StuckJob>& jobs);
 
 // A divergence for each payment the decoder rejected.
 std::vector<Divergence> divergences_for_rejected(const std::vector<RejectedPayment>& rejected);

@@ -26,6 +26,7 @@ struct SweepOptions {
   std::int64_t min_age = 30;               // seconds
   std::int64_t lookback = 14 * 24 * 3600;  // seconds
   std::int64_t waiting_grace = 15 * 60;    // seconds
+  std::int64_t stuck_after = 30 * 60;      // seconds before an outbox job is reported stuck
   std::int64_t claim_min_blocks = 102;     // plan::PlanContext::claim_min_blocks
   std::uint32_t page_size = 1000;
   LookupMode lookup = LookupMode::Auto;

@@ -38,6 +38,11 @@ struct StoreBusy : StoreError {
 // Receives one page of records; returns false to stop.
 using RecordSink = std::function<bool(std::vector<LspRecord>&)>;
 
+// How many outbox jobs the LSP's cron claims per tick, oldest id first (its batch size).
+inline constexpr std::int64_t kHeadOfLineSlots = 10;
+// Stuck jobs reported per reason and run, at most.
+inline constexpr std::int64_t kMaxStuckJobs = 100;
+
 class LspRecords {
  public:
   virtual ~LspRecords() = default;
@@ -60,6 +65,14 @@ class LspRecords {
   // counted up to `limit`.
   virtual std::int64_t count_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
                                            std::int64_t limit) = 0;
+
+  // The outbox jobs that look stuck, in one short read transaction, each reason's in id order
+  // and at most kMaxStuckJobs of each: pending ones with attempts >= 3 created more than
+  // `stuck_after_seconds` ago (Retrying); processing ones whose locked_until is more than
+  // `stuck_after_seconds` ago (LockExpired); pending ones with attempts 0 and at least
+  // kHeadOfLineSlots pending jobs with attempts > 0 and lower ids (HeadOfLine: the LSP claims
+  // at most that many a tick, oldest id first). Never writes.
+  virtual std::vector<StuckJob> stuck_jobs(std::int64_t stuck_after_seconds) = 0;
 
   // The same rows, passed to `sink` in batches of at most `batch` in row order, one short
   // query per batch and no transaction open while `sink` runs. outbox_jobs is left empty.

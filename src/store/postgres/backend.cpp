@@ -387,6 +387,62 @@ class PgRecords final : public LspRecords {
         text_array(states), text_array(actions));
   }
 
+  std::vector<StuckJob> stuck_jobs(std::int64_t stuck_after_seconds) override {
+    const std::string columns =
+        "o.id, o.payment_hash, o.action, o.status, o.attempts, floor(extract(epoch FROM now() - "
+        "o.created_at))::bigint, o.last_error";
+    const std::string limit = " ORDER BY o.id LIMIT " + std::to_string(kMaxStuckJobs);
+    const std::string cutoff = "now() - make_interval(secs => $1::double precision)";
+    const struct {
+      JobStuckReason reason;
+      std::string sql;
+    } queries[] = {
+        {JobStuckReason::Retrying,
+         "SELECT " + columns +
+             ", 0::bigint FROM async_rotating_invoice_outbox o WHERE o.status = 'pending' AND "
+             "o.attempts >= 3 AND o.created_at < " +
+             cutoff + limit},
+        {JobStuckReason::LockExpired,
+         "SELECT " + columns +
+             ", 0::bigint FROM async_rotating_invoice_outbox o WHERE o.status = 'processing' "
+             "AND o.locked_until < " +
+             cutoff + limit},
+        {JobStuckReason::HeadOfLine,
+         "SELECT * FROM (SELECT " + columns +
+             ", (SELECT count(*) FROM async_rotating_invoice_outbox b WHERE b.status = "
+             "'pending' AND b.attempts > 0 AND b.id < o.id) AS blocked_by FROM "
+             "async_rotating_invoice_outbox o WHERE o.status = 'pending' AND o.attempts = 0) o "
+             "WHERE o.blocked_by >= $1::bigint" +
+             limit},
+    };
+    std::vector<StuckJob> jobs;
+    try {
+      pqxx::read_transaction txn(*s_->conn);
+      for (const auto& q : queries) {
+        const pqxx::result rows =
+            q.reason == JobStuckReason::HeadOfLine
+                ? txn.exec_params(q.sql, kHeadOfLineSlots)
+                : txn.exec_params(q.sql, static_cast<double>(stuck_after_seconds));
+        for (const pqxx::row& row : rows) {
+          StuckJob job;
+          job.reason = q.reason;
+          job.id = row[0].as<std::int64_t>();
+          job.payment_hash = row[1].as<std::string>();
+          job.action = row[2].as<std::string>();
+          job.status = row[3].as<std::string>();
+          job.attempts = row[4].as<std::int64_t>();
+          job.age_seconds = row[5].as<std::int64_t>();
+          if (!row[6].is_null()) job.last_error = row[6].as<std::string>();
+          job.blocked_by = row[7].as<std::int64_t>();
+          jobs.push_back(std::move(job));
+        }
+      }
+    } catch (const std::exception& e) {
+      throw StoreError("stuck_jobs: " + detail::one_line(e.what()));
+    }
+    return jobs;
+  }
+
   std::int64_t count_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
                                    std::int64_t limit) override {
     try {

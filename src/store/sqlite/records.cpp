@@ -87,6 +87,57 @@ class SqliteRecords final : public LspRecords {
     return records;
   }
 
+  std::vector<StuckJob> stuck_jobs(std::int64_t stuck_after_seconds) override {
+    Db& db = session_->db;
+    const std::string table(kOutboxTable);
+    // The LSP writes its timestamps as CURRENT_TIMESTAMP text: compared with datetime(), the
+    // same form, as text (as the LSP compares them).
+    const std::string modifier = "-" + std::to_string(stuck_after_seconds) + " seconds";
+    const std::string columns =
+        "o.id, o.payment_hash, o.action, o.status, o.attempts, CAST(strftime('%s', 'now') - "
+        "strftime('%s', o.created_at) AS INTEGER), o.last_error";
+    const std::string limit = " ORDER BY o.id LIMIT " + std::to_string(kMaxStuckJobs);
+    const struct {
+      JobStuckReason reason;
+      std::string sql;
+      bool with_modifier;
+    } queries[] = {
+        {JobStuckReason::Retrying,
+         "SELECT " + columns + ", 0 FROM " + table +
+             " o WHERE o.status = 'pending' AND o.attempts >= 3 AND o.created_at < "
+             "datetime('now', ?)" +
+             limit,
+         true},
+        {JobStuckReason::LockExpired,
+         "SELECT " + columns + ", 0 FROM " + table +
+             " o WHERE o.status = 'processing' AND o.locked_until IS NOT NULL AND "
+             "o.locked_until < datetime('now', ?)" +
+             limit,
+         true},
+        {JobStuckReason::HeadOfLine,
+         "SELECT * FROM (SELECT " + columns + ", (SELECT count(*) FROM " + table +
+             " b WHERE b.status = 'pending' AND b.attempts > 0 AND b.id < o.id) AS blocked_by "
+             "FROM " +
+             table +
+             " o WHERE o.status = 'pending' AND o.attempts = 0) o WHERE "
+             "o.blocked_by >= " +
+             std::to_string(kHeadOfLineSlots) + limit,
+         false},
+    };
+    std::vector<StuckJob> jobs;
+    Transaction txn(db, Transaction::Kind::Deferred, "stuck_jobs");
+    for (const auto& q : queries) {
+      Stmt rows(db, q.sql, "stuck_jobs");
+      if (q.with_modifier) rows.bind(1, modifier);
+      while (rows.step()) {
+        jobs.push_back({q.reason, rows.int64(0), rows.text(1), rows.text(2), rows.text(3),
+                        rows.int64(4), rows.int64(5), rows.optional_text(6), rows.int64(7)});
+      }
+    }
+    txn.commit();
+    return jobs;
+  }
+
   void records_lacking_outbox_job(Flow flow, const std::vector<RequiredJob>& jobs,
                                   std::uint32_t page_size, const RecordSink& on_page) override {
     if (jobs.empty() || page_size == 0) return;
