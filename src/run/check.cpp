@@ -8,12 +8,8 @@ namespace {
 
 using util::Check;
 
-Check ok(std::string what, std::string detail = "") {
-  return {Check::Status::Ok, std::move(what), std::move(detail)};
-}
-Check fail(std::string what, std::string detail) {
-  return {Check::Status::Fail, std::move(what), std::move(detail)};
-}
+using util::fail;
+using util::ok;
 
 }  // namespace
 

@@ -14,6 +14,11 @@ struct Check {
   std::string detail;  // e.g. the URL, or why it failed
 };
 
+// A finding of each status.
+Check ok(std::string what, std::string detail = "");
+Check fail(std::string what, std::string detail);
+Check warn(std::string what, std::string detail);
+
 // "ok    what: detail", "FAIL  ...", "warn  ...": fixed-width, for a terminal and for logs.
 std::string format(const Check& check);
 

@@ -120,15 +120,9 @@ Privileges check_privileges(pqxx::transaction_base& txn) {
   return out;
 }
 
-Check ok(std::string what, std::string detail = "") {
-  return {Check::Status::Ok, std::move(what), std::move(detail)};
-}
-Check fail(std::string what, std::string detail) {
-  return {Check::Status::Fail, std::move(what), std::move(detail)};
-}
-Check warn(std::string what, std::string detail) {
-  return {Check::Status::Warn, std::move(what), std::move(detail)};
-}
+using util::fail;
+using util::ok;
+using util::warn;
 
 }  // namespace
 
