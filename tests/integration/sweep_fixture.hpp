@@ -16,27 +16,12 @@
 #include "integration/test_db.hpp"
 #include "lsp_sweeper/util/hex.hpp"
 #include "sim/simulator.hpp"
+#include "support/secret.hpp"
 
 namespace lsp_sweeper::testing {
 
 inline constexpr const char* kToken = "integration-test-token-b7Qx";
 inline constexpr std::int64_t kHeight = 800000;
-
-struct Secret {
-  std::string preimage;
-  std::string hash;
-};
-
-// A preimage of 32 bytes each equal to `seed`, and its hash.
-inline Secret secret(char seed) {
-  const std::string bytes(32, seed);
-  std::string hex;
-  for (unsigned char c : bytes) {
-    hex.push_back("0123456789abcdef"[c >> 4]);
-    hex.push_back("0123456789abcdef"[c & 15]);
-  }
-  return {hex, util::sha256_hex(bytes)};
-}
 
 inline nlohmann::json hodl_claimable(const std::string& hash, std::int64_t amt,
                                      std::optional<std::int64_t> deadline = kHeight + 144) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lsp_sweeper/util/hex.hpp"
+#include "support/secret.hpp"
 
 namespace lsp_sweeper::plan {
 namespace {
@@ -20,25 +21,8 @@ namespace {
 constexpr std::int64_t kNow = 1'800'000'000;
 constexpr std::int64_t kHeight = 800'000;
 
-std::string to_hex(const std::string& bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 15]);
-  }
-  return out;
-}
-
-// A real preimage and its payment hash.
-struct Secret {
-  std::string preimage;
-  std::string hash;
-};
-Secret secret(char seed) {
-  const std::string bytes(32, seed);
-  return {to_hex(bytes), util::sha256_hex(bytes)};
-}
+using lsp_sweeper::testing::Secret;
+using lsp_sweeper::testing::secret;
 
 PlanContext context() {
   PlanContext c;

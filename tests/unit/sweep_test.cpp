@@ -14,6 +14,7 @@
 
 #include "lsp_sweeper/report/history.hpp"
 #include "lsp_sweeper/util/hex.hpp"
+#include "support/secret.hpp"
 #include "unit/fake_backend.hpp"
 
 namespace lsp_sweeper {
@@ -30,21 +31,8 @@ std::int64_t unix_now() {
       .count();
 }
 
-struct Secret {
-  std::string preimage;
-  std::string hash;
-};
-
-// A preimage of 32 bytes each equal to `seed`, and its hash.
-Secret secret(char seed) {
-  const std::string bytes(32, seed);
-  std::string hex;
-  for (unsigned char c : bytes) {
-    hex.push_back("0123456789abcdef"[c >> 4]);
-    hex.push_back("0123456789abcdef"[c & 15]);
-  }
-  return {hex, util::sha256_hex(bytes)};
-}
+using testing::Secret;
+using testing::secret;
 
 // A payment updated five minutes ago: old enough for the default --min-age.
 NodePayment payment(const std::string& hash, PaymentType type, NodeStatus status) {
