@@ -51,4 +51,15 @@ std::optional<Flow> parse_flow(std::string_view s) {
   return std::nullopt;
 }
 
+std::string_view to_string(ApplyMode m) {
+  return m == ApplyMode::Database ? "db" : "lsp-callbacks";
+}
+
+std::optional<ApplyMode> parse_apply_mode(std::string_view s) {
+  for (ApplyMode m : {ApplyMode::Database, ApplyMode::LspCallbacks}) {
+    if (to_string(m) == s) return m;
+  }
+  return std::nullopt;
+}
+
 }  // namespace lsp_sweeper

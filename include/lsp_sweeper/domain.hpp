@@ -48,6 +48,13 @@ struct RejectedPayment {
   std::string reason;
 };
 
+// How a run applies a repair (README, "Two ways to apply"): the sweeper's own SQL on the LSP's
+// tables (Database, `--apply db`), or the missed callback replayed to the LSP's own endpoint,
+// which then applies its own rules, transaction and outbox job (LspCallbacks).
+enum class ApplyMode { Database, LspCallbacks };
+std::string_view to_string(ApplyMode m);  // "db", "lsp-callbacks"
+std::optional<ApplyMode> parse_apply_mode(std::string_view s);
+
 // Which of the LSP's two flows a record belongs to.
 enum class Flow { Apay, Relay };
 std::string_view to_string(Flow f);

@@ -264,6 +264,8 @@ class Planner {
     if (guarded || dead_job(t, record)) return;
     Repair r = make_repair(t, record);
     r.claim_deadline_height = deadline;
+    r.amount_msat = p.amt_msat;
+    r.callback_deadline_height = p.claim_deadline_height ? p.claim_deadline_height : deadline;
     plan_.repairs.push_back(std::move(r));
   }
 
@@ -337,6 +339,19 @@ std::string_view to_string(RepairKind k) {
   return "?";
 }
 
+std::string_view to_string(DeliveryOutcome o) {
+  switch (o) {
+    case DeliveryOutcome::Applied: return "applied";
+    case DeliveryOutcome::AlreadyMoved: return "already_moved";
+    case DeliveryOutcome::Unconfirmed: return "unconfirmed";
+    case DeliveryOutcome::Ignored: return "ignored";
+    case DeliveryOutcome::Refused: return "refused";
+    case DeliveryOutcome::Deferred: return "deferred";
+    case DeliveryOutcome::Failed: return "failed";
+  }
+  return "?";
+}
+
 std::string_view to_string(DivergenceKind k) {
   switch (k) {
     case DivergenceKind::PreimageMismatch: return "preimage_mismatch";
@@ -358,6 +373,8 @@ std::string_view to_string(DivergenceKind k) {
     case DivergenceKind::OutboxJobRetrying: return "outbox_job_retrying";
     case DivergenceKind::OutboxJobLockExpired: return "outbox_job_lock_expired";
     case DivergenceKind::OutboxJobBlocked: return "outbox_job_blocked";
+    case DivergenceKind::LspRefusedCallback: return "lsp_refused_callback";
+    case DivergenceKind::OutboxJobMissing: return "outbox_job_missing";
   }
   return "?";
 }

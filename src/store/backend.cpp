@@ -44,7 +44,8 @@ int migrate(const std::string& db_url, bool with_lsp_schema) {
   return backend_for(db_url).migrate(db_url, with_lsp_schema);
 }
 
-std::vector<util::Check> check_database(const std::string& db_url) {
+std::vector<util::Check> check_database(const std::string& db_url, ApplyMode mode) {
+  (void)mode;  // TODO(issue 11): the callbacks role's privileges
   return backend_for(db_url).check(db_url);
 }
 

@@ -218,7 +218,7 @@ class FakeApplier final : public store::Applier {
       const bool applied =
           r.kind == plan::RepairKind::MissingOutboxJob ? add_missing_job(r) : move_record(r);
       db_.audit.push_back({run_id, r.kind, r.flow, r.row_id, r.payment_hash, r.observed_status,
-                           r.to, r.outbox_action, applied});
+                           r.to, r.outbox_action, applied, std::nullopt});
       r.applied = applied;
     }
   }
@@ -372,6 +372,14 @@ class FakeLedger final : public store::Ledger {
       return std::pair(a.first_seen_at, a.id) < std::pair(b.first_seen_at, b.id);
     });
     return out;
+  }
+
+  void record_deliveries(const std::vector<plan::Repair>& repairs,
+                         const std::string& run_id) override {
+    for (const plan::Repair& r : repairs) {
+      db_.audit.push_back({run_id, r.kind, r.flow, r.row_id, r.payment_hash, r.observed_status,
+                           r.to, r.outbox_action, r.applied, r.delivery});
+    }
   }
 
   std::vector<RunSummary> recent_runs(int limit) override {

@@ -67,6 +67,8 @@ struct FakeAudit {
   std::string to_status;
   std::string outbox_action;
   bool applied = false;
+  // --apply lsp-callbacks: what the LSP answered; none for a repair applied by SQL.
+  std::optional<plan::Delivery> delivery;
   bool operator==(const FakeAudit&) const = default;
 };
 

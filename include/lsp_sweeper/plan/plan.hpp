@@ -32,6 +32,27 @@ struct Transition {
   std::string_view outbox_action;
 };
 
+// What became of a missed callback replayed to the LSP's own endpoint (--apply lsp-callbacks).
+enum class DeliveryOutcome {
+  Applied,      // 200, and the record moved from `from` to `to` with this call
+  AlreadyMoved, // the record had left `from` before the call: nothing sent
+  Unconfirmed,  // 200, but the record was not found moved afterwards
+  Ignored,      // 200 {"ignored": true}: the LSP says neither flow owns the hash
+  Refused,      // 4xx other than 401/403: the LSP's rules refused it; a divergence
+  Deferred,     // 503: the LSP cannot act yet; left to the next run
+  Failed,       // 5xx or no answer after every attempt: the run ends incomplete
+};
+std::string_view to_string(DeliveryOutcome o);
+
+struct Delivery {
+  DeliveryOutcome outcome = DeliveryOutcome::Failed;
+  long http_status = 0;  // 0: no HTTP answer (nothing sent, or a transport error)
+  std::string answer;    // the LSP's message ("error" of its JSON, else the body), printable
+                         // and at most 200 bytes
+  int attempts = 0;      // POSTs made
+  bool operator==(const Delivery&) const = default;
+};
+
 struct Repair {
   RepairKind kind = RepairKind::MissedClaimable;
   Flow flow = Flow::Apay;
@@ -43,7 +64,13 @@ struct Repair {
   std::string outbox_action;
   std::optional<std::int64_t> claim_deadline_height;  // MissedClaimable
   std::optional<std::string> preimage;                // MissedPaymentSent, already verified
-  bool applied = false;                               // set by the apply step, never by the planner
+  // MissedClaimable: what the node's callback would have carried, for --apply lsp-callbacks:
+  // its amt_msat (equal to the record's) and its deadline (else the one above).
+  std::optional<std::uint64_t> amount_msat;
+  std::optional<std::int64_t> callback_deadline_height;
+  bool applied = false;  // set by the apply step, never by the planner
+  // --apply lsp-callbacks: what the LSP answered to the replayed callback; none in --apply db.
+  std::optional<Delivery> delivery;
 };
 
 enum class DivergenceKind {
@@ -67,6 +94,8 @@ enum class DivergenceKind {
   OutboxJobRetrying,       // a pending job keeps failing (attempts >= 3) past --stuck-after
   OutboxJobLockExpired,    // a processing job's lock ran out past --stuck-after: LSP died
   OutboxJobBlocked,        // a never-tried job behind ten or more failing jobs with lower ids
+  LspRefusedCallback,      // --apply lsp-callbacks: the LSP answered the replayed callback 4xx
+  OutboxJobMissing,        // --apply lsp-callbacks: a job is missing and no endpoint adds one
 };
 std::string_view to_string(DivergenceKind k);
 std::optional<DivergenceKind> parse_divergence_kind(std::string_view s);
@@ -82,7 +111,8 @@ inline constexpr std::array kDivergenceKinds{
     DivergenceKind::DuplicateLiveRecords,   DivergenceKind::OutboxJobWillNotRun,
     DivergenceKind::RecordHashMalformed,    DivergenceKind::PayingJobMissing,
     DivergenceKind::OutboxJobRetrying,      DivergenceKind::OutboxJobLockExpired,
-    DivergenceKind::OutboxJobBlocked,
+    DivergenceKind::OutboxJobBlocked,       DivergenceKind::LspRefusedCallback,
+    DivergenceKind::OutboxJobMissing,
 };
 
 struct Divergence {

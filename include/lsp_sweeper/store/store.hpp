@@ -135,6 +135,12 @@ class Ledger {
 
   // The newest `limit` runs, newest first.
   virtual std::vector<RunSummary> recent_runs(int limit) = 0;
+
+  // --apply lsp-callbacks: the audit row of each repair replayed to the LSP's endpoint (its
+  // `delivery` set), with the LSP's answer, in one short transaction. Nothing of the LSP's
+  // tables is written: the LSP applied (or refused) the repair itself.
+  virtual void record_deliveries(const std::vector<plan::Repair>& repairs,
+                                 const std::string& run_id) = 0;
 };
 
 // What a run opens the database for. ReadOnly (a dry run, `history`) can write nothing, and
@@ -168,8 +174,10 @@ int migrate(const std::string& db_url, bool with_lsp_schema);
 
 // `lsp-sweeper check`, the database's half: reachable, the sweeper's schema at
 // expected_schema_version(), the LSP's tables present, and (PostgreSQL) the role holding every
-// privilege the sweep uses and no more. Never writes.
-std::vector<util::Check> check_database(const std::string& db_url);
+// privilege a sweep applying by `mode` uses and no more (LspCallbacks: only SELECT on the
+// LSP's tables). Never writes.
+std::vector<util::Check> check_database(const std::string& db_url,
+                                        ApplyMode mode = ApplyMode::Database);
 
 // `db_url` fit for logs and error messages: any password removed.
 std::string redact_db_url(const std::string& db_url);

@@ -600,6 +600,10 @@ class PgLedger final : public Ledger {
     }
   }
 
+  void record_deliveries(const std::vector<plan::Repair>&, const std::string&) override {
+    throw StoreError("record deliveries: not built yet (issue 11)");  // TODO(issue 11)
+  }
+
   void begin_run(const std::string& run_id, bool dry_run) override {
     try {
       pqxx::work txn(*s_->conn);

@@ -95,6 +95,10 @@ class SqliteLedger final : public Ledger {
     insert.bind(1, run_id).bind(2, std::int64_t{dry_run ? 1 : 0}).run();
   }
 
+  void record_deliveries(const std::vector<plan::Repair>&, const std::string&) override {
+    throw StoreError("record deliveries: not built yet (issue 11)");  // TODO(issue 11)
+  }
+
   void finish_run(const RunRecord& run) override {
     const std::string step = "finish run " + run.run_id;
     // An empty report (a run that failed before it had one) is stored as NULL; json() refuses
