@@ -106,10 +106,10 @@ ConfigOrigins apply_config_file(const CLI::App& app, const std::string& path,
       }
     }
     const std::string name = scope == &app ? key : item.name;
-    if (name.find("token") != std::string::npos && name != "node-token-file") {
+    if (name.find("token") != std::string::npos && !name.ends_with("-token-file")) {
       throw ConfigFileError("config file " + path + ": '" + key +
-                            "': the node token is never read from a config file; put it in a "
-                            "file of its own and name that file with node-token-file");
+                            "': a token is never read from a config file; put it in a file of "
+                            "its own and name that file with node-token-file or lsp-token-file");
     }
     const std::string envname = envname_for(*scope, name);
     if (envname.empty()) {

@@ -37,8 +37,8 @@ using ConfigOrigins = std::map<std::string, std::string>;
 
 // Applies the file at `path` to the environment as described above, for `command` (the
 // sections of other commands are skipped). Refuses a key that no option of `app` (or of the
-// section's command) takes from the environment, a node token (tokens come from
-// LSP_SWEEPER_NODE_TOKEN or node-token-file only), and a world-readable file holding a
+// section's command) takes from the environment, a token (tokens come from the
+// environment or node-token-file / lsp-token-file only), and a world-readable file holding a
 // secret (a database URL with a password, or a webhook URL).
 ConfigOrigins apply_config_file(const CLI::App& app, const std::string& path,
                                 const std::optional<std::string>& command);

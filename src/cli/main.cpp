@@ -5,9 +5,11 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <memory>
 
 #include "config.hpp"
 #include "logging.hpp"
+#include "lsp_sweeper/lsp/callbacks.hpp"
 #include "lsp_sweeper/node/client.hpp"
 #include "lsp_sweeper/report/alert.hpp"
 #include "lsp_sweeper/report/history.hpp"
@@ -30,26 +32,28 @@ struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// The node token comes from the environment or a file, never from argv, where any local
-// user could read it in /proc/<pid>/cmdline. A token file others can read is refused, as a
-// config file holding a secret is.
-std::string read_node_token(const std::string& token_file) {
+// A token comes from the environment or a file, never from argv, where any local user could
+// read it in /proc/<pid>/cmdline. A token file others can read is refused, as a config file
+// holding a secret is. `whose` names it in messages ("node", "LSP").
+std::string read_token(const std::string& token_file, const char* env_name, const char* file_flag,
+                       const std::string& whose) {
   std::string token;
   if (!token_file.empty()) {
     try {
       token = util::read_secret_file(token_file);
     } catch (const util::FileError& e) {
-      throw ConfigError(std::string("node token file: ") + e.what());
+      throw ConfigError(whose + " token file: " + e.what());
     }
-  } else if (const char* env = std::getenv("LSP_SWEEPER_NODE_TOKEN")) {
+  } else if (const char* env = std::getenv(env_name)) {
     token = env;
   }
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
   if (token.empty() && !token_file.empty()) {
-    throw ConfigError("node token file " + token_file + " is empty");
+    throw ConfigError(whose + " token file " + token_file + " is empty");
   }
   if (token.empty()) {
-    throw ConfigError("no node token: set LSP_SWEEPER_NODE_TOKEN or pass --node-token-file PATH");
+    throw ConfigError("no " + whose + " token: set " + env_name + " or pass " + file_flag +
+                      " PATH");
   }
   return token;
 }
@@ -80,6 +84,9 @@ struct RunFlags {
   std::string realert_after = "6h";
   std::string ca_file;
   bool allow_insecure_http = false;
+  std::string apply = "db";
+  std::string lsp_url;
+  std::string lsp_token_file;
 };
 
 constexpr const char* kDbHelp =
@@ -90,7 +97,7 @@ void add_connection_options(CLI::App* command, RunFlags& flags) {
   command->add_option("--node-url", flags.node_url, "The node's REST API base URL")
       ->envname("LSP_SWEEPER_NODE_URL")
       ->required()
-      ->check(cli::node_url());
+      ->check(cli::base_url());
   command
       ->add_option("--node-token-file", flags.node_token_file,
                    "File holding the node's bearer token (else env LSP_SWEEPER_NODE_TOKEN)")
@@ -109,12 +116,56 @@ void add_connection_options(CLI::App* command, RunFlags& flags) {
                  "Allow plain http:// to a node or alert webhook that is not on loopback (the "
                  "token or the webhook URL then goes in clear)")
       ->envname("LSP_SWEEPER_ALLOW_INSECURE_HTTP");
+  command
+      ->add_option("--apply", flags.apply,
+                   "How repairs are applied: db (the sweeper's own SQL on the LSP's tables) or "
+                   "lsp-callbacks (each missed callback replayed to the LSP's own endpoint)")
+      ->envname("LSP_SWEEPER_APPLY")
+      ->check(CLI::IsMember({"db", "lsp-callbacks"}));
+  command
+      ->add_option("--lsp-url", flags.lsp_url,
+                   "The LSP's base URL (its SERVER_ADDR), for --apply lsp-callbacks")
+      ->envname("LSP_SWEEPER_LSP_URL")
+      ->check(cli::base_url());
+  command
+      ->add_option("--lsp-token-file", flags.lsp_token_file,
+                   "File holding the LSP's APAY_BEARER_TOKEN (else env LSP_SWEEPER_LSP_TOKEN), "
+                   "for --apply lsp-callbacks")
+      ->envname("LSP_SWEEPER_LSP_TOKEN_FILE");
+}
+
+ApplyMode apply_mode(const RunFlags& flags) {
+  return parse_apply_mode(flags.apply).value();  // checked when parsed
+}
+
+// The LSP's endpoints for --apply lsp-callbacks, or nothing for --apply db (where --lsp-url is
+// refused: a URL that would never be called hides a mistake).
+std::unique_ptr<lsp::LspClient> lsp_client(const RunFlags& flags) {
+  if (apply_mode(flags) == ApplyMode::Database) {
+    if (!flags.lsp_url.empty()) {
+      throw ConfigError("--lsp-url is used only with --apply lsp-callbacks");
+    }
+    return nullptr;
+  }
+  if (flags.lsp_url.empty()) throw ConfigError("--apply lsp-callbacks needs --lsp-url");
+  if (node::is_insecure_remote_http(flags.lsp_url) && !flags.allow_insecure_http) {
+    throw ConfigError("refusing plain http:// to the LSP at " + node::redact_url(flags.lsp_url) +
+                      ": its token would go in clear; use https:// or --allow-insecure-http");
+  }
+  lsp::LspClientOptions options;
+  options.base_url = flags.lsp_url;
+  options.token = read_token(flags.lsp_token_file, "LSP_SWEEPER_LSP_TOKEN", "--lsp-token-file",
+                             "LSP");
+  options.timeout = std::chrono::milliseconds(static_cast<long>(flags.timeout_seconds * 1000));
+  options.ca_file = flags.ca_file;
+  return std::make_unique<lsp::LspClient>(std::move(options));
 }
 
 node::NodeClientOptions node_client_options(const RunFlags& flags) {
   node::NodeClientOptions options;
   options.base_url = flags.node_url;
-  options.token = read_node_token(flags.node_token_file);
+  options.token = read_token(flags.node_token_file, "LSP_SWEEPER_NODE_TOKEN", "--node-token-file",
+                             "node");
   options.timeout = std::chrono::milliseconds(static_cast<long>(flags.timeout_seconds * 1000));
   options.max_response_bytes = flags.max_response_bytes;
   options.ca_file = flags.ca_file;
@@ -126,6 +177,7 @@ int run_command(const RunFlags& flags) {
   run::SweepOptions options;
   options.node_url = flags.node_url;
   options.dry_run = flags.dry_run;
+  options.apply = apply_mode(flags);
   options.min_age = flags.min_age;
   options.lookback = seconds_of(flags.lookback);
   options.waiting_grace = seconds_of(flags.waiting_grace);
@@ -155,6 +207,7 @@ int run_command(const RunFlags& flags) {
     // Refuses an insecure node URL (as the line above does a webhook) before any connection,
     // the database's included; it sends nothing until asked.
     node::NodeClient node(node_options);
+    const std::unique_ptr<lsp::LspClient> lsp = lsp_client(flags);
     // A dry run opens the database read-only: it cannot change a byte of it.
     db = store::open_backend(flags.db,
                              flags.dry_run ? store::Access::ReadOnly : store::Access::ReadWrite);
@@ -164,7 +217,7 @@ int run_command(const RunFlags& flags) {
       spdlog::warn("another lsp-sweeper run holds the sweep lock; nothing done, try again later");
       return report::kExitBusy;
     }
-    result = run::run_sweep(node, db, options);
+    result = run::run_sweep(node, db, options, lsp.get());
   } catch (const std::exception& e) {
     // No token, the database unreachable, or the lock query failed: run_sweep reports
     // everything after this, and the report and metrics say so as for any failed run.
@@ -183,9 +236,11 @@ int run_command(const RunFlags& flags) {
 
 int check_command(const RunFlags& flags) {
   node::NodeClient node(node_client_options(flags));
+  const std::unique_ptr<lsp::LspClient> lsp = lsp_client(flags);
   std::vector<util::Check> checks = run::check_node(node, node::redact_url(flags.node_url));
-  const std::vector<util::Check> database = store::check_database(flags.db);
+  const std::vector<util::Check> database = store::check_database(flags.db, apply_mode(flags));
   checks.insert(checks.end(), database.begin(), database.end());
+  if (lsp) checks.push_back(lsp::check_endpoint(*lsp, node::redact_url(flags.lsp_url)));
   for (const util::Check& c : checks) std::cout << util::format(c) << '\n';
   std::cout << std::flush;
   return util::all_pass(checks) ? report::kExitClean : report::kExitNeedsAttention;

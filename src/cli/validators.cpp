@@ -13,7 +13,7 @@ constexpr const char* kDurationForm = "a duration (e.g. 90s, 15m, 36h, 14d)";
 
 }  // namespace
 
-CLI::Validator node_url() {
+CLI::Validator base_url() {
   return {[](std::string& url) {
             const auto problem = node::base_url_problem(url);
             return problem ? "'" + node::redact_url(url) + "' " + *problem : std::string();

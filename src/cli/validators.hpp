@@ -6,8 +6,8 @@
 
 namespace lsp_sweeper::cli {
 
-// The node's base URL (node::base_url_problem).
-CLI::Validator node_url();
+// A base URL, the node's or the LSP's (node::base_url_problem).
+CLI::Validator base_url();
 // An alert webhook URL: http(s) (node::http_url_problem); never quoted, it is a credential.
 CLI::Validator webhook_url();
 // A number of seconds >= 0.

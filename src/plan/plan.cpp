@@ -373,7 +373,7 @@ std::string_view to_string(DivergenceKind k) {
     case DivergenceKind::OutboxJobRetrying: return "outbox_job_retrying";
     case DivergenceKind::OutboxJobLockExpired: return "outbox_job_lock_expired";
     case DivergenceKind::OutboxJobBlocked: return "outbox_job_blocked";
-    case DivergenceKind::LspRefusedCallback: return "lsp_refused_callback";
+    case DivergenceKind::LspCallbackNotApplied: return "lsp_callback_not_applied";
     case DivergenceKind::OutboxJobMissing: return "outbox_job_missing";
   }
   return "?";

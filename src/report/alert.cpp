@@ -35,8 +35,6 @@ void append_section(std::string& text, const std::string& title,
   for (const auto& line : lines) text += "\n" + line;
 }
 
-std::size_t discard_body(char*, std::size_t size, std::size_t count, void*) { return size * count; }
-
 }  // namespace
 
 std::optional<Alert> compose_alert(const RunResult& r, std::int64_t realert_after,
@@ -94,32 +92,6 @@ std::optional<Alert> compose_alert(const RunResult& r, std::int64_t realert_afte
 
 std::optional<std::string> post_webhook(const std::string& url, const std::string& body,
                                         const WebhookOptions& options) {
-  node::init_curl_once();
-  const std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(),
-                                                                 &curl_easy_cleanup);
-  if (!curl) return "libcurl could not create a handle";
-  curl_slist* raw_headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  const std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> headers(raw_headers,
-                                                                            &curl_slist_free_all);
-  if (!headers) return "libcurl could not build the headers";
-  CURL* h = curl.get();
-  const long timeout = static_cast<long>(options.timeout.count());
-  // Certificate and host verification are libcurl's defaults; set anyway so no build-time
-  // default can turn them off. Redirects are not followed: a webhook that moves is broken.
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "lsp-sweeper");
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.c_str());
-  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &discard_body);
-
   std::string reason;
   auto backoff = options.first_backoff;
   const int attempts = std::max(1, options.max_attempts);
@@ -128,18 +100,15 @@ std::optional<std::string> post_webhook(const std::string& url, const std::strin
       std::this_thread::sleep_for(backoff);
       backoff *= 2;
     }
-    const CURLcode rc = curl_easy_perform(h);
+    const node::PostAnswer answer = node::post_json(url, body, {.timeout = options.timeout});
     bool retry = false;
-    if (rc != CURLE_OK) {
-      // curl_easy_strerror, not the error buffer: the buffer can quote the URL.
-      reason = curl_easy_strerror(rc);
-      retry = node::retryable(rc);
+    if (answer.transport_error) {
+      reason = *answer.transport_error;
+      retry = answer.retryable;
     } else {
-      long status = 0;
-      curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-      if (status >= 200 && status <= 299) return std::nullopt;
-      reason = "HTTP " + std::to_string(status);
-      retry = status == 429 || node::retryable_status(status);
+      if (answer.status >= 200 && answer.status <= 299) return std::nullopt;
+      reason = "HTTP " + std::to_string(answer.status);
+      retry = answer.status == 429 || node::retryable_status(answer.status);
     }
     if (!retry) return reason;
     reason += "; gave up after " + std::to_string(n) + " attempt(s)";

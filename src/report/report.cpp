@@ -85,13 +85,21 @@ nlohmann::ordered_json to_json(const RunResult& r) {
 
   json repairs = json::array();
   for (const auto& repair : r.repairs) {
-    repairs.push_back({{"kind", plan::to_string(repair.kind)},
-                       {"flow", to_string(repair.flow)},
-                       {"payment_hash", repair.payment_hash},
-                       {"from", repair.observed_status},
-                       {"to", repair.to},
-                       {"outbox_action", repair.outbox_action},
-                       {"applied", repair.applied}});
+    json entry = {{"kind", plan::to_string(repair.kind)},
+                                    {"flow", to_string(repair.flow)},
+                                    {"payment_hash", repair.payment_hash},
+                                    {"from", repair.observed_status},
+                                    {"to", repair.to},
+                                    {"outbox_action", repair.outbox_action},
+                                    {"applied", repair.applied}};
+    if (repair.delivery) {
+      const plan::Delivery& d = *repair.delivery;
+      entry["lsp_answer"] = {{"outcome", plan::to_string(d.outcome)},
+                             {"http_status", d.http_status ? json(d.http_status) : json(nullptr)},
+                             {"message", d.answer},
+                             {"attempts", d.attempts}};
+    }
+    repairs.push_back(std::move(entry));
   }
 
   json divergences = json::array();
@@ -108,6 +116,7 @@ nlohmann::ordered_json to_json(const RunResult& r) {
 
   json out{{"run_id", r.run_id},
            {"dry_run", r.dry_run},
+           {"apply", to_string(r.apply)},
            {"complete", r.complete},
            {"started_at", rfc3339(r.started_at)},
            {"finished_at", rfc3339(r.finished_at)},

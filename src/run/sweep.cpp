@@ -44,14 +44,19 @@ constexpr std::int64_t kMalformedHashLimit = 1000;
 class Sweep {
  public:
   Sweep(node::PaymentSource& node, store::Backend& db, const SweepOptions& options,
-        report::RunResult& result)
+        report::RunResult& result, lsp::CallbackEndpoints* lsp)
       : node_(node),
         records_(*db.records),
         applier_(*db.applier),
         ledger_(*db.ledger),
         flows_(records_.flows()),
         options_(options),
-        result_(result) {}
+        result_(result) {
+    if (options.apply == ApplyMode::LspCallbacks) {
+      if (!lsp) throw std::invalid_argument("--apply lsp-callbacks needs the LSP's endpoints");
+      replayer_.emplace(*lsp, records_, options.replay);
+    }
+  }
 
   void run() {
     const std::int64_t now = unix_seconds(result_.started_at);
@@ -420,42 +425,99 @@ class Sweep {
     result_.orphans += plan.orphans;
     result_.deferred += plan.deferred;
     deferred_.insert(deferred_.end(), plan.deferred_hashes.begin(), plan.deferred_hashes.end());
-    for (auto& d : plan.divergences) {
-      // The planner reports a hash's two live rows once per page; the hash's other leg comes
-      // on another listing's page (or lookup page) and would report them again.
-      if (d.kind == plan::DivergenceKind::DuplicateLiveRecords &&
-          !duplicate_rows_reported_.emplace(d.flow, d.payment_hash).second) {
-        continue;
-      }
-      spdlog::warn("divergence {} {} {}: {}", plan::to_string(d.kind),
-                   d.flow ? to_string(*d.flow) : "-", d.payment_hash, d.detail);
-      result_.divergences.push_back(std::move(d));
+    if (replayer_) {
+      // No endpoint of the LSP adds a missing job: reported, in a dry run too.
+      std::erase_if(plan.repairs, [&plan](const plan::Repair& r) {
+        if (r.kind != plan::RepairKind::MissingOutboxJob) return false;
+        plan.divergences.push_back(missing_job_divergence(r));
+        return true;
+      });
     }
-    if (!options_.dry_run && !plan.repairs.empty()) {
-      const auto started = std::chrono::steady_clock::now();
-      const auto count_time = [&] {
-        result_.apply_seconds +=
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      };
-      try {
-        applier_.apply(plan.repairs, result_.run_id);
-        count_time();
-      } catch (...) {
-        count_time();
-        // Batches committed before the failing one stay committed: report those.
-        std::erase_if(plan.repairs, [](const plan::Repair& r) { return !r.applied; });
-        record(plan.repairs);
-        throw;
-      }
+    for (auto& d : plan.divergences) add(std::move(d));
+    if (options_.dry_run || plan.repairs.empty()) {
+      record(plan.repairs);
+      return;
+    }
+    const auto started = std::chrono::steady_clock::now();
+    const auto count_time = [&] {
+      result_.apply_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    };
+    if (replayer_) {
+      deliver(plan.repairs);
+      count_time();
+      return;
+    }
+    try {
+      applier_.apply(plan.repairs, result_.run_id);
+      count_time();
+    } catch (...) {
+      count_time();
+      // Batches committed before the failing one stay committed: report those.
+      std::erase_if(plan.repairs, [](const plan::Repair& r) { return !r.applied; });
+      record(plan.repairs);
+      throw;
     }
     record(plan.repairs);
   }
 
+  void add(plan::Divergence d) {
+    // The planner reports a hash's two live rows once per page; the hash's other leg comes
+    // on another listing's page (or lookup page) and would report them again.
+    if (d.kind == plan::DivergenceKind::DuplicateLiveRecords &&
+        !duplicate_rows_reported_.emplace(d.flow, d.payment_hash).second) {
+      return;
+    }
+    spdlog::warn("divergence {} {} {}: {}", plan::to_string(d.kind),
+                 d.flow ? to_string(*d.flow) : "-", d.payment_hash, d.detail);
+    result_.divergences.push_back(std::move(d));
+  }
+
+  // Replays each repair to the LSP in plan order. The audit rows of those delivered are
+  // written afterwards, also when the run ends on the way (the token refused, the LSP
+  // unavailable past every attempt, a read failing); the rest are left to the next run.
+  void deliver(std::vector<plan::Repair>& repairs) {
+    std::size_t delivered = 0;
+    std::optional<LspError> stop;
+    std::exception_ptr failure;
+    try {
+      for (; delivered < repairs.size() && !stop; ++delivered) {
+        plan::Repair& repair = repairs[delivered];
+        replayer_->deliver(repair);
+        stop = run_ending_error(repair);
+        if (auto d = divergence_for(repair)) add(std::move(*d));
+        if (repair.delivery->outcome == plan::DeliveryOutcome::Deferred) {
+          ++result_.deferred;
+          deferred_.push_back(repair.payment_hash);
+        }
+      }
+    } catch (...) {
+      failure = std::current_exception();
+      // Sent, but the record could not be read again: not confirmed.
+      plan::Repair& repair = repairs[delivered];
+      if (repair.delivery && repair.delivery->attempts > 0) {
+        repair.delivery->outcome = plan::DeliveryOutcome::Unconfirmed;
+        ++delivered;
+      }
+    }
+    repairs.resize(delivered);
+    if (!repairs.empty()) ledger_.record_deliveries(repairs, result_.run_id);
+    record(repairs);
+    if (failure) std::rethrow_exception(failure);
+    if (stop) throw *stop;
+  }
+
   void record(std::vector<plan::Repair>& repairs) {
     for (auto& repair : repairs) {
-      const char* outcome = options_.dry_run ? "would apply"
+      std::string outcome = options_.dry_run ? "would apply"
                             : repair.applied ? "applied"
                                              : "not applied: the record had already moved";
+      if (repair.delivery) {
+        const plan::Delivery& d = *repair.delivery;
+        outcome = "replayed to the LSP: " + std::string(plan::to_string(d.outcome)) +
+                  (d.http_status ? " (HTTP " + std::to_string(d.http_status) + ")" : "") +
+                  (d.answer.empty() ? "" : " " + d.answer);
+      }
       spdlog::info("repair {} {} {}: {} -> {}, outbox {}: {}", plan::to_string(repair.kind),
                    to_string(repair.flow), repair.payment_hash, repair.observed_status, repair.to,
                    repair.outbox_action, outcome);
@@ -482,6 +544,7 @@ class Sweep {
   std::unordered_set<std::string> unmatchable_;   // lowercase forms of records' mixed-case hashes
   std::vector<std::string> deferred_;
   std::set<std::pair<std::optional<Flow>, std::string>> duplicate_rows_reported_;
+  std::optional<Replayer> replayer_;  // --apply lsp-callbacks
   bool saw_everything_ = true;
   int listing_pages_ = 0;  // pages of the current listing, for progress before its total is in
 };
@@ -538,6 +601,7 @@ report::RunResult new_result(const SweepOptions& options,
   report::RunResult result;
   result.run_id = new_run_id();
   result.dry_run = options.dry_run;
+  result.apply = options.apply;
   result.started_at = started_at;
   result.node.url = node::redact_url(options.node_url);
   return result;
@@ -555,7 +619,7 @@ report::RunResult run_not_started(const SweepOptions& options,
 }
 
 report::RunResult run_sweep(node::PaymentSource& node, store::Backend& db,
-                            const SweepOptions& options) {
+                            const SweepOptions& options, lsp::CallbackEndpoints* lsp) {
   report::RunResult result = new_result(options, std::chrono::system_clock::now());
 
   try {
@@ -563,13 +627,16 @@ report::RunResult run_sweep(node::PaymentSource& node, store::Backend& db,
       db.ledger->begin_run(result.run_id, false);
       result.run_recorded = true;
     }
-    Sweep sweep(node, db, options, result);
+    Sweep sweep(node, db, options, result, lsp);
     sweep.run();
     if (!options.dry_run) sweep.record_divergences();
     result.complete = true;
   } catch (const node::NodeError& e) {
     result.error = e.what();
     result.retry_later = e.kind == node::NodeErrorKind::ChangingState;
+  } catch (const LspError& e) {
+    result.error = e.what();
+    result.retry_later = e.retry_later;
   } catch (const std::exception& e) {
     result.error = e.what();
   }

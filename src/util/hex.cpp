@@ -28,16 +28,21 @@ std::optional<std::string> normalize_hex32(std::string_view text) {
   return out;
 }
 
-std::string sha256_hex(std::string_view data) {
-  std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data());
+std::string to_hex(std::string_view bytes) {
   std::string out;
-  out.reserve(digest.size() * 2);
-  for (unsigned char b : digest) {
+  out.reserve(bytes.size() * 2);
+  for (char c : bytes) {
+    const auto b = static_cast<unsigned char>(c);
     out.push_back(kDigits[b >> 4]);
     out.push_back(kDigits[b & 0x0f]);
   }
   return out;
+}
+
+std::string sha256_hex(std::string_view data) {
+  std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data());
+  return to_hex({reinterpret_cast<const char*>(digest.data()), digest.size()});
 }
 
 std::optional<std::array<unsigned char, 32>> decode_hex32(std::string_view text) {

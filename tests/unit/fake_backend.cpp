@@ -563,4 +563,53 @@ node::Dialect FakeNode::dialect() {
   return node::Dialect::Paginated;
 }
 
+lsp::Answer FakeLsp::claimable(const std::string& payment_hash, std::uint64_t amount_msat,
+                               std::int64_t claim_deadline_height) {
+  return answer(calls.emplace_back(
+      Call{"claimable", payment_hash, "", amount_msat, claim_deadline_height}));
+}
+
+lsp::Answer FakeLsp::payment_sent(const std::string& payment_hash, const std::string& preimage) {
+  return answer(calls.emplace_back(Call{"payment_sent", payment_hash, preimage, 0, 0}));
+}
+
+lsp::Answer FakeLsp::answer(const Call& call) {
+  bool handle = true;
+  lsp::Answer reply{200, "", false, "", false};
+  if (!answers.empty()) {
+    const Scripted next = answers.front();
+    answers.erase(answers.begin());
+    reply = next.answer;
+    handle = reply.status == 200 && next.applies;
+  }
+  if (!handle) return reply;
+  const bool claimable = call.endpoint == "claimable";
+  for (Flow flow : {Flow::Apay, Flow::Relay}) {
+    for (FakeRow& row : db_.rows(flow)) {
+      if (row.payment_hash != call.payment_hash) continue;
+      const std::vector<std::string> from =
+          claimable ? std::vector<std::string>{flow == Flow::Apay ? "active" : "quoted"}
+          : flow == Flow::Apay ? std::vector<std::string>{"outbound_paid"}
+                               : std::vector<std::string>{"outbound_pending", "outbound_paid"};
+      if (std::find(from.begin(), from.end(), row.status) == from.end()) continue;
+      row.status = claimable ? "claimable" : "outbound_claimed";
+      if (claimable) {
+        row.claimable_at_set = flow == Flow::Apay;
+        if (!row.claim_deadline_height) row.claim_deadline_height = call.claim_deadline_height;
+      } else if (!row.preimage) {
+        row.preimage = call.preimage;
+      }
+      const std::string action = claimable ? (flow == Flow::Apay ? "request_outbound_invoice"
+                                                                 : "lightning_send_pay_outbound")
+                                 : flow == Flow::Apay ? "claim_inbound_invoice"
+                                                      : "lightning_send_claim_inbound";
+      if (db_.job_count(call.payment_hash, action) == 0) {
+        db_.add_job(call.payment_hash, action, "pending");
+      }
+      return reply;
+    }
+  }
+  return reply;
+}
+
 }  // namespace lsp_sweeper::testing

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "lsp_sweeper/domain.hpp"
+#include "lsp_sweeper/lsp/callbacks.hpp"
 #include "lsp_sweeper/node/client.hpp"
 #include "lsp_sweeper/plan/plan.hpp"
 #include "lsp_sweeper/store/store.hpp"
@@ -158,6 +159,35 @@ class FakeNode : public node::PaymentSource {
 
  private:
   void request(const char* what);
+};
+
+// The LSP's two callback endpoints over `db`, as utexo-lsp's handlers apply them: the live row
+// of the hash in the callback's from-state moves (APay claimable keeping a recorded deadline)
+// and gets its job, once; a callback that finds it moved on changes nothing and answers 200.
+// `answers` scripts the next answers instead, front first, each used once; a scripted 200 with
+// `applies` also runs the handler.
+class FakeLsp : public lsp::CallbackEndpoints {
+ public:
+  explicit FakeLsp(FakeDatabase& db) : db_(db) {}
+  struct Scripted {
+    lsp::Answer answer;
+    bool applies = false;
+  };
+  std::vector<Scripted> answers;
+  struct Call {
+    std::string endpoint, payment_hash, preimage;
+    std::uint64_t amount_msat = 0;
+    std::int64_t claim_deadline_height = 0;
+  };
+  std::vector<Call> calls;
+
+  lsp::Answer claimable(const std::string& payment_hash, std::uint64_t amount_msat,
+                        std::int64_t claim_deadline_height) override;
+  lsp::Answer payment_sent(const std::string& payment_hash, const std::string& preimage) override;
+
+ private:
+  lsp::Answer answer(const Call& call);
+  FakeDatabase& db_;
 };
 
 }  // namespace lsp_sweeper::testing

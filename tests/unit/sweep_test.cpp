@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -764,6 +765,216 @@ TEST_F(SweepLoop, StuckJobsAreReportedThenResolvedAndNeverTouched) {
                                         "outbox_job_lock_expired relay " + expired + " person"}));
   ASSERT_EQ(done.resolved.size(), 1u);
   EXPECT_EQ(done.resolved[0].divergence.kind, plan::DivergenceKind::OutboxJobBlocked);
+}
+
+
+// --apply lsp-callbacks: every repair the planner makes goes to the LSP's endpoint instead.
+class SweepViaLsp : public SweepLoop {
+ protected:
+  SweepViaLsp() {
+    options_.apply = ApplyMode::LspCallbacks;
+    options_.replay.first_backoff = std::chrono::milliseconds(0);
+  }
+  report::RunResult sweep() {
+    store::Backend backend = testing::make_backend(db_);
+    report::RunResult result = run::run_sweep(node_, backend, options_, &lsp_);
+    run::record_outcome(*backend.ledger, result);
+    return result;
+  }
+  static lsp::Answer answer(long status, std::string message = "", bool ignored = false) {
+    return {status, std::move(message), ignored, "", false};
+  }
+  testing::FakeLsp lsp_{db_};
+};
+
+TEST_F(SweepViaLsp, EveryMissedCallbackIsDeliveredOnceWithTheNodesBodyAndConfirmed) {
+  const Secret claim = secret('1'), relay_claim = secret('2'), sent = secret('3');
+  db_.add(Flow::Apay, claim.hash, "active", 3'000'000);
+  db_.add(Flow::Relay, relay_claim.hash, "quoted", 5'000'000);
+  db_.add(Flow::Apay, sent.hash, "outbound_paid", 2'000'000);
+  node_.payments = {hodl_claimable(claim.hash, 3'000'000),
+                    hodl_claimable(relay_claim.hash, 5'000'000, kHeight + 50),
+                    outbound_succeeded(sent.hash, sent.preimage)};
+
+  const report::RunResult first = sweep();
+  ASSERT_TRUE(first.complete) << first.error.value_or("");
+  EXPECT_EQ(report::exit_code(first), report::kExitClean);
+  EXPECT_TRUE(first.divergences.empty()) << ::testing::PrintToString(divergences_of(first));
+  ASSERT_EQ(lsp_.calls.size(), 3u);
+  std::set<std::string> bodies;
+  for (const auto& c : lsp_.calls) {
+    bodies.insert(c.endpoint + " " + c.payment_hash + " " + std::to_string(c.amount_msat) + " " +
+                  std::to_string(c.claim_deadline_height) + " " + c.preimage);
+  }
+  EXPECT_EQ(bodies, (std::set<std::string>{
+                        "claimable " + claim.hash + " 3000000 " + std::to_string(kHeight + 144) + " ",
+                        "claimable " + relay_claim.hash + " 5000000 " +
+                            std::to_string(kHeight + 50) + " ",
+                        "payment_sent " + sent.hash + " 0 0 " + sent.preimage}));
+  for (const auto& r : first.repairs) {
+    EXPECT_TRUE(r.applied) << r.payment_hash;
+    ASSERT_TRUE(r.delivery.has_value());
+    EXPECT_EQ(r.delivery->outcome, plan::DeliveryOutcome::Applied);
+    EXPECT_EQ(r.delivery->http_status, 200);
+    EXPECT_EQ(r.delivery->attempts, 1);
+  }
+  // The LSP moved the records and enqueued the jobs; the sweeper wrote only its audit rows.
+  EXPECT_EQ(db_.only_row(Flow::Apay, claim.hash).status, "claimable");
+  EXPECT_EQ(db_.only_row(Flow::Apay, sent.hash).status, "outbound_claimed");
+  EXPECT_EQ(db_.job_count(claim.hash, "request_outbound_invoice"), 1);
+  ASSERT_EQ(db_.audit.size(), 3u);
+  for (const auto& a : db_.audit) {
+    EXPECT_TRUE(a.applied);
+    ASSERT_TRUE(a.delivery.has_value()) << a.payment_hash;
+    EXPECT_EQ(a.delivery->outcome, plan::DeliveryOutcome::Applied);
+  }
+
+  lsp_.calls.clear();
+  const report::RunResult second = sweep();
+  EXPECT_TRUE(second.repairs.empty());
+  EXPECT_TRUE(lsp_.calls.empty());
+}
+
+TEST_F(SweepViaLsp, DryRunSendsNothingAndWritesNothing) {
+  const Secret claim = secret('1');
+  db_.add(Flow::Apay, claim.hash, "active", 3'000'000);
+  db_.add(Flow::Apay, secret('2').hash, "claimable", 3'000'000);  // its job is missing
+  node_.payments = {hodl_claimable(claim.hash, 3'000'000)};
+  options_.dry_run = true;
+  const FakeDatabase before = db_;
+
+  const report::RunResult result = sweep();
+  ASSERT_TRUE(result.complete) << result.error.value_or("");
+  EXPECT_TRUE(lsp_.calls.empty());
+  EXPECT_TRUE(db_ == before);
+  ASSERT_EQ(result.repairs.size(), 1u);
+  EXPECT_FALSE(result.repairs[0].delivery.has_value());
+  EXPECT_EQ(kinds_of(result), std::vector{plan::DivergenceKind::OutboxJobMissing});
+}
+
+TEST_F(SweepViaLsp, AMissingOutboxJobIsReportedNeverWritten) {
+  const Secret waiting = secret('1');
+  db_.add(Flow::Apay, waiting.hash, "outbound_claimed", 3'000'000);
+
+  const report::RunResult result = sweep();
+  ASSERT_TRUE(result.complete) << result.error.value_or("");
+  EXPECT_TRUE(result.repairs.empty());
+  EXPECT_EQ(divergences_of(result),
+            (std::multiset<std::string>{"outbox_job_missing apay " + waiting.hash + " person"}));
+  EXPECT_EQ(db_.job_count(waiting.hash, "claim_inbound_invoice"), 0);
+  EXPECT_TRUE(lsp_.calls.empty());
+}
+
+TEST_F(SweepViaLsp, EachAnswerOfTheLspIsReportedForWhatItIs) {
+  const Secret refused = secret('1'), later = secret('2'), ignored = secret('3'),
+               unmoved = secret('4');
+  db_.add(Flow::Apay, refused.hash, "active", 3'000'000);
+  db_.add(Flow::Apay, later.hash, "outbound_paid", 3'000'000);
+  db_.add(Flow::Apay, ignored.hash, "outbound_paid", 3'000'000);
+  db_.add(Flow::Apay, unmoved.hash, "outbound_paid", 3'000'000);
+  // The listings' order: Claimable first, then the Succeeded outbound legs, newest first.
+  node_.payments = {hodl_claimable(refused.hash, 3'000'000),
+                    outbound_succeeded(later.hash, later.preimage),
+                    outbound_succeeded(ignored.hash, ignored.preimage),
+                    outbound_succeeded(unmoved.hash, unmoved.preimage)};
+  lsp_.answers = {{answer(400, "claim_deadline_height 800144 is too close"), false},
+                  {answer(503, "payment_sent received before outbound payment was confirmed"),
+                   false},
+                  {answer(200, "", true), false},
+                  {answer(200), false}};
+
+  const report::RunResult result = sweep();
+  ASSERT_TRUE(result.complete) << result.error.value_or("");
+  ASSERT_EQ(result.repairs.size(), 4u);
+  std::map<std::string, plan::DeliveryOutcome> outcomes;
+  for (const auto& r : result.repairs) {
+    EXPECT_FALSE(r.applied) << r.payment_hash;
+    outcomes[r.payment_hash] = r.delivery.value().outcome;
+  }
+  EXPECT_EQ(outcomes[refused.hash], plan::DeliveryOutcome::Refused);
+  EXPECT_EQ(outcomes[later.hash], plan::DeliveryOutcome::Deferred);
+  EXPECT_EQ(outcomes[ignored.hash], plan::DeliveryOutcome::Ignored);
+  EXPECT_EQ(outcomes[unmoved.hash], plan::DeliveryOutcome::Unconfirmed);
+  EXPECT_EQ(divergences_of(result),
+            (std::multiset<std::string>{"lsp_callback_not_applied apay " + refused.hash + " person",
+                                        "lsp_callback_not_applied apay " + ignored.hash + " person",
+                                        "lsp_callback_not_applied apay " + unmoved.hash +
+                                            " person"}));
+  for (const auto& d : result.divergences) {
+    if (d.payment_hash == refused.hash) {
+      EXPECT_NE(d.detail.find("HTTP 400 claim_deadline_height 800144 is too close"),
+                std::string::npos)
+          << d.detail;
+    }
+  }
+  EXPECT_EQ(result.deferred, 1);
+  EXPECT_EQ(report::exit_code(result), report::kExitNeedsAttention);
+  EXPECT_EQ(db_.audit.size(), 4u);
+}
+
+TEST_F(SweepViaLsp, ServerErrorsAreRetriedThenTheRunEndsKeepingWhatWasDelivered) {
+  const Secret first = secret('1'), second = secret('2'), third = secret('3');
+  for (const Secret* s : {&first, &second, &third}) {
+    db_.add(Flow::Apay, s->hash, "outbound_paid", 1'000'000);
+  }
+  node_.payments = {outbound_succeeded(first.hash, first.preimage),
+                    outbound_succeeded(second.hash, second.preimage),
+                    outbound_succeeded(third.hash, third.preimage)};
+  options_.replay.max_attempts = 3;
+  // The first: two 500s, then applied. The second: 502 on every attempt.
+  lsp_.answers = {{answer(500), false}, {answer(500), false}, {answer(200), true},
+                  {answer(502), false}, {answer(502), false}, {answer(502), false}};
+
+  const report::RunResult result = sweep();
+  EXPECT_FALSE(result.complete);
+  EXPECT_TRUE(result.retry_later);
+  EXPECT_EQ(report::exit_code(result), report::kExitBusy);
+  EXPECT_NE(result.error.value_or("").find("after 3 attempt(s): HTTP 502"), std::string::npos)
+      << result.error.value_or("");
+  ASSERT_EQ(result.repairs.size(), 2u);  // the third was never sent
+  EXPECT_EQ(lsp_.calls.size(), 6u);
+  EXPECT_TRUE(result.repairs[0].applied);
+  EXPECT_EQ(result.repairs[0].delivery->attempts, 3);
+  EXPECT_EQ(result.repairs[1].delivery->outcome, plan::DeliveryOutcome::Failed);
+  EXPECT_EQ(db_.audit.size(), 2u);
+  EXPECT_EQ(db_.only_row(Flow::Apay, third.hash).status, "outbound_paid");
+}
+
+TEST_F(SweepViaLsp, ARefusedTokenEndsTheRunAtTheFirstCallback) {
+  const Secret first = secret('1'), second = secret('2');
+  db_.add(Flow::Apay, first.hash, "outbound_paid", 1'000'000);
+  db_.add(Flow::Apay, second.hash, "outbound_paid", 1'000'000);
+  node_.payments = {outbound_succeeded(first.hash, first.preimage),
+                    outbound_succeeded(second.hash, second.preimage)};
+  lsp_.answers = {{answer(401, "unauthorized"), false}};
+
+  const report::RunResult result = sweep();
+  EXPECT_FALSE(result.complete);
+  EXPECT_FALSE(result.retry_later);
+  EXPECT_EQ(report::exit_code(result), report::kExitIncomplete);
+  EXPECT_NE(result.error.value_or("").find("refused the sweeper's token (HTTP 401"),
+            std::string::npos);
+  EXPECT_EQ(lsp_.calls.size(), 1u);
+}
+
+TEST_F(SweepViaLsp, ARecordMovedSinceThePlanIsNotSent) {
+  const Secret sent = secret('1');
+  db_.add(Flow::Apay, sent.hash, "outbound_paid", 1'000'000);
+  node_.payments = {outbound_succeeded(sent.hash, sent.preimage)};
+  // The node's live callback lands between the sweep's read of the page and its delivery.
+  db_.after_records_for = [&](FakeDatabase& db) {
+    db.only_row(Flow::Apay, sent.hash).status = "outbound_claimed";
+    db.add_job(sent.hash, "claim_inbound_invoice", "pending");
+    db.after_records_for = nullptr;
+  };
+
+  const report::RunResult result = sweep();
+  ASSERT_TRUE(result.complete) << result.error.value_or("");
+  ASSERT_EQ(result.repairs.size(), 1u);
+  EXPECT_EQ(result.repairs[0].delivery->outcome, plan::DeliveryOutcome::AlreadyMoved);
+  EXPECT_FALSE(result.repairs[0].applied);
+  EXPECT_TRUE(lsp_.calls.empty());
+  EXPECT_EQ(db_.job_count(sent.hash, "claim_inbound_invoice"), 1);
 }
 
 }  // namespace

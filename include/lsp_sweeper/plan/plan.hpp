@@ -94,7 +94,7 @@ enum class DivergenceKind {
   OutboxJobRetrying,       // a pending job keeps failing (attempts >= 3) past --stuck-after
   OutboxJobLockExpired,    // a processing job's lock ran out past --stuck-after: LSP died
   OutboxJobBlocked,        // a never-tried job behind ten or more failing jobs with lower ids
-  LspRefusedCallback,      // --apply lsp-callbacks: the LSP answered the replayed callback 4xx
+  LspCallbackNotApplied,   // --apply lsp-callbacks: the LSP refused, ignored or did not apply it
   OutboxJobMissing,        // --apply lsp-callbacks: a job is missing and no endpoint adds one
 };
 std::string_view to_string(DivergenceKind k);
@@ -111,7 +111,7 @@ inline constexpr std::array kDivergenceKinds{
     DivergenceKind::DuplicateLiveRecords,   DivergenceKind::OutboxJobWillNotRun,
     DivergenceKind::RecordHashMalformed,    DivergenceKind::PayingJobMissing,
     DivergenceKind::OutboxJobRetrying,      DivergenceKind::OutboxJobLockExpired,
-    DivergenceKind::OutboxJobBlocked,       DivergenceKind::LspRefusedCallback,
+    DivergenceKind::OutboxJobBlocked,       DivergenceKind::LspCallbackNotApplied,
     DivergenceKind::OutboxJobMissing,
 };
 

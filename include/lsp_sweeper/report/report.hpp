@@ -50,6 +50,7 @@ struct LookupSummary {
 struct RunResult {
   std::string run_id;
   bool dry_run = false;
+  ApplyMode apply = ApplyMode::Database;  // how repairs were applied (--apply)
   bool complete = false;
   std::chrono::system_clock::time_point started_at;
   std::chrono::system_clock::time_point finished_at;

@@ -11,7 +11,9 @@
 
 #include "lsp_sweeper/node/client.hpp"
 #include "lsp_sweeper/report/alert.hpp"
+#include "lsp_sweeper/lsp/callbacks.hpp"
 #include "lsp_sweeper/report/report.hpp"
+#include "lsp_sweeper/run/replay.hpp"
 #include "lsp_sweeper/store/store.hpp"
 
 namespace lsp_sweeper::run {
@@ -23,6 +25,11 @@ enum class LookupMode { Auto, List, Targeted };
 struct SweepOptions {
   std::string node_url;  // for the report only; redacted there
   bool dry_run = false;
+  // Database: the store's Applier writes each repair. LspCallbacks: each missed callback is
+  // replayed to the LSP (run_sweep's `lsp`), and a missing outbox job, which no endpoint adds,
+  // is reported as OutboxJobMissing.
+  ApplyMode apply = ApplyMode::Database;
+  ReplayOptions replay;
   std::int64_t min_age = 30;               // seconds
   std::int64_t lookback = 14 * 24 * 3600;  // seconds
   std::int64_t waiting_grace = 15 * 60;    // seconds
@@ -45,8 +52,10 @@ struct SweepOptions {
 // alert it owes to every webhook; a failed delivery is counted, never fatal. A dry run only
 // reads (the backend may be opened read-only). A run that may write opens its row in the
 // ledger's runs; record_outcome completes it.
+// `lsp` is the LSP's callback endpoints, required for ApplyMode::LspCallbacks (never called in
+// a dry run) and unused otherwise.
 report::RunResult run_sweep(node::PaymentSource& node, store::Backend& db,
-                            const SweepOptions& options);
+                            const SweepOptions& options, lsp::CallbackEndpoints* lsp = nullptr);
 
 // Completes the run's row in lsp_sweeper.runs (status, exit code, report), if it has one.
 // Called once the result is final, i.e. after the run's outputs were written (a failed one

@@ -22,6 +22,9 @@ bool preimage_matches(std::string_view preimage_hex, std::string_view payment_ha
 // Lowercase hex of SHA-256 over `data` (OpenSSL).
 std::string sha256_hex(std::string_view data);
 
+// `bytes` as lowercase hex.
+std::string to_hex(std::string_view bytes);
+
 // `text` cut to `max_chars` with every non-printable byte replaced by '?', for quoting
 // untrusted input in logs and reports.
 std::string printable(std::string_view text, std::size_t max_chars = 80);
