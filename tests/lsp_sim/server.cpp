@@ -922,17 +922,37 @@ struct Server::Impl {
     return error(500, "async invoice in unexpected status before outbound claim");
   }
 
-  void write(httplib::Response& res, const Answer& answer) const {
+  // Answers and records the request, before its answer leaves (a client that has read it
+  // finds it in requests()).
+  void respond(const httplib::Request& req, httplib::Response& res, const Answer& answer,
+               const char* content_type = "application/json") {
     res.status = answer.status;
-    res.set_content(answer.body, "application/json");
+    res.set_content(answer.body, content_type);
+    const std::lock_guard lock(mu);
+    answered.push_back(
+        {req.path, req.body, req.get_header_value("Authorization"), answer.status, answer.body});
   }
 
-  // The token check every handler starts with, then the test's hook, then the handler.
+  std::optional<std::pair<int, std::string>> take_failure(const std::string& path) {
+    const std::lock_guard lock(mu);
+    const auto it = failures.find(path);
+    if (it == failures.end() || it->second.empty()) return std::nullopt;
+    auto failure = it->second.front();
+    it->second.pop_front();
+    return failure;
+  }
+
+  // An injected failure first, then the token check every handler starts with, then the
+  // test's hook, then the handler.
   void handle(const httplib::Request& req, httplib::Response& res,
               Answer (Impl::*handler)(const std::string&) const) {
+    if (const auto failure = take_failure(req.path)) {
+      respond(req, res, error(failure->first, failure->second));
+      return;
+    }
     const std::string token = trim_space(options.token);
     if (token.empty() || req.get_header_value("Authorization") != "Bearer " + token) {
-      write(res, error(401, "unauthorized"));
+      respond(req, res, error(401, "unauthorized"));
       return;
     }
     std::function<void(const std::string&, const std::string&)> before;
@@ -941,32 +961,25 @@ struct Server::Impl {
       before = hook;
     }
     if (before) before(req.path, req.body);
-    write(res, (this->*handler)(req.body));
+    respond(req, res, (this->*handler)(req.body));
   }
 
-  // Before any route: the count, an injected delay, then an injected failure.
-  httplib::Server::HandlerResponse gate(const httplib::Request& req, httplib::Response& res) {
+  // Before any route (and before the body is read): the count, then an injected delay.
+  httplib::Server::HandlerResponse gate(const httplib::Request& req) {
     std::chrono::milliseconds delay{0};
-    std::optional<std::pair<int, std::string>> failure;
     {
       const std::lock_guard lock(mu);
       ++total;
       ++per_path[req.path];
       if (const auto it = delays.find(req.path); it != delays.end()) delay = it->second;
-      if (auto it = failures.find(req.path); it != failures.end() && !it->second.empty()) {
-        failure = it->second.front();
-        it->second.pop_front();
-      }
     }
     if (delay.count() > 0) std::this_thread::sleep_for(delay);
-    if (!failure) return httplib::Server::HandlerResponse::Unhandled;
-    write(res, error(failure->first, failure->second));
-    return httplib::Server::HandlerResponse::Handled;
+    return httplib::Server::HandlerResponse::Unhandled;
   }
 
   void routes() {
     server.set_pre_routing_handler(
-        [this](const httplib::Request& req, httplib::Response& res) { return gate(req, res); });
+        [this](const httplib::Request& req, httplib::Response&) { return gate(req); });
     server.Post(kClaimablePath, [this](const httplib::Request& req, httplib::Response& res) {
       handle(req, res, &Impl::claimable);
     });
@@ -974,21 +987,14 @@ struct Server::Impl {
       handle(req, res, &Impl::payment_sent);
     });
     // What Go's ServeMux answers for a method or path it has no pattern for.
-    server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    server.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty() || res.status != 404) return;
       res.set_header("X-Content-Type-Options", "nosniff");
-      if (req.path == kClaimablePath || req.path == kPaymentSentPath) {
-        res.status = 405;
-        res.set_header("Allow", "POST");
-        res.set_content("Method Not Allowed\n", "text/plain; charset=utf-8");
-      } else {
-        res.set_content("404 page not found\n", "text/plain; charset=utf-8");
-      }
-    });
-    server.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      const std::lock_guard lock(mu);
-      answered.push_back(
-          {req.path, req.body, req.get_header_value("Authorization"), res.status, res.body});
+      const bool ours = req.path == kClaimablePath || req.path == kPaymentSentPath;
+      if (ours) res.set_header("Allow", "POST");
+      respond(req, res,
+              ours ? Answer{405, "Method Not Allowed\n"} : Answer{404, "404 page not found\n"},
+              "text/plain; charset=utf-8");
     });
     // Enough threads for a hook that calls this server while its own request waits.
     server.new_task_queue = [] { return new httplib::ThreadPool(8); };

@@ -40,8 +40,9 @@ class Server {
 
   std::string url() const;  // http://127.0.0.1:PORT
 
-  // The next `count` requests to `path` get `status` with {"error": error}, before
-  // authentication and without touching the database, as a failing LSP or a proxy would answer.
+  // The next `count` requests to `path` (one of the two above) get `status` with
+  // {"error": error}, before authentication and without touching the database, as a failing
+  // LSP or a proxy would answer.
   void fail_next(const std::string& path, int status, int count = 1,
                  const std::string& error = "injected");
   // Every later request to `path` waits `delay` before it is handled (0 ends it).
@@ -61,7 +62,8 @@ class Server {
     int status = 0;
     std::string answer;  // the body answered
   };
-  // The answered requests, in the order their answers were written.
+  // The answered requests, in the order they were answered; each is there before its answer
+  // leaves.
   std::vector<Request> requests() const;
 
  private:
