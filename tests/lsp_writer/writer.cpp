@@ -13,40 +13,19 @@
 #include <sstream>
 #include <thread>
 
+#include "support/lsp_sqlite.hpp"
+#include "support/lsp_statements.hpp"
+
 namespace lsp_writer {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The statements are utexo-lsp's own (commit 6cc517f, internal/lspapi/async_order.go), as
-// quoted in shared/lsp/README.md; only the Go driver's parameter binding of fixed status
-// values is written out as literals.
-
-// The claimable callback reads the record inside its transaction first (the amount check).
-constexpr const char* kLoadByHash =
-    "SELECT id, order_id, invoice_slot, hash_index, payment_hash, asset_amount, asset_id, "
-    "outbound_asset_amount, outbound_asset_id, invoice_string, amount_msat, "
-    "claim_deadline_height, payment_preimage, request_invoice_at, request_invoice_bolt11, "
-    "outbound_pending_at, outbound_paid_at, expires_at, status, created_at, updated_at "
-    "FROM async_rotating_invoices WHERE payment_hash = ? LIMIT 1";
-constexpr int kLoadAmountColumn = 10;
-
-constexpr const char* kMarkClaimable = R"(UPDATE async_rotating_invoices
-SET status = 'claimable',
-    claimable_at = COALESCE(claimable_at, CURRENT_TIMESTAMP),
-    claim_deadline_height = COALESCE(claim_deadline_height, ?),
-    updated_at = CURRENT_TIMESTAMP
-WHERE payment_hash = ? AND status = 'active')";
-
-constexpr const char* kMarkOutboundClaimed = R"(UPDATE async_rotating_invoices
-SET status = 'outbound_claimed', payment_preimage = COALESCE(payment_preimage, ?),
-    updated_at = CURRENT_TIMESTAMP
-WHERE payment_hash = ? AND status = 'outbound_paid')";
-
-constexpr const char* kEnqueue =
-    R"(INSERT OR IGNORE INTO async_rotating_invoice_outbox (payment_hash, action, status, available_at)
-VALUES (?, ?, 'pending', CURRENT_TIMESTAMP))";
+// The callbacks' statements are the LSP's own (support/lsp_statements.hpp); the outbox claim
+// loop's are utexo-lsp's too (commit 6cc517f, internal/lspapi/async_order.go), as quoted in
+// shared/lsp/README.md, fixed status values written as literals.
+namespace sql = lsp_statements::sqlite;
 
 constexpr const char* kClaimSelect =
     R"(SELECT id, payment_hash, action, status, attempts, available_at, locked_until, last_error, created_at, updated_at
@@ -95,77 +74,10 @@ constexpr auto kIdlePoll = std::chrono::milliseconds(10);
 // so that a file locked for good cannot keep it running.
 constexpr int kClaimFailuresAfterWriters = 3;
 
-class SqliteError : public std::runtime_error {
- public:
-  SqliteError(sqlite3* db, const std::string& what)
-      : std::runtime_error(what + ": " + sqlite3_errmsg(db)), code(sqlite3_errcode(db)) {}
-  int code;
-};
-
-class Connection {
- public:
-  Connection(const std::string& path, int busy_timeout_ms) {
-    // An existing file only, opened as the LSP's driver opens it; no PRAGMA, so the journal
-    // mode stays the file's own.
-    const int rc =
-        sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr);
-    if (rc != SQLITE_OK) {
-      const std::string msg = db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
-      sqlite3_close(db_);
-      throw SetupError("cannot open " + path + ": " + msg);
-    }
-    sqlite3_busy_timeout(db_, busy_timeout_ms);
-  }
-  ~Connection() { sqlite3_close(db_); }
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-  sqlite3* get() const { return db_; }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
-// Prepared, run and finalized per use, as database/sql does for ExecContext/QueryRowContext.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
-      throw SqliteError(db, "prepare");
-    }
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  Statement& bind(int index, std::int64_t value) {
-    check(sqlite3_bind_int64(stmt_, index, value));
-    return *this;
-  }
-  Statement& bind(int index, const std::string& value) {
-    check(sqlite3_bind_text(stmt_, index, value.c_str(), static_cast<int>(value.size()),
-                            SQLITE_TRANSIENT));
-    return *this;
-  }
-  // True while a row is available.
-  bool step() {
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    throw SqliteError(db_, "step");
-  }
-  std::int64_t column(int index) const { return sqlite3_column_int64(stmt_, index); }
-
- private:
-  void check(int rc) const {
-    if (rc != SQLITE_OK) throw SqliteError(db_, "bind");
-  }
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-};
-
-void exec(sqlite3* db, const char* sql) { Statement(db, sql).step(); }
-
-std::int64_t changes(sqlite3* db) { return sqlite3_changes64(db); }
+using lsp_sqlite::changes;
+using lsp_sqlite::exec;
+using lsp_sqlite::SqliteError;
+using lsp_sqlite::Statement;
 
 enum class Kind { claimable, payment_sent, background, claim, done };
 constexpr std::array<const char*, 5> kKindNames = {"claimable", "payment_sent", "background",
@@ -295,19 +207,19 @@ class Recorder {
 Outcome fire_claimable(sqlite3* db, const Callback& cb) {
   exec(db, "BEGIN");
   {
-    Statement load(db, kLoadByHash);
+    Statement load(db, sql::kLoadInvoiceByHash);
     load.bind(1, cb.payment_hash);
-    if (!load.step() || load.column(kLoadAmountColumn) != cb.amount_msat) {
+    if (!load.step() || load.column(sql::kInvoiceAmountColumn) != cb.amount_msat) {
       // The LSP answers 404 or 400 and rolls back; nothing was written.
       exec(db, "ROLLBACK");
       return Outcome::not_applied;
     }
   }
-  Statement update(db, kMarkClaimable);
+  Statement update(db, sql::kMarkClaimable);
   update.bind(1, cb.deadline).bind(2, cb.payment_hash).step();
   const bool changed = changes(db) > 0;
   if (changed) {
-    Statement(db, kEnqueue)
+    Statement(db, sql::kEnqueue)
         .bind(1, cb.payment_hash)
         .bind(2, std::string("request_outbound_invoice"))
         .step();
@@ -318,11 +230,11 @@ Outcome fire_claimable(sqlite3* db, const Callback& cb) {
 
 Outcome fire_payment_sent(sqlite3* db, const Callback& cb) {
   exec(db, "BEGIN");
-  Statement update(db, kMarkOutboundClaimed);
+  Statement update(db, sql::kMarkOutboundClaimed);
   update.bind(1, cb.preimage).bind(2, cb.payment_hash).step();
   const bool changed = changes(db) > 0;
   if (changed) {
-    Statement(db, kEnqueue)
+    Statement(db, sql::kEnqueue)
         .bind(1, cb.payment_hash)
         .bind(2, std::string("claim_inbound_invoice"))
         .step();
@@ -433,14 +345,15 @@ void check_bounded(const Options& options) {
 
 nlohmann::json run(const Options& options) {
   check_bounded(options);
-  std::vector<std::unique_ptr<Connection>> connections;
+  std::vector<std::unique_ptr<lsp_sqlite::Connection>> connections;
   const int claimers = options.claim_jobs ? 1 : 0;
-  for (int i = 0; i < options.threads + claimers; ++i) {
-    connections.push_back(std::make_unique<Connection>(options.db, options.busy_timeout_ms));
-  }
   try {
+    for (int i = 0; i < options.threads + claimers; ++i) {
+      connections.push_back(
+          std::make_unique<lsp_sqlite::Connection>(options.db, options.busy_timeout_ms));
+    }
     check_tables(connections.front()->get());
-  } catch (const SqliteError& e) {
+  } catch (const std::runtime_error& e) {
     throw SetupError(e.what());
   }
 
