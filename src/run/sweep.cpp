@@ -501,9 +501,15 @@ class Sweep {
       }
     }
     repairs.resize(delivered);
-    if (!repairs.empty()) ledger_.record_deliveries(repairs, result_.run_id);
-    record(repairs);
+    std::exception_ptr audit_failure;
+    try {
+      if (!repairs.empty()) ledger_.record_deliveries(repairs, result_.run_id);
+    } catch (...) {
+      audit_failure = std::current_exception();
+    }
+    record(repairs);  // the report shows what the LSP was told, whatever the ledger says
     if (failure) std::rethrow_exception(failure);
+    if (audit_failure) std::rethrow_exception(audit_failure);
     if (stop) throw *stop;
   }
 
