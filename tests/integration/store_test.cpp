@@ -286,9 +286,9 @@ TEST_F(StoreMigrate, IsIdempotentAndKeepsTheLspsRows) {
   EXPECT_EQ(migrate(db().uri(), false), expected_schema_version());  // migrated once already
   EXPECT_EQ(migrate(db().uri(), true), expected_schema_version());
   EXPECT_EQ(migrate(db().uri(), true), expected_schema_version());
-  EXPECT_GE(expected_schema_version(), 3);
+  EXPECT_GE(expected_schema_version(), 4);
   EXPECT_EQ(db().rows_text("SELECT version FROM lsp_sweeper.schema_version ORDER BY version"),
-            "1\n2\n3\n");
+            "1\n2\n3\n4\n");
   EXPECT_EQ(db().rows_text("SELECT id, payment_hash, status FROM async_rotating_invoices"),
             std::to_string(id) + " " + hash + " active\n");
   EXPECT_EQ(db().query_value<int>("SELECT count(*) FROM lightning_send_mappings"), 1);
@@ -1146,8 +1146,11 @@ TEST_F(StoreReadOnly, ReadsEverythingAndRefusesEveryWrite) {
   EXPECT_EQ(backend.ledger->recent_runs(5).size(), 1u);
 
   std::vector<Repair> repairs{missed_claimable(Flow::Apay, id, h)};
+  std::vector<Repair> replayed = repairs;
+  replayed[0].delivery = plan::Delivery{plan::DeliveryOutcome::Applied, 200, "", 1};
   for (const std::string& message : {
            message_of([&] { backend.applier->apply(repairs, "run-1"); }),
+           message_of([&] { backend.ledger->record_deliveries(replayed, "run-1"); }),
            message_of([&] { backend.ledger->begin_run("run-2", true); }),
            message_of([&] {
              backend.ledger->finish_run({"run-1", "failed", 1, ""});

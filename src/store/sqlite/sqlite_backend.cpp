@@ -46,6 +46,23 @@ std::string json_array(const std::vector<std::int64_t>& values) {
   return nlohmann::json(values).dump();
 }
 
+std::string repair_context(const plan::Repair& repair) {
+  return "apply " + std::string(plan::to_string(repair.kind)) + " " +
+         std::string(to_string(repair.flow)) + " " + repair.payment_hash;
+}
+
+void bind_audit(Stmt& insert, const std::string& run_id, const plan::Repair& repair, bool applied) {
+  insert.bind(1, run_id)
+      .bind(2, plan::to_string(repair.kind))
+      .bind(3, to_string(repair.flow))
+      .bind(4, repair.row_id)
+      .bind(5, repair.payment_hash)
+      .bind(6, repair.observed_status)
+      .bind(7, repair.to)
+      .bind(8, repair.outbox_action)
+      .bind(9, std::int64_t{applied ? 1 : 0});
+}
+
 namespace {
 
 constexpr std::string_view kScheme = "sqlite:";
