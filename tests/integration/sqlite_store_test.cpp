@@ -877,6 +877,23 @@ TEST_F(SqliteStore, CheckReportsEachFindingAndNeverWrites) {
                    }));
 }
 
+// SQLite has no roles: --apply lsp-callbacks gets the same checks, the file still writable, since
+// the sweeper's ledger lives in it.
+TEST_F(SqliteStore, CheckInCallbacksModeStillNeedsTheFileWritable) {
+  make_lsp_db();
+  const auto checks = check_database(url_, ApplyMode::LspCallbacks);
+  EXPECT_TRUE(util::all_pass(checks));
+  ASSERT_EQ(checks.size(), 6u);
+  EXPECT_EQ(
+      checks[5].what + ": " + checks[5].detail,
+      "writable: " + path_ + " and its directory (the sweeper's ledger; the LSP's rows only read)");
+  if (geteuid() == 0) GTEST_SKIP() << "root writes any file";
+  fs::permissions(path_, fs::perms::owner_read);
+  const auto unwritable = check_database(url_, ApplyMode::LspCallbacks);
+  EXPECT_FALSE(util::all_pass(unwritable));
+  EXPECT_EQ(unwritable.at(5).detail, path_ + " is not writable by this user");
+}
+
 TEST_F(SqliteStore, CheckFailsWhatIsMissing) {
   EXPECT_EQ(check_database(url_).at(0).status, util::Check::Status::Fail);
   Raw(path_).exec("CREATE TABLE unrelated (x)");

@@ -196,7 +196,7 @@ int migrate(const std::string& db_url, bool with_lsp_schema) {
   return version;
 }
 
-std::vector<Check> check(const std::string& db_url) {
+std::vector<Check> check(const std::string& db_url, ApplyMode apply_mode) {
   std::unique_ptr<Db> db;
   try {
     const std::string path = path_of(db_url);
@@ -240,9 +240,14 @@ std::vector<Check> check(const std::string& db_url) {
                                                     ? "present"
                                                     : "absent: relay flow not reconciled"));
 
+    // Both modes write the sweeper's ledger, which lives in the LSP's file; with
+    // lsp-callbacks the sweeper writes nothing else of it.
     const std::string reason = unwritable_reason(db->path());
-    checks.push_back(reason.empty() ? ok("writable", db->path() + " and its directory")
-                                    : fail("writable", reason));
+    const std::string writable =
+        db->path() + " and its directory" +
+        (apply_mode == ApplyMode::LspCallbacks ? " (the sweeper's ledger; the LSP's rows only read)"
+                                               : "");
+    checks.push_back(reason.empty() ? ok("writable", writable) : fail("writable", reason));
   } catch (const StoreError& e) {
     checks.push_back(fail("database checks", e.what()));
   }
