@@ -1,4 +1,6 @@
 -- The role `lsp-sweeper run` connects as: exactly the privileges a sweep uses, nothing more.
+-- This is the role of `--apply db`, whose own SQL repairs the LSP's tables; `--apply
+-- lsp-callbacks` needs only the read-only role of sql/roles/lsp_sweeper_callbacks_role.sql.
 --
 -- Run by a DBA as the owner of the LSP's tables, after `lsp-sweeper migrate` (migrations run
 -- as the owner too, never as this role), in the LSP's database:

@@ -16,7 +16,7 @@ struct BackendEntry {
   bool (*accepts)(std::string_view db_url);
   Backend (*open)(const std::string& db_url, Access access);
   int (*migrate)(const std::string& db_url, bool with_lsp_schema);
-  std::vector<util::Check> (*check)(const std::string& db_url);
+  std::vector<util::Check> (*check)(const std::string& db_url, ApplyMode mode);
   std::string (*redact)(const std::string& db_url);
 };
 
@@ -45,8 +45,7 @@ int migrate(const std::string& db_url, bool with_lsp_schema) {
 }
 
 std::vector<util::Check> check_database(const std::string& db_url, ApplyMode mode) {
-  (void)mode;  // TODO(issue 11): the callbacks role's privileges
-  return backend_for(db_url).check(db_url);
+  return backend_for(db_url).check(db_url, mode);
 }
 
 std::string redact_db_url(const std::string& db_url) { return backend_for(db_url).redact(db_url); }

@@ -16,7 +16,7 @@ namespace sqlite {
 bool accepts(std::string_view db_url);
 Backend open(const std::string& db_url, Access access);
 int migrate(const std::string& db_url, bool with_lsp_schema);
-std::vector<util::Check> check(const std::string& db_url);
+std::vector<util::Check> check(const std::string& db_url, ApplyMode mode);
 std::string redact(const std::string& db_url);
 }  // namespace sqlite
 
@@ -25,7 +25,7 @@ namespace postgres {
 bool accepts(std::string_view db_url);
 Backend open(const std::string& db_url, Access access);
 int migrate(const std::string& db_url, bool with_lsp_schema);
-std::vector<util::Check> check(const std::string& db_url);
+std::vector<util::Check> check(const std::string& db_url, ApplyMode mode);
 std::string redact(const std::string& db_url);
 }  // namespace postgres
 

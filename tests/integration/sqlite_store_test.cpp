@@ -258,7 +258,7 @@ TEST_F(SqliteStore, MigrateIsIdempotentAndChangesNoLspDefinitionNorJournalMode) 
   EXPECT_EQ(rows(lsp_objects), before);
   EXPECT_EQ(q("PRAGMA journal_mode"), journal);
   EXPECT_EQ(rows("SELECT version FROM lsp_sweeper_schema_version ORDER BY version"),
-            (Rows{{"1"}, {"2"}, {"3"}}));
+            (Rows{{"1"}, {"2"}, {"3"}, {"4"}}));
   EXPECT_EQ(q("SELECT applied_at LIKE '____-__-__ __:__:__.___' FROM lsp_sweeper_schema_version "
               "LIMIT 1"),
             "1");
@@ -749,6 +749,8 @@ TEST_F(SqliteStore, ReadOnlyLeavesTheFileBytesUnchanged) {
     std::vector<Repair> repairs{missed_claimable(Flow::Apay, id, h)};
     EXPECT_THROW(backend.applier->apply(repairs, "run-1"), StoreError);
     EXPECT_THROW(backend.ledger->begin_run("run-2", true), StoreError);
+    repairs[0].delivery = plan::Delivery{plan::DeliveryOutcome::Applied, 200, "", 1};
+    EXPECT_THROW(backend.ledger->record_deliveries(repairs, "run-1"), StoreError);
     (void)check_database(url_);
   }
   EXPECT_EQ(read_file(path_), before);
@@ -868,11 +870,28 @@ TEST_F(SqliteStore, CheckReportsEachFindingAndNeverWrites) {
   EXPECT_EQ(lines, (std::vector<std::string>{
                        "database opened: " + path_,
                        "journal mode: rollback journal (delete)",
-                       "sweeper schema: version 3, this build expects 3",
+                       "sweeper schema: version 4, this build expects 4",
                        "LSP tables present: ",
                        "relay table lightning_send_mappings: absent: relay flow not reconciled",
                        "writable: " + path_ + " and its directory",
                    }));
+}
+
+// SQLite has no roles: --apply lsp-callbacks gets the same checks, the file still writable, since
+// the sweeper's ledger lives in it.
+TEST_F(SqliteStore, CheckInCallbacksModeStillNeedsTheFileWritable) {
+  make_lsp_db();
+  const auto checks = check_database(url_, ApplyMode::LspCallbacks);
+  EXPECT_TRUE(util::all_pass(checks));
+  ASSERT_EQ(checks.size(), 6u);
+  EXPECT_EQ(
+      checks[5].what + ": " + checks[5].detail,
+      "writable: " + path_ + " and its directory (the sweeper's ledger; the LSP's rows only read)");
+  if (geteuid() == 0) GTEST_SKIP() << "root writes any file";
+  fs::permissions(path_, fs::perms::owner_read);
+  const auto unwritable = check_database(url_, ApplyMode::LspCallbacks);
+  EXPECT_FALSE(util::all_pass(unwritable));
+  EXPECT_EQ(unwritable.at(5).detail, path_ + " is not writable by this user");
 }
 
 TEST_F(SqliteStore, CheckFailsWhatIsMissing) {

@@ -286,9 +286,9 @@ TEST_F(StoreMigrate, IsIdempotentAndKeepsTheLspsRows) {
   EXPECT_EQ(migrate(db().uri(), false), expected_schema_version());  // migrated once already
   EXPECT_EQ(migrate(db().uri(), true), expected_schema_version());
   EXPECT_EQ(migrate(db().uri(), true), expected_schema_version());
-  EXPECT_GE(expected_schema_version(), 3);
+  EXPECT_GE(expected_schema_version(), 4);
   EXPECT_EQ(db().rows_text("SELECT version FROM lsp_sweeper.schema_version ORDER BY version"),
-            "1\n2\n3\n");
+            "1\n2\n3\n4\n");
   EXPECT_EQ(db().rows_text("SELECT id, payment_hash, status FROM async_rotating_invoices"),
             std::to_string(id) + " " + hash + " active\n");
   EXPECT_EQ(db().query_value<int>("SELECT count(*) FROM lightning_send_mappings"), 1);
@@ -1146,8 +1146,11 @@ TEST_F(StoreReadOnly, ReadsEverythingAndRefusesEveryWrite) {
   EXPECT_EQ(backend.ledger->recent_runs(5).size(), 1u);
 
   std::vector<Repair> repairs{missed_claimable(Flow::Apay, id, h)};
+  std::vector<Repair> replayed = repairs;
+  replayed[0].delivery = plan::Delivery{plan::DeliveryOutcome::Applied, 200, "", 1};
   for (const std::string& message : {
            message_of([&] { backend.applier->apply(repairs, "run-1"); }),
+           message_of([&] { backend.ledger->record_deliveries(replayed, "run-1"); }),
            message_of([&] { backend.ledger->begin_run("run-2", true); }),
            message_of([&] {
              backend.ledger->finish_run({"run-1", "failed", 1, ""});
@@ -1319,6 +1322,195 @@ TEST_F(StoreRole, HoldsNothingBeyondWhatTheSweepNeeds) {
     pqxx::nontransaction txn(sweeper);
     EXPECT_THROW(txn.exec(statement), pqxx::insufficient_privilege) << statement;
   }
+}
+
+// --- The role of --apply lsp-callbacks --------------------------------------------------------
+
+// The LSP's database with sql/roles/lsp_sweeper_callbacks_role.sql applied too, run twice (it
+// is safe to run again), and a URL connecting as that role.
+class StoreCallbacksRole : public StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    if (IsSkipped()) return;
+    for (int i = 0; i < 2; ++i) db().exec(read_source_file(kCallbacksRoleScript));
+    callbacks_uri_ = lsp_sweeper::testing::with_user(db().uri(), "lsp_sweeper_callbacks");
+  }
+
+  // One of each thing a sweep reads: an active record awaiting the node (its id returned), a
+  // claimable one lacking its job, a live one with a malformed hash, a stuck job, and a relay
+  // record where the LSP has the table.
+  std::int64_t seed_a_sweeps_reads() {
+    const std::int64_t id = seed_apay(hash_of("active"), "active");
+    seed_apay(hash_of("claimable"), "claimable");
+    seed_apay("NOT-HEX", "active");
+    if (db().has_relay()) seed_relay(hash_of("relay"), "quoted");
+    seed_job(hash_of("stuck"), "request_outbound_invoice");
+    db().exec(
+        "UPDATE async_rotating_invoice_outbox SET attempts = 3, created_at = now() - interval "
+        "'1 hour'");
+    return id;
+  }
+
+  static constexpr const char* kCallbacksRoleScript = "sql/roles/lsp_sweeper_callbacks_role.sql";
+  std::string callbacks_uri_;
+};
+
+// The LSP's own PostgreSQL form: no relay table.
+class StoreCallbacksRoleWithoutRelay : public StoreCallbacksRole {
+ protected:
+  TestDatabaseOptions options() const override { return {.relay = false}; }
+};
+
+// The line of `check` about the role's privileges of `status` ("" when there is none).
+std::string privileges_line(const std::vector<util::Check>& checks, util::Check::Status status) {
+  for (const util::Check& check : checks) {
+    if (check.status == status && check.what.starts_with("privileges of role")) {
+      return util::format(check);
+    }
+  }
+  return "";
+}
+
+std::string all_lines(const std::vector<util::Check>& checks) {
+  std::string out;
+  for (const util::Check& check : checks) out += util::format(check) + "\n";
+  return out;
+}
+
+// check in LspCallbacks mode passes for the role, with nothing to warn about.
+void expect_callbacks_check_passes(const std::string& uri) {
+  const auto checks = check_database(uri, ApplyMode::LspCallbacks);
+  EXPECT_TRUE(util::all_pass(checks)) << all_lines(checks);
+  EXPECT_EQ(privileges_line(checks, util::Check::Status::Ok),
+            "ok    privileges of role lsp_sweeper_callbacks: all the sweep needs to apply by "
+            "lsp-callbacks")
+      << all_lines(checks);
+  EXPECT_EQ(privileges_line(checks, util::Check::Status::Warn), "") << all_lines(checks);
+}
+
+TEST_F(StoreCallbacksRole, CheckInCallbacksModePasses) {
+  expect_callbacks_check_passes(callbacks_uri_);
+}
+
+TEST_F(StoreCallbacksRoleWithoutRelay, CheckInCallbacksModePasses) {
+  ASSERT_TRUE(db().query_value<bool>("SELECT to_regclass('lightning_send_mappings') IS NULL"));
+  expect_callbacks_check_passes(callbacks_uri_);
+}
+
+TEST_F(StoreCallbacksRole, CheckFailsNamingARevokedSelect) {
+  db().exec("REVOKE SELECT ON lightning_send_mappings FROM lsp_sweeper_callbacks");
+  db().exec("REVOKE INSERT ON lsp_sweeper.actions FROM lsp_sweeper_callbacks");
+  const auto checks = check_database(callbacks_uri_, ApplyMode::LspCallbacks);
+  EXPECT_FALSE(util::all_pass(checks));
+  EXPECT_EQ(privileges_line(checks, util::Check::Status::Fail),
+            "FAIL  privileges of role lsp_sweeper_callbacks: missing: SELECT on "
+            "lightning_send_mappings, INSERT on lsp_sweeper.actions")
+      << all_lines(checks);
+}
+
+// The db-mode role holds what a replaying sweep never needs: every write is named.
+TEST_F(StoreCallbacksRole, TheDbModeRoleCheckedInCallbacksModeWarnsOfEveryWrite) {
+  const auto checks = check_database(db().uri_as_sweeper(), ApplyMode::LspCallbacks);
+  EXPECT_TRUE(util::all_pass(checks)) << all_lines(checks);
+  EXPECT_EQ(privileges_line(checks, util::Check::Status::Warn),
+            "warn  privileges of role lsp_sweeper: more than the sweeper needs: "
+            "UPDATE(claimable_at) on async_rotating_invoices, UPDATE(claim_deadline_height) on "
+            "async_rotating_invoices, UPDATE(payment_preimage) on async_rotating_invoices, "
+            "UPDATE(status) on async_rotating_invoices, UPDATE(updated_at) on "
+            "async_rotating_invoices, UPDATE(status) on lightning_send_mappings, "
+            "UPDATE(claim_deadline_height) on lightning_send_mappings, UPDATE(payment_preimage) "
+            "on lightning_send_mappings, UPDATE(updated_at) on lightning_send_mappings, INSERT "
+            "on async_rotating_invoice_outbox, USAGE on the id sequence of "
+            "async_rotating_invoice_outbox")
+      << all_lines(checks);
+  // And the other way round: the callbacks role cannot repair by SQL.
+  const auto db_mode = check_database(callbacks_uri_, ApplyMode::Database);
+  const std::string missing = privileges_line(db_mode, util::Check::Status::Fail);
+  for (const char* privilege :
+       {"UPDATE(status) on async_rotating_invoices", "UPDATE(status) on lightning_send_mappings",
+        "INSERT on async_rotating_invoice_outbox"}) {
+    EXPECT_NE(missing.find(privilege), std::string::npos) << privilege << "\n"
+                                                          << all_lines(db_mode);
+  }
+}
+
+// Every read a sweep does and every ledger call, as the callbacks role: none needs more than
+// SELECT on the LSP's tables (none takes a row lock). Then the SQL applier, which that role
+// must not be able to run: permission denied, nothing written.
+void expect_every_read_and_ledger_call_works(TestDatabase& db, const std::string& uri,
+                                             std::int64_t apay_id, const std::string& apay_hash) {
+  Backend backend = open_backend(uri, Access::ReadWrite);
+  ASSERT_TRUE(backend.ledger->try_lock_sweep());
+  backend.ledger->begin_run("cb-run", false);
+  const std::vector<Flow> flows = backend.records->flows();
+  EXPECT_EQ(flows.size(), db.has_relay() ? 2u : 1u);
+  EXPECT_EQ(backend.records->records_for({apay_hash}).size(), 1u);
+  int lacking = 0, awaiting = 0;
+  for (Flow flow : flows) {
+    backend.records->records_lacking_outbox_job(flow, flow == Flow::Apay ? kApayJobs : kRelayJobs,
+                                                10, [&](std::vector<LspRecord>& page) {
+                                                  lacking += static_cast<int>(page.size());
+                                                  return true;
+                                                });
+    EXPECT_GE(backend.records->count_awaiting_node(flow, {"failed"}, 10), 1);
+    backend.records->records_awaiting_node(flow, {"failed"}, 10, [&](std::vector<LspRecord>& p) {
+      awaiting += static_cast<int>(p.size());
+      return true;
+    });
+    EXPECT_EQ(backend.records->records_with_malformed_hash(flow, {"failed"}, 10).size(),
+              flow == Flow::Apay ? 1u : 0u);
+  }
+  EXPECT_EQ(lacking, 1);  // the claimable record without its job
+  EXPECT_GE(awaiting, 3);
+  EXPECT_EQ(backend.records->stuck_jobs(60).size(), 1u);
+
+  plan::Repair replay = missed_claimable(Flow::Apay, apay_id, apay_hash);
+  replay.delivery = plan::Delivery{plan::DeliveryOutcome::Refused, 409, "no", 1};
+  backend.ledger->record_deliveries({replay}, "cb-run");
+  const auto update = backend.ledger->record_divergences(
+      {{plan::DivergenceKind::LspRefusedCallback, Flow::Apay, apay_hash, "409 no", true}}, true,
+      {});
+  ASSERT_EQ(update.seen.size(), 1u);
+  backend.ledger->mark_alerted({update.seen[0].id});
+  EXPECT_EQ(backend.ledger->open_divergences().size(), 1u);
+  backend.ledger->finish_run({"cb-run", "divergences", 1, "{}"});
+  EXPECT_EQ(backend.ledger->recent_runs(5).at(0).status, "divergences");
+  EXPECT_EQ(db.query_value<int>("SELECT count(*) FROM lsp_sweeper.actions WHERE via = "
+                                "'lsp_callback' AND callback_outcome = 'refused'"),
+            1);
+
+  const auto snapshot = [&] {
+    std::string out = db.rows_text("SELECT * FROM async_rotating_invoices ORDER BY id") +
+                      db.rows_text("SELECT * FROM async_rotating_invoice_outbox ORDER BY id") +
+                      db.rows_text("SELECT * FROM lsp_sweeper.actions ORDER BY id");
+    if (db.has_relay()) out += db.rows_text("SELECT * FROM lightning_send_mappings ORDER BY id");
+    return out;
+  };
+  const std::string before = snapshot();
+  const std::string claimable_hash = db.query_value<std::string>(
+      "SELECT payment_hash FROM async_rotating_invoices WHERE status = 'claimable'");
+  const std::int64_t claimable_id = db.query_value<std::int64_t>(
+      "SELECT id FROM async_rotating_invoices WHERE status = 'claimable'");
+  for (plan::Repair repair : {missed_claimable(Flow::Apay, apay_id, apay_hash),
+                              missing_job(Flow::Apay, claimable_id, claimable_hash, "claimable",
+                                          "request_outbound_invoice")}) {
+    std::vector<plan::Repair> batch{repair};
+    const std::string message = message_of([&] { backend.applier->apply(batch, "cb-run"); });
+    EXPECT_NE(message.find("permission denied"), std::string::npos) << message;
+    EXPECT_FALSE(batch[0].applied);
+  }
+  EXPECT_EQ(snapshot(), before);
+}
+
+TEST_F(StoreCallbacksRole, EveryReadAndLedgerCallWorksAndTheSqlApplierIsRefused) {
+  const std::int64_t id = seed_a_sweeps_reads();
+  expect_every_read_and_ledger_call_works(db(), callbacks_uri_, id, hash_of("active"));
+}
+
+TEST_F(StoreCallbacksRoleWithoutRelay, EveryReadAndLedgerCallWorksAndTheSqlApplierIsRefused) {
+  const std::int64_t id = seed_a_sweeps_reads();
+  expect_every_read_and_ledger_call_works(db(), callbacks_uri_, id, hash_of("active"));
 }
 
 }  // namespace

@@ -142,13 +142,18 @@ constexpr std::string_view kCallbackRepairInput =
     "WITH input AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $10::text[]) AS "
     "i(id, payment_hash, observed, value)), ";
 
+// The columns of lsp_sweeper.actions every audit row sets; `via` and the callback columns are
+// left to their defaults (via = 'db', NULL) by the repairs of the sweeper's own SQL.
+constexpr std::string_view kAuditColumns =
+    "run_id, kind, flow, record_id, payment_hash, from_status, to_status, outbox_action, applied";
+
 // The tail of a repair statement whose CTE `changed` holds the ids of the records the batch
 // changed (or gave their job): an audit row per input repair, `applied` when its id is there.
-constexpr std::string_view kAuditRows =
-    "INSERT INTO lsp_sweeper.actions (run_id, kind, flow, record_id, payment_hash, from_status, "
-    "to_status, outbox_action, applied) SELECT $7::text, $8::text, $9::text, i.id, "
-    "i.payment_hash, i.observed, $5::text, $6::text, i.id IN (SELECT id FROM changed) "
-    "FROM input i RETURNING record_id, applied";
+std::string audit_rows() {
+  return "INSERT INTO lsp_sweeper.actions (" + std::string(kAuditColumns) +
+         ") SELECT $7::text, $8::text, $9::text, i.id, i.payment_hash, i.observed, $5::text, "
+         "$6::text, i.id IN (SELECT id FROM changed) FROM input i RETURNING record_id, applied";
+}
 
 // Locks the batch's records still in one of $4 in id order, so two batches touching the same
 // records queue up instead of deadlocking. Under READ COMMITTED a row another transaction is
@@ -217,7 +222,7 @@ void prepare_record_statements(pqxx::connection& conn, const RecordTable& t) {
            " RETURNING r.id, r.payment_hash), job AS (INSERT INTO async_rotating_invoice_outbox"
            " (payment_hash, action, status, available_at) SELECT payment_hash, $6::text,"
            " 'pending', now() FROM changed ON CONFLICT (payment_hash, action) DO NOTHING) " +
-           std::string(kAuditRows);
+           audit_rows();
   };
   conn.prepare(name_of(plan::RepairKind::MissedClaimable, t.flow),
                callback_repair(t.claimable_sets));
@@ -235,10 +240,24 @@ void prepare_record_statements(pqxx::connection& conn, const RecordTable& t) {
                    "'pending', now() FROM locked ON CONFLICT (payment_hash, action) DO NOTHING "
                    "RETURNING payment_hash), changed AS (SELECT l.id FROM locked l WHERE "
                    "l.payment_hash IN (SELECT payment_hash FROM inserted)) " +
-                   std::string(kAuditRows));
+                   audit_rows());
 }
 
 void prepare_ledger_statements(pqxx::connection& conn) {
+  // The audit rows of replayed callbacks, one per element of the arrays: $1 the run, $2-$9 the
+  // repairs (as an SQL repair's row has them), $10-$13 the LSP's answers. An HTTP status of 0
+  // (no answer) and an empty message are stored as NULL.
+  conn.prepare("record_deliveries",
+               "INSERT INTO lsp_sweeper.actions (" + std::string(kAuditColumns) +
+                   ", via, callback_outcome, callback_http_status, callback_answer, "
+                   "callback_attempts) SELECT $1::text, d.kind, d.flow, d.record_id, "
+                   "d.payment_hash, d.from_status, d.to_status, d.outbox_action, d.applied, "
+                   "'lsp_callback', d.outcome, NULLIF(d.http_status, 0), NULLIF(d.answer, ''), "
+                   "d.attempts FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], "
+                   "$6::text[], $7::text[], $8::text[], $9::boolean[], $10::text[], "
+                   "$11::integer[], $12::text[], $13::integer[]) WITH ORDINALITY AS d(kind, flow, "
+                   "record_id, payment_hash, from_status, to_status, outbox_action, applied, "
+                   "outcome, http_status, answer, attempts, n) ORDER BY d.n");
   conn.prepare("begin_run",
                "INSERT INTO lsp_sweeper.runs (run_id, started_at, dry_run, status) "
                "VALUES ($1, now(), $2, 'running')");
@@ -600,8 +619,39 @@ class PgLedger final : public Ledger {
     }
   }
 
-  void record_deliveries(const std::vector<plan::Repair>&, const std::string&) override {
-    throw StoreError("record deliveries: not built yet (issue 11)");  // TODO(issue 11)
+  void record_deliveries(const std::vector<plan::Repair>& repairs,
+                         const std::string& run_id) override {
+    std::vector<std::string> kinds, flows, ids, hashes, observed, to, actions, applied, outcomes,
+        statuses, answers, attempts;
+    for (const plan::Repair& r : repairs) {
+      // The run loop sets it on every repair it replayed: one without it is the caller's bug.
+      if (!r.delivery) {
+        throw StoreError("record deliveries: " + repair_context(r) + ": no delivery");
+      }
+      kinds.emplace_back(plan::to_string(r.kind));
+      flows.emplace_back(to_string(r.flow));
+      ids.push_back(std::to_string(r.row_id));
+      hashes.push_back(r.payment_hash);
+      observed.push_back(r.observed_status);
+      to.push_back(r.to);
+      actions.push_back(r.outbox_action);
+      applied.emplace_back(r.applied ? "t" : "f");
+      outcomes.emplace_back(plan::to_string(r.delivery->outcome));
+      statuses.push_back(std::to_string(r.delivery->http_status));
+      answers.push_back(r.delivery->answer);
+      attempts.push_back(std::to_string(r.delivery->attempts));
+    }
+    if (repairs.empty()) return;
+    try {
+      // One statement: its own short transaction, every row or none.
+      pqxx::nontransaction txn(*s_->conn);
+      txn.exec_prepared("record_deliveries", run_id, text_array(kinds), text_array(flows),
+                        text_array(ids), text_array(hashes), text_array(observed), text_array(to),
+                        text_array(actions), text_array(applied), text_array(outcomes),
+                        text_array(statuses), text_array(answers), text_array(attempts));
+    } catch (const std::exception& e) {
+      throw StoreError("record deliveries: " + detail::one_line(e.what()));
+    }
   }
 
   void begin_run(const std::string& run_id, bool dry_run) override {

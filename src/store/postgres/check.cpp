@@ -15,37 +15,65 @@ namespace {
 
 using util::Check;
 
-// What the statements of pg_store.cpp (and `history`, which reads runs) use, table by table;
-// sql/roles/lsp_sweeper_role.sql grants exactly this, and the integration tests run the
-// sweep as that role.
+// What a sweep's statements use on one table, in one apply mode.
+struct Use {
+  std::vector<std::string_view> privileges = {};
+  std::vector<std::string_view> update_columns = {};
+  bool serial_id = false;  // inserts take the next id from its sequence
+};
+
+// What the statements of backend.cpp (and `history`, which reads runs) use, table by table and
+// per apply mode: --apply db repairs the LSP's tables itself; --apply lsp-callbacks only reads
+// them (the LSP applies the replayed callback) and writes its own schema alone.
+// sql/roles/lsp_sweeper_role.sql and sql/roles/lsp_sweeper_callbacks_role.sql grant exactly
+// these, and the integration tests run the sweep's statements as those roles.
 struct Need {
   std::string_view table;
-  bool lsp_table;  // the LSP's own: anything more than needed is worth a warning
-  std::vector<std::string_view> privileges;
-  std::vector<std::string_view> update_columns;
-  bool serial_id = false;  // inserts take the next id from its sequence
-  bool optional = false;   // a table the LSP may not have (the relay flow's)
+  bool lsp_table;         // the LSP's own: anything more than needed is worth a warning
+  Use db;                 // --apply db
+  Use callbacks;          // --apply lsp-callbacks
+  bool optional = false;  // a table the LSP may not have (the relay flow's)
+
+  const Use& in(ApplyMode mode) const { return mode == ApplyMode::Database ? db : callbacks; }
 };
 
 const std::vector<Need>& needs() {
+  // All --apply lsp-callbacks does with an LSP table.
+  const Use read{.privileges = {"SELECT"}};
+  // The sweeper's own tables, used alike in both modes.
+  const Use versions{.privileges = {"SELECT"}};
+  const Use runs{.privileges = {"SELECT", "INSERT", "UPDATE"}};
+  const Use actions{.privileges = {"INSERT"}, .serial_id = true};
+  const Use divergences{.privileges = {"SELECT", "INSERT", "UPDATE"}, .serial_id = true};
   static const std::vector<Need> list{
       {"async_rotating_invoices",
        true,
-       {"SELECT"},
-       {"status", "claimable_at", "claim_deadline_height", "payment_preimage", "updated_at"}},
+       {.privileges = {"SELECT"},
+        .update_columns = {"status", "claimable_at", "claim_deadline_height", "payment_preimage",
+                           "updated_at"}},
+       read},
       {"lightning_send_mappings",
        true,
-       {"SELECT"},
-       {"status", "claim_deadline_height", "payment_preimage", "updated_at"},
-       false,
+       {.privileges = {"SELECT"},
+        .update_columns = {"status", "claim_deadline_height", "payment_preimage", "updated_at"}},
+       read,
        true},
-      {"async_rotating_invoice_outbox", true, {"SELECT", "INSERT"}, {}, true},
-      {"lsp_sweeper.schema_version", false, {"SELECT"}, {}},
-      {"lsp_sweeper.runs", false, {"SELECT", "INSERT", "UPDATE"}, {}},
-      {"lsp_sweeper.actions", false, {"INSERT"}, {}, true},
-      {"lsp_sweeper.divergences", false, {"SELECT", "INSERT", "UPDATE"}, {}, true},
+      {"async_rotating_invoice_outbox",
+       true,
+       {.privileges = {"SELECT", "INSERT"}, .serial_id = true},
+       read},
+      {"lsp_sweeper.schema_version", false, versions, versions},
+      {"lsp_sweeper.runs", false, runs, runs},
+      {"lsp_sweeper.actions", false, actions, actions},
+      {"lsp_sweeper.divergences", false, divergences, divergences},
   };
   return list;
+}
+
+// The role script that grants what `mode` needs.
+std::string_view role_script(ApplyMode mode) {
+  return mode == ApplyMode::Database ? "sql/roles/lsp_sweeper_role.sql"
+                                     : "sql/roles/lsp_sweeper_callbacks_role.sql";
 }
 
 constexpr std::string_view kExtraPrivileges[] = {"INSERT",   "UPDATE",     "DELETE",
@@ -73,22 +101,27 @@ struct Privileges {
   std::vector<std::string> owned;  // LSP tables the role owns (or is a member of the owner)
 };
 
-// The current role's privileges on the tables that exist, against needs().
-Privileges check_privileges(pqxx::transaction_base& txn) {
+// The current role's privileges on the tables that exist, against what `mode` needs.
+Privileges check_privileges(pqxx::transaction_base& txn, ApplyMode mode) {
   Privileges out;
   for (const Need& need : needs()) {
+    const Use& use = need.in(mode);
     const std::string table(need.table);
     if (!ask(txn, "SELECT to_regclass($1) IS NOT NULL", table)) continue;
     const auto has = [&](std::string_view privilege) {
       return ask(txn, "SELECT has_table_privilege(to_regclass($1), $2)", table,
                  std::string(privilege));
     };
-    for (std::string_view privilege : need.privileges) {
+    for (std::string_view privilege : use.privileges) {
       if (!has(privilege)) out.missing.push_back(std::string(privilege) + " on " + table);
     }
-    if (need.serial_id &&
-        !ask(txn, "SELECT has_sequence_privilege(pg_get_serial_sequence($1, 'id'), 'USAGE')",
-             table)) {
+    // Asked only of tables with an id column (each LSP table has one): the sequence of a
+    // column that is not there is an error. NULL (an id that is no serial) reads as false.
+    const auto id_sequence = [&] {
+      return ask(txn, "SELECT has_sequence_privilege(pg_get_serial_sequence($1, 'id'), 'USAGE')",
+                 table);
+    };
+    if (use.serial_id && !id_sequence()) {
       out.missing.push_back("USAGE on the id sequence of " + table);
     }
     if (!need.lsp_table) continue;
@@ -98,9 +131,12 @@ Privileges check_privileges(pqxx::transaction_base& txn) {
       continue;  // an owner holds everything: listing it all would say nothing more
     }
     for (std::string_view privilege : kExtraPrivileges) {
-      if (!contains(need.privileges, privilege) && has(privilege)) {
+      if (!contains(use.privileges, privilege) && has(privilege)) {
         out.extra.push_back(std::string(privilege) + " on " + table);
       }
+    }
+    if (!use.serial_id && id_sequence()) {
+      out.extra.push_back("USAGE on the id sequence of " + table);
     }
     const bool table_update = has("UPDATE");  // already reported whole, not column by column
     for (const pqxx::row& column : txn.exec_params(
@@ -110,7 +146,7 @@ Privileges check_privileges(pqxx::transaction_base& txn) {
              table)) {
       const auto name = column[0].as<std::string>();
       const bool granted = column[1].as<bool>();
-      const bool needed = contains(need.update_columns, name);
+      const bool needed = contains(use.update_columns, name);
       if (needed && !granted) out.missing.push_back("UPDATE(" + name + ") on " + table);
       if (!needed && granted && !table_update) {
         out.extra.push_back("UPDATE(" + name + ") on " + table);
@@ -126,7 +162,7 @@ using util::warn;
 
 }  // namespace
 
-std::vector<Check> check(const std::string& connection_string) {
+std::vector<Check> check(const std::string& connection_string, ApplyMode mode) {
   std::vector<Check> checks;
   std::unique_ptr<pqxx::connection> conn;
   try {
@@ -168,12 +204,15 @@ std::vector<Check> check(const std::string& connection_string) {
     if (role[1].as<bool>()) {
       checks.push_back(warn(what,
                             "superuser: far more than the sweeper needs; run it as the "
-                            "role of sql/roles/lsp_sweeper_role.sql"));
+                            "role of " +
+                                std::string(role_script(mode))));
       return checks;
     }
-    const Privileges privileges = check_privileges(txn);
+    const Privileges privileges = check_privileges(txn, mode);
     checks.push_back(privileges.missing.empty()
-                         ? ok(what, "all the sweep needs")
+                         ? ok(what, mode == ApplyMode::Database
+                                        ? "all the sweep needs"
+                                        : "all the sweep needs to apply by lsp-callbacks")
                          : fail(what, "missing: " + join(privileges.missing)));
     if (!privileges.owned.empty()) {
       checks.push_back(

@@ -58,9 +58,8 @@ constexpr std::string_view kEnqueue =
     "INSERT OR IGNORE INTO async_rotating_invoice_outbox (payment_hash, action, status, "
     "available_at) VALUES (?, ?, 'pending', CURRENT_TIMESTAMP)";
 
-constexpr std::string_view kAudit =
-    "INSERT INTO lsp_sweeper_actions (run_id, kind, flow, record_id, payment_hash, from_status, "
-    "to_status, outbox_action, applied) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const std::string kAudit = "INSERT INTO lsp_sweeper_actions (" + std::string(kAuditColumns) +
+                           ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
 // The conditional UPDATE of a missed callback: ?1 the value, ?2 the row id, ?3 the hash, ?4 the
 // statuses it must still be in (JSON), ?5 the action. A job of that action the LSP will not run
@@ -82,12 +81,6 @@ std::string missing_job_statement(const RecordTable& t) {
          "CURRENT_TIMESTAMP WHERE EXISTS (SELECT 1 FROM " +
          std::string(t.table) +
          " WHERE id = ?3 AND payment_hash = ?1 AND status IN (SELECT value FROM json_each(?4)))";
-}
-
-// "apply <kind> <flow> <hash>", for errors.
-std::string repair_context(const plan::Repair& repair) {
-  return "apply " + std::string(plan::to_string(repair.kind)) + " " +
-         std::string(to_string(repair.flow)) + " " + repair.payment_hash;
 }
 
 // The planner never builds these; refusing them keeps a claimable record from ever getting a
@@ -182,16 +175,8 @@ class SqliteApplier final : public Applier {
     }
     change.reset();
     if (!s.audit) s.audit.emplace(db, kAudit, "audit row");
-    s.audit->bind(1, run_id)
-        .bind(2, plan::to_string(r.kind))
-        .bind(3, to_string(r.flow))
-        .bind(4, r.row_id)
-        .bind(5, r.payment_hash)
-        .bind(6, r.observed_status)
-        .bind(7, r.to)
-        .bind(8, r.outbox_action)
-        .bind(9, std::int64_t{applied ? 1 : 0})
-        .run();
+    bind_audit(*s.audit, run_id, r, applied);
+    s.audit->run();
     s.audit->reset();
     return applied;
   }

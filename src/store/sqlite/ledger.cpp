@@ -95,8 +95,35 @@ class SqliteLedger final : public Ledger {
     insert.bind(1, run_id).bind(2, std::int64_t{dry_run ? 1 : 0}).run();
   }
 
-  void record_deliveries(const std::vector<plan::Repair>&, const std::string&) override {
-    throw StoreError("record deliveries: not built yet (issue 11)");  // TODO(issue 11)
+  // One write transaction (Transaction::Kind::Write says why not BEGIN IMMEDIATE): the rows of
+  // the sweeper's own table, none of the LSP's.
+  void record_deliveries(const std::vector<plan::Repair>& repairs,
+                         const std::string& run_id) override {
+    const std::string step = "record deliveries";
+    for (const plan::Repair& r : repairs) {
+      // The run loop sets it on every repair it replayed: one without it is the caller's bug.
+      if (!r.delivery) throw StoreError(step + ": " + repair_context(r) + ": no delivery");
+    }
+    if (repairs.empty()) return;
+    Db& db = session_->db;
+    Transaction txn(db, Transaction::Kind::Write, step);
+    // An HTTP status of 0 (no answer) and an empty message are stored as NULL.
+    Stmt insert(db,
+                "INSERT INTO lsp_sweeper_actions (" + std::string(kAuditColumns) +
+                    ", via, callback_outcome, callback_http_status, callback_answer, "
+                    "callback_attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                    "'lsp_callback', ?10, NULLIF(?11, 0), NULLIF(?12, ''), ?13)",
+                step);
+    for (const plan::Repair& r : repairs) {
+      bind_audit(insert, run_id, r, r.applied);
+      insert.bind(10, plan::to_string(r.delivery->outcome))
+          .bind(11, std::int64_t{r.delivery->http_status})
+          .bind(12, r.delivery->answer)
+          .bind(13, std::int64_t{r.delivery->attempts})
+          .run();
+      insert.reset();
+    }
+    txn.commit();
   }
 
   void finish_run(const RunRecord& run) override {

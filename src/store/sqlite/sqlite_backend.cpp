@@ -46,6 +46,23 @@ std::string json_array(const std::vector<std::int64_t>& values) {
   return nlohmann::json(values).dump();
 }
 
+std::string repair_context(const plan::Repair& repair) {
+  return "apply " + std::string(plan::to_string(repair.kind)) + " " +
+         std::string(to_string(repair.flow)) + " " + repair.payment_hash;
+}
+
+void bind_audit(Stmt& insert, const std::string& run_id, const plan::Repair& repair, bool applied) {
+  insert.bind(1, run_id)
+      .bind(2, plan::to_string(repair.kind))
+      .bind(3, to_string(repair.flow))
+      .bind(4, repair.row_id)
+      .bind(5, repair.payment_hash)
+      .bind(6, repair.observed_status)
+      .bind(7, repair.to)
+      .bind(8, repair.outbox_action)
+      .bind(9, std::int64_t{applied ? 1 : 0});
+}
+
 namespace {
 
 constexpr std::string_view kScheme = "sqlite:";
@@ -179,7 +196,7 @@ int migrate(const std::string& db_url, bool with_lsp_schema) {
   return version;
 }
 
-std::vector<Check> check(const std::string& db_url) {
+std::vector<Check> check(const std::string& db_url, ApplyMode apply_mode) {
   std::unique_ptr<Db> db;
   try {
     const std::string path = path_of(db_url);
@@ -223,9 +240,14 @@ std::vector<Check> check(const std::string& db_url) {
                                                     ? "present"
                                                     : "absent: relay flow not reconciled"));
 
+    // Both modes write the sweeper's ledger, which lives in the LSP's file; with
+    // lsp-callbacks the sweeper writes nothing else of it.
     const std::string reason = unwritable_reason(db->path());
-    checks.push_back(reason.empty() ? ok("writable", db->path() + " and its directory")
-                                    : fail("writable", reason));
+    const std::string writable =
+        db->path() + " and its directory" +
+        (apply_mode == ApplyMode::LspCallbacks ? " (the sweeper's ledger; the LSP's rows only read)"
+                                               : "");
+    checks.push_back(reason.empty() ? ok("writable", writable) : fail("writable", reason));
   } catch (const StoreError& e) {
     checks.push_back(fail("database checks", e.what()));
   }

@@ -48,6 +48,16 @@ bool table_exists(Db& db, std::string_view name);
 std::string json_array(const std::vector<std::string>& values);
 std::string json_array(const std::vector<std::int64_t>& values);
 
+// "apply <kind> <flow> <hash>", for errors.
+std::string repair_context(const plan::Repair& repair);
+
+// The columns of lsp_sweeper_actions every audit row sets, ?1-?9 of its INSERT as bind_audit
+// binds them. The repairs of the sweeper's own SQL leave `via` and the callback columns to their
+// defaults (via = 'db', NULL); a replayed callback's row sets them too (ledger.cpp).
+inline constexpr std::string_view kAuditColumns =
+    "run_id, kind, flow, record_id, payment_hash, from_status, to_status, outbox_action, applied";
+void bind_audit(Stmt& insert, const std::string& run_id, const plan::Repair& repair, bool applied);
+
 std::unique_ptr<LspRecords> make_records(std::shared_ptr<Session> session);
 std::unique_ptr<Applier> make_applier(std::shared_ptr<Session> session);
 std::unique_ptr<Ledger> make_ledger(std::shared_ptr<Session> session);
