@@ -33,7 +33,7 @@ class Callbacks : public SweepFixture {
                                   "lsp-callbacks", "--lsp-url", lsp_->url()};
     argv.insert(argv.end(), args.begin(), args.end());
     return run_process(argv, {{"LSP_SWEEPER_NODE_URL", node_->url()},
-                              {"LSP_SWEEPER_DB_URL", db_.uri_as_sweeper()},
+                              {"LSP_SWEEPER_DB_URL", db_.uri_as_callbacks_sweeper()},
                               {"LSP_SWEEPER_NODE_TOKEN", kToken},
                               {"LSP_SWEEPER_LSP_TOKEN", lsp_token}});
   }
@@ -161,7 +161,8 @@ TEST_F(Callbacks, ServerErrorsAreRetriedAndThenDelivered) {
 
   const ProcessResult r = replay();
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto& repair = only_repair(report(r));
+  const auto rep = report(r);
+  const auto& repair = only_repair(rep);
   EXPECT_TRUE(repair["applied"].get<bool>());
   EXPECT_EQ(repair["lsp_answer"]["attempts"], 3);
   EXPECT_EQ(lsp_->request_count(), 3u);
@@ -301,7 +302,7 @@ TEST_F(Callbacks, CheckVerifiesTheEndpointAndTheTokenMovingNothing) {
     return run_process({LSP_SWEEPER_BINARY, "check", "--apply", "lsp-callbacks", "--lsp-url",
                         lsp_->url()},
                        {{"LSP_SWEEPER_NODE_URL", node_->url()},
-                        {"LSP_SWEEPER_DB_URL", db_.uri_as_sweeper()},
+                        {"LSP_SWEEPER_DB_URL", db_.uri_as_callbacks_sweeper()},
                         {"LSP_SWEEPER_NODE_TOKEN", kToken},
                         {"LSP_SWEEPER_LSP_TOKEN", token}});
   };

@@ -1469,7 +1469,7 @@ void expect_every_read_and_ledger_call_works(TestDatabase& db, const std::string
   replay.delivery = plan::Delivery{plan::DeliveryOutcome::Refused, 409, "no", 1};
   backend.ledger->record_deliveries({replay}, "cb-run");
   const auto update = backend.ledger->record_divergences(
-      {{plan::DivergenceKind::LspRefusedCallback, Flow::Apay, apay_hash, "409 no", true}}, true,
+      {{plan::DivergenceKind::LspCallbackNotApplied, Flow::Apay, apay_hash, "409 no", true}}, true,
       {});
   ASSERT_EQ(update.seen.size(), 1u);
   backend.ledger->mark_alerted({update.seen[0].id});

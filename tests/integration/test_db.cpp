@@ -113,6 +113,7 @@ void TestDatabase::create_postgres(const TestDatabaseOptions& options) {
   admin_uri_ = admin_uri_from_env();
   uri_ = with_database(admin_uri_, name_);
   sweeper_uri_ = with_user(uri_, "lsp_sweeper");
+  callbacks_sweeper_uri_ = with_user(uri_, "lsp_sweeper_callbacks");
   // A database left behind by a crashed run with a recycled pid would make CREATE fail.
   drop_database(admin_uri_, name_);
   admin_command(admin_uri_, "CREATE DATABASE", name_);
@@ -131,6 +132,7 @@ void TestDatabase::setup_postgres(const TestDatabaseOptions& options) {
   if (options.relay) exec(read_source_file("sql/lsp/postgres-relay.sql"));
   store::migrate(uri_, /*with_lsp_schema=*/false);
   exec(read_source_file("sql/roles/lsp_sweeper_role.sql"));
+  exec(read_source_file("sql/roles/lsp_sweeper_callbacks_role.sql"));
 }
 
 void TestDatabase::create_sqlite(const TestDatabaseOptions& options) {
@@ -138,7 +140,7 @@ void TestDatabase::create_sqlite(const TestDatabaseOptions& options) {
   if (mkdtemp(dir) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = dir;
   path_ = dir_ + "/utexo_lsp.db";
-  uri_ = sweeper_uri_ = "sqlite:" + path_;
+  uri_ = sweeper_uri_ = callbacks_sweeper_uri_ = "sqlite:" + path_;
   try {
     if (sqlite3_open_v2(path_.c_str(), &sqlite_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                         nullptr) != SQLITE_OK) {

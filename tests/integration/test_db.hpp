@@ -58,6 +58,9 @@ class TestDatabase {
   // The --db URL lsp-sweeper connects with in production: on PostgreSQL the role
   // sql/roles/lsp_sweeper_role.sql creates; on SQLite the same file.
   const std::string& uri_as_sweeper() const { return sweeper_uri_; }
+  // The same for --apply lsp-callbacks: on PostgreSQL the role of
+  // sql/roles/lsp_sweeper_callbacks_role.sql (SELECT only on the LSP's tables).
+  const std::string& uri_as_callbacks_sweeper() const { return callbacks_sweeper_uri_; }
   // A name unique to this database, for temporary paths.
   const std::string& name() const { return name_; }
   // SQLite: the database file.
@@ -177,6 +180,7 @@ class TestDatabase {
   std::string name_;
   std::string uri_;
   std::string sweeper_uri_;
+  std::string callbacks_sweeper_uri_;
   std::string dir_;
   std::string path_;
   std::unique_ptr<pqxx::connection> pg_;
