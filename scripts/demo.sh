@@ -9,26 +9,32 @@
 #
 #   scripts/demo.sh              the LSP's SQLite file (its default)
 #   scripts/demo.sh --postgres   the LSP's PostgreSQL form, with the relay table
+#   ... --apply lsp-callbacks    replay the lost callbacks to the LSP's endpoints, served by
+#                                lsp-simulator (tests/lsp_sim) over the same database
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-backend=sqlite
-case "${1:-}" in
-  "") ;;
-  --postgres) backend=postgres ;;
-  *) echo "usage: scripts/demo.sh [--postgres]" >&2; exit 64 ;;
-esac
+backend=sqlite apply=db
+usage() { echo "usage: scripts/demo.sh [--postgres] [--apply db|lsp-callbacks]" >&2; exit 64; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --postgres) backend=postgres; shift ;;
+    --apply) [ $# -ge 2 ] || usage; apply=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
+case $apply in db | lsp-callbacks) ;; *) usage ;; esac
 
 scripts/install-deps.sh
 build=${LSP_SWEEPER_BUILD_DIR:-build/release}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j"$(nproc)" --target lsp-sweeper node-simulator
+cmake --build "$build" -j"$(nproc)" --target lsp-sweeper node-simulator lsp-simulator
 
 work=$(mktemp -d /tmp/lsp-sweeper-demo.XXXXXX)
 chmod 755 "$work"  # the server runs as postgres and keeps its data below this directory
-sim_pid=""
+sim_pid="" lsp_pid=""
 cleanup() {
-  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+  for pid in $lsp_pid $sim_pid; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
   scripts/pg.sh stop "$work/pg" || true
   rm -rf "$work"
 }
@@ -77,7 +83,22 @@ sim_pid=$!
 for _ in $(seq 100); do grep -q '^listening on ' "$work/sim.out" && break; sleep 0.1; done
 node_url=$(sed -n 's/^listening on //p' "$work/sim.out")
 [ -n "$node_url" ] || { echo "node simulator did not start:" >&2; cat "$work/sim.err" >&2; exit 2; }
-export LSP_SWEEPER_NODE_URL=$node_url LSP_SWEEPER_DB_URL=$db
+export LSP_SWEEPER_NODE_URL=$node_url LSP_SWEEPER_DB_URL=$db LSP_SWEEPER_APPLY=$apply
+
+if [ "$apply" = lsp-callbacks ]; then
+  # The LSP's two callback endpoints over the same database, asking the node for its height.
+  LSP_SWEEPER_LSP_TOKEN=$(head -c 24 /dev/urandom | base64)
+  export LSP_SWEEPER_LSP_TOKEN
+  LSP_SIMULATOR_TOKEN=$LSP_SWEEPER_LSP_TOKEN LSP_SIMULATOR_NODE_TOKEN=$LSP_SWEEPER_NODE_TOKEN \
+    "$build/lsp-simulator" --db "$db" --node-url "$node_url" >"$work/lsp.out" 2>"$work/lsp.err" &
+  lsp_pid=$!
+  for _ in $(seq 100); do grep -q '^listening on ' "$work/lsp.out" && break; sleep 0.1; done
+  lsp_url=$(sed -n 's/^listening on //p' "$work/lsp.out")
+  [ -n "$lsp_url" ] || { echo "lsp-simulator did not start:" >&2; cat "$work/lsp.err" >&2; exit 2; }
+  export LSP_SWEEPER_LSP_URL=$lsp_url
+  section "lsp-sweeper check   (the LSP endpoint and its token too)"
+  "$sweeper" check || true
+fi
 
 section "the LSP's records before the sweep"
 show_rows
@@ -88,7 +109,7 @@ run() {
   echo "exit code: $code"
 }
 
-section "lsp-sweeper run --dry-run --report -   (plans, writes nothing)"
+section "lsp-sweeper run --dry-run --report -   (plans, writes nothing, sends nothing; --apply $apply)"
 run --dry-run --report -
 
 section "lsp-sweeper run --report -"
@@ -96,7 +117,8 @@ run --report -
 
 section "the LSP's records after the sweep"
 show_rows
-query "SELECT kind, flow, substr(payment_hash, 1, 12) AS hash, from_status, to_status, applied
+query "SELECT kind, flow, substr(payment_hash, 1, 12) AS hash, from_status, to_status, applied,
+                 via, callback_outcome, callback_http_status
           FROM $actions_table ORDER BY id;"
 
 section "lsp-sweeper run again: every lost callback is repaired, only divergences remain"
