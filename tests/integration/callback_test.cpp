@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 
 #include "integration/sweep_fixture.hpp"
@@ -318,6 +319,46 @@ TEST_F(Callbacks, CheckVerifiesTheEndpointAndTheTokenMovingNothing) {
   EXPECT_EQ(bad.out.find("not-the-token"), std::string::npos);
   EXPECT_EQ(lsp_state(db_), before);
   EXPECT_EQ(lsp_->request_count(), 2u);
+}
+
+TEST_F(Callbacks, TheModesOptionsAreCheckedBeforeAnythingIsAsked) {
+  serve(nlohmann::json::array());
+  const auto run_with = [&](std::vector<std::string> args,
+                            std::map<std::string, std::string> env) {
+    std::vector<std::string> argv{LSP_SWEEPER_BINARY, "run"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    env.emplace("LSP_SWEEPER_NODE_URL", node_->url());
+    env.emplace("LSP_SWEEPER_DB_URL", db_.uri_as_callbacks_sweeper());
+    env.emplace("LSP_SWEEPER_NODE_TOKEN", kToken);
+    return run_process(argv, env);
+  };
+  const ProcessResult no_url = run_with({"--apply", "lsp-callbacks"}, {});
+  EXPECT_EQ(no_url.exit_code, 2);
+  EXPECT_NE(no_url.err.find("--apply lsp-callbacks needs --lsp-url"), std::string::npos)
+      << no_url.err;
+  const ProcessResult no_token =
+      run_with({"--apply", "lsp-callbacks", "--lsp-url", "http://127.0.0.1:9"}, {});
+  EXPECT_EQ(no_token.exit_code, 2);
+  EXPECT_NE(no_token.err.find("no LSP token: set LSP_SWEEPER_LSP_TOKEN or pass --lsp-token-file"),
+            std::string::npos)
+      << no_token.err;
+  const ProcessResult in_clear =
+      run_with({"--apply", "lsp-callbacks", "--lsp-url", "http://lsp.example:8080"},
+               {{"LSP_SWEEPER_LSP_TOKEN", kLspToken}});
+  EXPECT_EQ(in_clear.exit_code, 2);
+  EXPECT_NE(in_clear.err.find("refusing plain http:// to the LSP"), std::string::npos)
+      << in_clear.err;
+  const ProcessResult unused_url = run_with({"--lsp-url", "http://127.0.0.1:9"}, {});
+  EXPECT_EQ(unused_url.exit_code, 2);
+  EXPECT_NE(unused_url.err.find("--lsp-url is used only with --apply lsp-callbacks"),
+            std::string::npos)
+      << unused_url.err;
+  const ProcessResult bad_mode = run_with({"--apply", "sql"}, {});
+  EXPECT_EQ(bad_mode.exit_code, 64);
+  for (const ProcessResult* r : {&no_url, &no_token, &in_clear, &unused_url}) {
+    EXPECT_EQ(r->err.find(kLspToken), std::string::npos);
+  }
+  EXPECT_EQ(node_->request_count(), 0u);
 }
 
 }  // namespace
