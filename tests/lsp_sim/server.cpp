@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -14,7 +15,9 @@
 #include <pqxx/pqxx>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "support/lsp_sqlite.hpp"
 #include "support/lsp_statements.hpp"
