@@ -3,12 +3,12 @@
 // accepted, so a script can wait for it. Both tokens come from the environment, never from
 // argv, where every user of the machine could read them.
 #include <CLI/CLI.hpp>
-#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <string>
 
 #include "lsp_sim/server.hpp"
+#include "support/stop_signals.hpp"
 
 namespace {
 
@@ -42,19 +42,12 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // Blocked before any server thread exists, so every thread inherits the mask and the
-  // signals are only ever taken by sigwait below.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const lsp_sweeper::testing::StopSignals stop_signals;  // before any server thread
 
   try {
     lsp_sim::Server server(options, port);
     std::cout << "listening on " << server.url() << std::endl;  // flushed: scripts wait for it
-    int received = 0;
-    sigwait(&signals, &received);
+    stop_signals.wait();
     server.stop();
   } catch (const std::exception& e) {
     std::cerr << "lsp-simulator: " << e.what() << "\n";

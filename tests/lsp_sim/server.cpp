@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -14,7 +15,9 @@
 #include <pqxx/pqxx>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "support/lsp_sqlite.hpp"
 #include "support/lsp_statements.hpp"
@@ -1021,15 +1024,14 @@ Server::Server(Options options, std::uint16_t port)
     LazyStore store(impl_->options.db_url);
     impl_->relay_enabled = impl_->options.lightning_send_enabled && store->has_relay_table();
   } catch (const std::exception& e) {
-    throw std::runtime_error("lsp simulator: cannot use the database: " + driver_message(e));
+    throw std::runtime_error("cannot use the database: " + driver_message(e));
   }
   impl_->routes();
   const std::string host = "127.0.0.1";
   const int bound = port == 0 ? impl_->server.bind_to_any_port(host)
                               : (impl_->server.bind_to_port(host, port) ? port : -1);
   if (bound <= 0) {
-    throw std::runtime_error("lsp simulator: cannot listen on " + host + ":" +
-                             std::to_string(port));
+    throw std::runtime_error("cannot listen on " + host + ":" + std::to_string(port));
   }
   impl_->port = static_cast<std::uint16_t>(bound);
   impl_->thread = std::thread([impl = impl_.get()] {

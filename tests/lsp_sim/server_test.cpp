@@ -177,7 +177,9 @@ TEST_F(LspSimTest, ClaimableTakesTheHashInAnyCaseAndWithSpaces) {
   const auto id = seed_invoice(s.hash, "active", 1000);
   std::string upper = s.hash;
   for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  EXPECT_EQ(post(kClaimablePath, claimable_body(" " + upper + "\n", 1000)).status, 200);
+  // json.Decoder reads the first value only: what follows it is never looked at.
+  EXPECT_EQ(post(kClaimablePath, claimable_body(" " + upper + "\n", 1000) + " trailing").status,
+            200);
   EXPECT_EQ(invoice_status(id), "claimable");
   EXPECT_EQ(jobs(), s.hash + " request_outbound_invoice pending\n");
 }
@@ -268,6 +270,37 @@ TEST_F(LspSimTest, ClaimableFindsATerminalTwinFirstAsTheLspDoes) {
   EXPECT_EQ(invoice_status(live), "claimable");
   EXPECT_EQ(invoice_status(failed), "failed");
   EXPECT_EQ(jobs(), s.hash + " request_outbound_invoice pending\n");
+}
+
+TEST_F(LspSimTest, AnAmountTheLspCannotScanIsA500) {
+  const auto s = secret('y');
+  const auto id = seed_invoice(s.hash, "active", -5);
+  const std::string column = db_.is_sqlite() ? "10" : "8";  // its place in the LSP's SELECT
+  const std::string scan_error = err("sql: Scan error on column index " + column +
+                                     ", name \"amount_msat\": converting driver.Value type int64 "
+                                     "(\"-5\") to a uint64: invalid syntax");
+  EXPECT_EQ(post(kClaimablePath, claimable_body(s.hash, 5)).body, scan_error);
+  EXPECT_EQ(invoice_status(id), "active");
+  // payment_sent reaches the Scan in the reload after its UPDATE changed nothing.
+  EXPECT_EQ(post(kPaymentSentPath, payment_sent_body(s.hash, s.preimage)).body, scan_error);
+  EXPECT_EQ(job_count(), 0);
+}
+
+TEST_F(LspSimTest, OnSqliteAHeldWriteLockFailsClaimableAtOnceAsItFailsTheLsp) {
+  if (!db_.is_sqlite()) GTEST_SKIP() << "the LSP's SQLite locking";
+  const auto s = secret('z');
+  const auto id = seed_invoice(s.hash, "active", 10);
+  db_.exec("BEGIN IMMEDIATE");  // a writer between the LSP's read and its UPDATE
+  const auto start = std::chrono::steady_clock::now();
+  const Reply r = post(kClaimablePath, claimable_body(s.hash, 10));
+  const auto waited = std::chrono::steady_clock::now() - start;
+  db_.exec("ROLLBACK");
+  EXPECT_EQ(r.status, 500);
+  EXPECT_EQ(r.body, err("database is locked"));
+  // The deferred transaction has read first, so SQLite refuses without the 5 s busy wait.
+  EXPECT_LT(waited, std::chrono::seconds(4));
+  EXPECT_EQ(invoice_status(id), "active");
+  EXPECT_EQ(post(kClaimablePath, claimable_body(s.hash, 10)).body, kOk);
 }
 
 TEST_F(LspSimTest, ClaimableNeedsTheNodesHeight) {

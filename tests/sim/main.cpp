@@ -3,7 +3,6 @@
 // it. The bearer token comes from NODE_SIMULATOR_TOKEN or --token-file, never from argv,
 // where every user of the machine could read it.
 #include <CLI/CLI.hpp>
-#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -11,6 +10,7 @@
 #include <string>
 
 #include "sim/simulator.hpp"
+#include "support/stop_signals.hpp"
 
 namespace {
 
@@ -54,13 +54,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
-  // Blocked before any server thread exists, so every thread inherits the mask and the
-  // signals are only ever taken by sigwait below.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  const lsp_sweeper::testing::StopSignals stop_signals;  // before any server thread
 
   try {
     const auto token = read_token(token_file);
@@ -75,8 +69,7 @@ int main(int argc, char** argv) {
     }
     simulator.start(port, listen);
     std::cout << "listening on " << simulator.url() << std::endl;  // flushed: scripts wait for it
-    int received = 0;
-    sigwait(&signals, &received);
+    stop_signals.wait();
     simulator.stop();
   } catch (const std::exception& e) {
     std::cerr << "node-simulator: " << e.what() << "\n";
