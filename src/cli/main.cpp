@@ -108,12 +108,13 @@ void add_connection_options(CLI::App* command, RunFlags& flags) {
       ->check(CLI::Range(0.1, 3600.0));
   command
       ->add_option("--ca-file", flags.ca_file,
-                   "PEM file of the CA that signs the node's certificate (else the system's)")
+                   "PEM file of the CA that signs the node's (and the LSP's) certificate (else "
+                   "the system's)")
       ->envname("LSP_SWEEPER_CA_FILE")
       ->check(CLI::ExistingFile);
   command
       ->add_flag("--allow-insecure-http", flags.allow_insecure_http,
-                 "Allow plain http:// to a node or alert webhook that is not on loopback (the "
+                 "Allow plain http:// to a node, LSP or alert webhook that is not on loopback (the "
                  "token or the webhook URL then goes in clear)")
       ->envname("LSP_SWEEPER_ALLOW_INSECURE_HTTP");
   command
@@ -154,8 +155,8 @@ std::unique_ptr<lsp::LspClient> lsp_client(const RunFlags& flags) {
   }
   lsp::LspClientOptions options;
   options.base_url = flags.lsp_url;
-  options.token = read_token(flags.lsp_token_file, "LSP_SWEEPER_LSP_TOKEN", "--lsp-token-file",
-                             "LSP");
+  options.token =
+      read_token(flags.lsp_token_file, "LSP_SWEEPER_LSP_TOKEN", "--lsp-token-file", "LSP");
   options.timeout = std::chrono::milliseconds(static_cast<long>(flags.timeout_seconds * 1000));
   options.ca_file = flags.ca_file;
   return std::make_unique<lsp::LspClient>(std::move(options));
@@ -164,8 +165,8 @@ std::unique_ptr<lsp::LspClient> lsp_client(const RunFlags& flags) {
 node::NodeClientOptions node_client_options(const RunFlags& flags) {
   node::NodeClientOptions options;
   options.base_url = flags.node_url;
-  options.token = read_token(flags.node_token_file, "LSP_SWEEPER_NODE_TOKEN", "--node-token-file",
-                             "node");
+  options.token =
+      read_token(flags.node_token_file, "LSP_SWEEPER_NODE_TOKEN", "--node-token-file", "node");
   options.timeout = std::chrono::milliseconds(static_cast<long>(flags.timeout_seconds * 1000));
   options.max_response_bytes = flags.max_response_bytes;
   options.ca_file = flags.ca_file;

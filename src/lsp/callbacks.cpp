@@ -1,10 +1,10 @@
 #include "lsp_sweeper/lsp/callbacks.hpp"
 
-#include <nlohmann/json.hpp>
 #include <openssl/rand.h>
 
 #include <array>
 #include <cctype>
+#include <nlohmann/json.hpp>
 
 #include "lsp_sweeper/node/http.hpp"
 #include "lsp_sweeper/util/hex.hpp"
@@ -48,7 +48,8 @@ Answer read_answer(node::PostAnswer posted) {
 }  // namespace
 
 LspClient::LspClient(LspClientOptions options) : options_(std::move(options)) {
-  while (!options_.base_url.empty() && options_.base_url.back() == '/') options_.base_url.pop_back();
+  while (!options_.base_url.empty() && options_.base_url.back() == '/')
+    options_.base_url.pop_back();
 }
 
 Answer LspClient::post(const char* path, const std::string& body) {

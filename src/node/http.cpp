@@ -48,7 +48,8 @@ struct BoundedBody {
 std::size_t keep_body(char* data, std::size_t size, std::size_t n, void* user) {
   auto& body = *static_cast<BoundedBody*>(user);
   const std::size_t bytes = size * n;
-  if (body.text.size() < body.max) body.text.append(data, std::min(bytes, body.max - body.text.size()));
+  if (body.text.size() < body.max)
+    body.text.append(data, std::min(bytes, body.max - body.text.size()));
   return bytes;
 }
 

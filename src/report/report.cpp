@@ -86,12 +86,12 @@ nlohmann::ordered_json to_json(const RunResult& r) {
   json repairs = json::array();
   for (const auto& repair : r.repairs) {
     json entry = {{"kind", plan::to_string(repair.kind)},
-                                    {"flow", to_string(repair.flow)},
-                                    {"payment_hash", repair.payment_hash},
-                                    {"from", repair.observed_status},
-                                    {"to", repair.to},
-                                    {"outbox_action", repair.outbox_action},
-                                    {"applied", repair.applied}};
+                  {"flow", to_string(repair.flow)},
+                  {"payment_hash", repair.payment_hash},
+                  {"from", repair.observed_status},
+                  {"to", repair.to},
+                  {"outbox_action", repair.outbox_action},
+                  {"applied", repair.applied}};
     if (repair.delivery) {
       const plan::Delivery& d = *repair.delivery;
       entry["lsp_answer"] = {{"outcome", plan::to_string(d.outcome)},

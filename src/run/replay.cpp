@@ -21,12 +21,12 @@ bool worth_retrying(const lsp::Answer& answer) {
 }
 
 DeliveryOutcome outcome_of(const lsp::Answer& answer) {
-  if (answer.status == 200) return answer.ignored ? DeliveryOutcome::Ignored
-                                                  : DeliveryOutcome::Applied;
+  if (answer.status == 200)
+    return answer.ignored ? DeliveryOutcome::Ignored : DeliveryOutcome::Applied;
   if (answer.status == 503) return DeliveryOutcome::Deferred;
   // 401 and 403 (the token) end the run; other 4xx are the LSP's rules refusing the callback.
-  if (answer.status >= 400 && answer.status < 500 && answer.status != 401 &&
-      answer.status != 403 && answer.status != 429) {
+  if (answer.status >= 400 && answer.status < 500 && answer.status != 401 && answer.status != 403 &&
+      answer.status != 429) {
     return DeliveryOutcome::Refused;
   }
   return DeliveryOutcome::Failed;

@@ -30,8 +30,8 @@ class Callbacks : public SweepFixture {
 
   ProcessResult replay(const std::vector<std::string>& args = {},
                        const std::string& lsp_token = kLspToken) {
-    std::vector<std::string> argv{LSP_SWEEPER_BINARY, "run", "--report", "-", "--apply",
-                                  "lsp-callbacks", "--lsp-url", lsp_->url()};
+    std::vector<std::string> argv{LSP_SWEEPER_BINARY, "run",           "--report",  "-",
+                                  "--apply",          "lsp-callbacks", "--lsp-url", lsp_->url()};
     argv.insert(argv.end(), args.begin(), args.end());
     return run_process(argv, {{"LSP_SWEEPER_NODE_URL", node_->url()},
                               {"LSP_SWEEPER_DB_URL", db_.uri_as_callbacks_sweeper()},
@@ -144,13 +144,14 @@ TEST_F(Callbacks, ALiveCallbackRacingTheReplayLeavesOneJob) {
   const ProcessResult r = replay();
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(raced);
-  EXPECT_EQ(answered(), (std::vector<std::string>{std::string(lsp_sim::kPaymentSentPath) + " 200",
-                                                  std::string(lsp_sim::kPaymentSentPath) + " 200"}));
+  EXPECT_EQ(answered(),
+            (std::vector<std::string>{std::string(lsp_sim::kPaymentSentPath) + " 200",
+                                      std::string(lsp_sim::kPaymentSentPath) + " 200"}));
   EXPECT_EQ(apay_status(sent.hash), "outbound_claimed");
-  EXPECT_EQ(db_.query_value<int>(
-                "SELECT count(*) FROM async_rotating_invoice_outbox WHERE payment_hash = $1",
-                sent.hash),
-            1);
+  EXPECT_EQ(
+      db_.query_value<int>(
+          "SELECT count(*) FROM async_rotating_invoice_outbox WHERE payment_hash = $1", sent.hash),
+      1);
 }
 
 TEST_F(Callbacks, ServerErrorsAreRetriedAndThenDelivered) {
@@ -300,12 +301,12 @@ TEST_F(Callbacks, CheckVerifiesTheEndpointAndTheTokenMovingNothing) {
   start_lsp();
   const std::string before = lsp_state(db_);
   const auto check = [&](const std::string& token) {
-    return run_process({LSP_SWEEPER_BINARY, "check", "--apply", "lsp-callbacks", "--lsp-url",
-                        lsp_->url()},
-                       {{"LSP_SWEEPER_NODE_URL", node_->url()},
-                        {"LSP_SWEEPER_DB_URL", db_.uri_as_callbacks_sweeper()},
-                        {"LSP_SWEEPER_NODE_TOKEN", kToken},
-                        {"LSP_SWEEPER_LSP_TOKEN", token}});
+    return run_process(
+        {LSP_SWEEPER_BINARY, "check", "--apply", "lsp-callbacks", "--lsp-url", lsp_->url()},
+        {{"LSP_SWEEPER_NODE_URL", node_->url()},
+         {"LSP_SWEEPER_DB_URL", db_.uri_as_callbacks_sweeper()},
+         {"LSP_SWEEPER_NODE_TOKEN", kToken},
+         {"LSP_SWEEPER_LSP_TOKEN", token}});
   };
 
   const ProcessResult good = check(kLspToken);
@@ -323,8 +324,7 @@ TEST_F(Callbacks, CheckVerifiesTheEndpointAndTheTokenMovingNothing) {
 
 TEST_F(Callbacks, TheModesOptionsAreCheckedBeforeAnythingIsAsked) {
   serve(nlohmann::json::array());
-  const auto run_with = [&](std::vector<std::string> args,
-                            std::map<std::string, std::string> env) {
+  const auto run_with = [&](std::vector<std::string> args, std::map<std::string, std::string> env) {
     std::vector<std::string> argv{LSP_SWEEPER_BINARY, "run"};
     argv.insert(argv.end(), args.begin(), args.end());
     env.emplace("LSP_SWEEPER_NODE_URL", node_->url());

@@ -143,7 +143,7 @@ std::size_t utf8_length(const std::string& s, std::size_t i, std::uint32_t* rune
 // A JSON string as encoding/json writes it (HTML-safe, invalid UTF-8 as U+FFFD).
 std::string go_json_string(const std::string& s) {
   std::string out = "\"";
-  char buf[8];
+  char buf[16];  // room for any 32-bit rune, which GCC cannot rule out
   for (std::size_t i = 0; i < s.size();) {
     std::uint32_t rune = 0;
     const std::size_t n = utf8_length(s, i, &rune);
@@ -177,7 +177,7 @@ std::string go_json_string(const std::string& s) {
 // fmt's %q (strconv.Quote) for the ASCII a status can hold; other valid UTF-8 is kept as is.
 std::string go_quote(const std::string& s) {
   std::string out = "\"";
-  char buf[8];
+  char buf[16];
   for (std::size_t i = 0; i < s.size();) {
     std::uint32_t rune = 0;
     const std::size_t n = utf8_length(s, i, &rune);

@@ -565,8 +565,8 @@ node::Dialect FakeNode::dialect() {
 
 lsp::Answer FakeLsp::claimable(const std::string& payment_hash, std::uint64_t amount_msat,
                                std::int64_t claim_deadline_height) {
-  return answer(calls.emplace_back(
-      Call{"claimable", payment_hash, "", amount_msat, claim_deadline_height}));
+  return answer(
+      calls.emplace_back(Call{"claimable", payment_hash, "", amount_msat, claim_deadline_height}));
 }
 
 lsp::Answer FakeLsp::payment_sent(const std::string& payment_hash, const std::string& preimage) {
@@ -588,7 +588,7 @@ lsp::Answer FakeLsp::answer(const Call& call) {
     for (FakeRow& row : db_.rows(flow)) {
       if (row.payment_hash != call.payment_hash) continue;
       const std::vector<std::string> from =
-          claimable ? std::vector<std::string>{flow == Flow::Apay ? "active" : "quoted"}
+          claimable            ? std::vector<std::string>{flow == Flow::Apay ? "active" : "quoted"}
           : flow == Flow::Apay ? std::vector<std::string>{"outbound_paid"}
                                : std::vector<std::string>{"outbound_pending", "outbound_paid"};
       if (std::find(from.begin(), from.end(), row.status) == from.end()) continue;

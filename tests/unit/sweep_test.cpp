@@ -767,7 +767,6 @@ TEST_F(SweepLoop, StuckJobsAreReportedThenResolvedAndNeverTouched) {
   EXPECT_EQ(done.resolved[0].divergence.kind, plan::DivergenceKind::OutboxJobBlocked);
 }
 
-
 // --apply lsp-callbacks: every repair the planner makes goes to the LSP's endpoint instead.
 class SweepViaLsp : public SweepLoop {
  protected:
@@ -806,11 +805,11 @@ TEST_F(SweepViaLsp, EveryMissedCallbackIsDeliveredOnceWithTheNodesBodyAndConfirm
     bodies.insert(c.endpoint + " " + c.payment_hash + " " + std::to_string(c.amount_msat) + " " +
                   std::to_string(c.claim_deadline_height) + " " + c.preimage);
   }
-  EXPECT_EQ(bodies, (std::set<std::string>{
-                        "claimable " + claim.hash + " 3000000 " + std::to_string(kHeight + 144) + " ",
-                        "claimable " + relay_claim.hash + " 5000000 " +
-                            std::to_string(kHeight + 50) + " ",
-                        "payment_sent " + sent.hash + " 0 0 " + sent.preimage}));
+  EXPECT_EQ(bodies,
+            (std::set<std::string>{
+                "claimable " + claim.hash + " 3000000 " + std::to_string(kHeight + 144) + " ",
+                "claimable " + relay_claim.hash + " 5000000 " + std::to_string(kHeight + 50) + " ",
+                "payment_sent " + sent.hash + " 0 0 " + sent.preimage}));
   for (const auto& r : first.repairs) {
     EXPECT_TRUE(r.applied) << r.payment_hash;
     ASSERT_TRUE(r.delivery.has_value());
@@ -877,11 +876,11 @@ TEST_F(SweepViaLsp, EachAnswerOfTheLspIsReportedForWhatItIs) {
                     outbound_succeeded(later.hash, later.preimage),
                     outbound_succeeded(ignored.hash, ignored.preimage),
                     outbound_succeeded(unmoved.hash, unmoved.preimage)};
-  lsp_.answers = {{answer(400, "claim_deadline_height 800144 is too close"), false},
-                  {answer(503, "payment_sent received before outbound payment was confirmed"),
-                   false},
-                  {answer(200, "", true), false},
-                  {answer(200), false}};
+  lsp_.answers = {
+      {answer(400, "claim_deadline_height 800144 is too close"), false},
+      {answer(503, "payment_sent received before outbound payment was confirmed"), false},
+      {answer(200, "", true), false},
+      {answer(200), false}};
 
   const report::RunResult result = sweep();
   ASSERT_TRUE(result.complete) << result.error.value_or("");
@@ -895,11 +894,11 @@ TEST_F(SweepViaLsp, EachAnswerOfTheLspIsReportedForWhatItIs) {
   EXPECT_EQ(outcomes[later.hash], plan::DeliveryOutcome::Deferred);
   EXPECT_EQ(outcomes[ignored.hash], plan::DeliveryOutcome::Ignored);
   EXPECT_EQ(outcomes[unmoved.hash], plan::DeliveryOutcome::Unconfirmed);
-  EXPECT_EQ(divergences_of(result),
-            (std::multiset<std::string>{"lsp_callback_not_applied apay " + refused.hash + " person",
-                                        "lsp_callback_not_applied apay " + ignored.hash + " person",
-                                        "lsp_callback_not_applied apay " + unmoved.hash +
-                                            " person"}));
+  EXPECT_EQ(
+      divergences_of(result),
+      (std::multiset<std::string>{"lsp_callback_not_applied apay " + refused.hash + " person",
+                                  "lsp_callback_not_applied apay " + ignored.hash + " person",
+                                  "lsp_callback_not_applied apay " + unmoved.hash + " person"}));
   for (const auto& d : result.divergences) {
     if (d.payment_hash == refused.hash) {
       EXPECT_NE(d.detail.find("HTTP 400 claim_deadline_height 800144 is too close"),
