@@ -34,6 +34,7 @@ Answer read_answer(node::PostAnswer posted) {
     const auto error = body.find("error");
     if (error != body.end() && error->is_string()) {
       answer.message = util::printable(error->get_ref<const std::string&>(), kMessageBytes);
+      answer.lsp_error = true;
     } else {
       answer.message = util::printable(posted.body, kMessageBytes);
     }

@@ -344,6 +344,7 @@ std::string_view to_string(DeliveryOutcome o) {
     case DeliveryOutcome::Applied: return "applied";
     case DeliveryOutcome::AlreadyMoved: return "already_moved";
     case DeliveryOutcome::Unconfirmed: return "unconfirmed";
+    case DeliveryOutcome::Withheld: return "withheld";
     case DeliveryOutcome::Ignored: return "ignored";
     case DeliveryOutcome::Refused: return "refused";
     case DeliveryOutcome::Deferred: return "deferred";

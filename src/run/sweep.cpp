@@ -473,9 +473,10 @@ class Sweep {
     result_.divergences.push_back(std::move(d));
   }
 
-  // Replays each repair to the LSP in plan order. The audit rows of those delivered are
-  // written afterwards, also when the run ends on the way (the token refused, the LSP
-  // unavailable past every attempt, a read failing); the rest are left to the next run.
+  // Replays each repair to the LSP in plan order, writing its audit row right after it (the
+  // LSP may have applied it: the row must not wait for the page). The run ends on the way when
+  // the token is refused, the LSP stays unavailable past every attempt, or a read or audit write
+  // fails; the rest are left to the next run.
   void deliver(std::vector<plan::Repair>& repairs) {
     std::size_t delivered = 0;
     std::optional<LspError> stop;
@@ -483,9 +484,21 @@ class Sweep {
     try {
       for (; delivered < repairs.size() && !stop; ++delivered) {
         plan::Repair& repair = repairs[delivered];
-        replayer_->deliver(repair);
+        std::optional<plan::Divergence> divergence;
+        try {
+          divergence = replayer_->deliver(repair);
+        } catch (...) {
+          // Sent, but the record could not be read again: not confirmed.
+          if (repair.delivery && repair.delivery->attempts > 0) {
+            repair.delivery->outcome = plan::DeliveryOutcome::Unconfirmed;
+            ledger_.record_deliveries({repair}, result_.run_id);
+            ++delivered;
+          }
+          throw;
+        }
+        ledger_.record_deliveries({repair}, result_.run_id);
         stop = run_ending_error(repair);
-        if (auto d = divergence_for(repair)) add(std::move(*d));
+        if (divergence) add(std::move(*divergence));
         if (repair.delivery->outcome == plan::DeliveryOutcome::Deferred) {
           ++result_.deferred;
           deferred_.push_back(repair.payment_hash);
@@ -493,23 +506,10 @@ class Sweep {
       }
     } catch (...) {
       failure = std::current_exception();
-      // Sent, but the record could not be read again: not confirmed.
-      plan::Repair& repair = repairs[delivered];
-      if (repair.delivery && repair.delivery->attempts > 0) {
-        repair.delivery->outcome = plan::DeliveryOutcome::Unconfirmed;
-        ++delivered;
-      }
     }
     repairs.resize(delivered);
-    std::exception_ptr audit_failure;
-    try {
-      if (!repairs.empty()) ledger_.record_deliveries(repairs, result_.run_id);
-    } catch (...) {
-      audit_failure = std::current_exception();
-    }
-    record(repairs);  // the report shows what the LSP was told, whatever the ledger says
+    record(repairs);  // the report shows what the LSP was told
     if (failure) std::rethrow_exception(failure);
-    if (audit_failure) std::rethrow_exception(audit_failure);
     if (stop) throw *stop;
   }
 

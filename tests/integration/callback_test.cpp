@@ -178,14 +178,15 @@ TEST_F(Callbacks, AnLspThatStaysDownEndsTheRunForLaterAndTheNextRunDelivers) {
   serve({outbound_succeeded(first.hash, first.preimage),
          outbound_succeeded(second.hash, second.preimage)});
   start_lsp();
-  // Answers 500 to everything: the first replay gets all its attempts, the second none.
-  lsp_->fail_next(lsp_sim::kPaymentSentPath, 500, 100);
+  // A proxy in front of the LSP answers 502 to everything: the first replay gets all its
+  // attempts, the second none.
+  lsp_->fail_next(lsp_sim::kPaymentSentPath, 502, 100);
 
   const ProcessResult down = replay();
   EXPECT_EQ(down.exit_code, 75) << down.err;
   const auto failed = report(down);
   EXPECT_FALSE(failed["complete"].get<bool>());
-  EXPECT_NE(failed["error"].get<std::string>().find("after 3 attempt(s): HTTP 500"),
+  EXPECT_NE(failed["error"].get<std::string>().find("after 3 attempt(s): HTTP 502"),
             std::string::npos)
       << failed["error"];
   ASSERT_EQ(failed["repairs"].size(), 1u);

@@ -575,7 +575,8 @@ lsp::Answer FakeLsp::payment_sent(const std::string& payment_hash, const std::st
 
 lsp::Answer FakeLsp::answer(const Call& call) {
   bool handle = true;
-  lsp::Answer reply{200, "", false, "", false};
+  lsp::Answer reply;
+  reply.status = 200;
   if (!answers.empty()) {
     const Scripted next = answers.front();
     answers.erase(answers.begin());
@@ -584,7 +585,11 @@ lsp::Answer FakeLsp::answer(const Call& call) {
   }
   if (!handle) return reply;
   const bool claimable = call.endpoint == "claimable";
-  for (Flow flow : {Flow::Apay, Flow::Relay}) {
+  // As the LSP's handlers route: a hash with a relay record belongs to the relay flow.
+  const bool relay_owns = std::any_of(db_.relay.begin(), db_.relay.end(), [&](const FakeRow& r) {
+    return r.payment_hash == call.payment_hash;
+  });
+  for (Flow flow : {relay_owns ? Flow::Relay : Flow::Apay}) {
     for (FakeRow& row : db_.rows(flow)) {
       if (row.payment_hash != call.payment_hash) continue;
       const std::vector<std::string> from =

@@ -161,8 +161,8 @@ class FakeNode : public node::PaymentSource {
   void request(const char* what);
 };
 
-// The LSP's two callback endpoints over `db`, as utexo-lsp's handlers apply them: the live row
-// of the hash in the callback's from-state moves (APay claimable keeping a recorded deadline)
+// The LSP's two callback endpoints over `db`, as utexo-lsp's handlers apply them: a hash with a
+// relay row belongs to the relay flow, else to APay; its row in the callback's from-state moves (APay claimable keeping a recorded deadline)
 // and gets its job, once; a callback that finds it moved on changes nothing and answers 200.
 // `answers` scripts the next answers instead, front first, each used once; a scripted 200 with
 // `applies` also runs the handler.

@@ -781,7 +781,12 @@ class SweepViaLsp : public SweepLoop {
     return result;
   }
   static lsp::Answer answer(long status, std::string message = "", bool ignored = false) {
-    return {status, std::move(message), ignored, "", false};
+    lsp::Answer a;
+    a.status = status;
+    a.message = std::move(message);
+    a.ignored = ignored;
+    a.lsp_error = !a.message.empty();  // the LSP's {"error": ...}
+    return a;
   }
   testing::FakeLsp lsp_{db_};
 };
@@ -974,6 +979,96 @@ TEST_F(SweepViaLsp, ARecordMovedSinceThePlanIsNotSent) {
   EXPECT_FALSE(result.repairs[0].applied);
   EXPECT_TRUE(lsp_.calls.empty());
   EXPECT_EQ(db_.job_count(sent.hash, "claim_inbound_invoice"), 1);
+}
+
+TEST_F(SweepViaLsp, TheBodyCarriesTheNodesDeadlineElseTheOneTheRecordKeeps) {
+  const Secret both = secret('1'), record_only = secret('2');
+  db_.add(Flow::Apay, both.hash, "active", 3'000'000, kHeight + 300);
+  db_.add(Flow::Apay, record_only.hash, "active", 3'000'000, kHeight + 400);
+  node_.payments = {hodl_claimable(both.hash, 3'000'000, kHeight + 200),
+                    hodl_claimable(record_only.hash, 3'000'000, std::nullopt)};
+
+  const report::RunResult result = sweep();
+  ASSERT_TRUE(result.complete) << result.error.value_or("");
+  std::map<std::string, std::int64_t> sent;
+  for (const auto& c : lsp_.calls) sent[c.payment_hash] = c.claim_deadline_height;
+  EXPECT_EQ(sent[both.hash], kHeight + 200);
+  EXPECT_EQ(sent[record_only.hash], kHeight + 400);
+  EXPECT_EQ(lsp_.calls.size(), 2u);
+}
+
+TEST_F(SweepViaLsp, TheLspsOwnServerErrorIsADivergenceAndTheRunGoesOn) {
+  const Secret stuck = secret('1'), next = secret('2');
+  db_.add(Flow::Apay, stuck.hash, "outbound_paid", 1'000'000);
+  db_.add(Flow::Apay, next.hash, "outbound_paid", 1'000'000);
+  node_.payments = {outbound_succeeded(stuck.hash, stuck.preimage),
+                    outbound_succeeded(next.hash, next.preimage)};
+  const lsp::Answer unexpected =
+      answer(500, "async invoice in unexpected status before outbound claim");
+  lsp_.answers = {{unexpected, false}, {unexpected, false}, {unexpected, false}};
+
+  const report::RunResult result = sweep();
+  ASSERT_TRUE(result.complete) << result.error.value_or("");
+  ASSERT_EQ(result.repairs.size(), 2u);
+  EXPECT_EQ(result.repairs[0].delivery->outcome, plan::DeliveryOutcome::Refused);
+  EXPECT_EQ(result.repairs[0].delivery->attempts, 3);
+  EXPECT_TRUE(result.repairs[1].applied);
+  EXPECT_EQ(divergences_of(result), (std::multiset<std::string>{"lsp_callback_not_applied apay " +
+                                                                stuck.hash + " person"}));
+}
+
+TEST_F(SweepViaLsp, AFailureThatWouldRepeatEndsTheRunWithExitTwo) {
+  const Secret sent = secret('1');
+  db_.add(Flow::Apay, sent.hash, "outbound_paid", 1'000'000);
+  node_.payments = {outbound_succeeded(sent.hash, sent.preimage)};
+  lsp::Answer no_answer;
+  no_answer.transport_error = "SSL peer certificate or SSH remote key was not OK";
+  no_answer.retryable = false;
+  lsp_.answers = {{no_answer, false}};
+
+  const report::RunResult result = sweep();
+  EXPECT_FALSE(result.complete);
+  EXPECT_FALSE(result.retry_later);
+  EXPECT_EQ(report::exit_code(result), report::kExitIncomplete);
+  EXPECT_EQ(lsp_.calls.size(), 1u);  // not retried either
+}
+
+TEST_F(SweepViaLsp, AnApayRepairWhoseHashHasARelayRecordIsNotSent) {
+  // The LSP hands every callback of a hash with a relay record to that record: replaying the
+  // APay claimable would move the relay row, whose own amount guard failed.
+  const Secret twin = secret('1');
+  db_.add(Flow::Apay, twin.hash, "active", 3'000'000);
+  db_.add(Flow::Relay, twin.hash, "quoted", 9'999'999);
+  node_.payments = {hodl_claimable(twin.hash, 3'000'000)};
+
+  const report::RunResult result = sweep();
+  ASSERT_TRUE(result.complete) << result.error.value_or("");
+  EXPECT_TRUE(lsp_.calls.empty());
+  ASSERT_EQ(result.repairs.size(), 1u);
+  EXPECT_EQ(result.repairs[0].delivery->outcome, plan::DeliveryOutcome::Withheld);
+  EXPECT_EQ(divergences_of(result),
+            (std::multiset<std::string>{"amount_mismatch relay " + twin.hash + " person",
+                                        "lsp_callback_not_applied apay " + twin.hash + " person"}));
+  EXPECT_EQ(db_.only_row(Flow::Relay, twin.hash).status, "quoted");
+  EXPECT_EQ(db_.only_row(Flow::Apay, twin.hash).status, "active");
+}
+
+TEST_F(SweepViaLsp, AJobThatTurnedDeadSinceThePlanIsNotSent) {
+  const Secret sent = secret('1');
+  db_.add(Flow::Apay, sent.hash, "outbound_paid", 1'000'000);
+  node_.payments = {outbound_succeeded(sent.hash, sent.preimage)};
+  db_.after_records_for = [&](FakeDatabase& db) {
+    db.add_job(sent.hash, "claim_inbound_invoice", "done");
+    db.after_records_for = nullptr;
+  };
+
+  const report::RunResult result = sweep();
+  ASSERT_TRUE(result.complete) << result.error.value_or("");
+  EXPECT_TRUE(lsp_.calls.empty());
+  ASSERT_EQ(result.repairs.size(), 1u);
+  EXPECT_EQ(result.repairs[0].delivery->outcome, plan::DeliveryOutcome::Withheld);
+  EXPECT_EQ(kinds_of(result), std::vector{plan::DivergenceKind::OutboxJobWillNotRun});
+  EXPECT_EQ(db_.only_row(Flow::Apay, sent.hash).status, "outbound_paid");
 }
 
 }  // namespace

@@ -19,6 +19,9 @@ struct Answer {
   long status = 0;       // HTTP status; 0: no answer, `transport_error` says why
   std::string message;   // the LSP's "error", else its body; printable, at most 200 bytes
   bool ignored = false;  // 200 {"ok":true,"ignored":true}: neither flow owns the hash
+  // The body was the LSP's own error, {"error": "..."} (utexo-lsp api.go writeErr), not a
+  // proxy's page: a 500 of this form is the LSP's answer, not its absence.
+  bool lsp_error = false;
   std::string transport_error;
   bool retryable = false;  // no answer, and worth another attempt
 };

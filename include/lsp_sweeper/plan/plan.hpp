@@ -34,13 +34,15 @@ struct Transition {
 
 // What became of a missed callback replayed to the LSP's own endpoint (--apply lsp-callbacks).
 enum class DeliveryOutcome {
-  Applied,      // 200, and the record moved from `from` to `to` with this call
-  AlreadyMoved, // the record had left `from` before the call: nothing sent
-  Unconfirmed,  // 200, but the record was not found moved afterwards
-  Ignored,      // 200 {"ignored": true}: the LSP says neither flow owns the hash
-  Refused,      // 4xx other than 401/403: the LSP's rules refused it; a divergence
-  Deferred,     // 503: the LSP cannot act yet; left to the next run
-  Failed,       // 5xx or no answer after every attempt: the run ends incomplete
+  Applied,       // 200, and the record moved from `from` to `to` with this call
+  AlreadyMoved,  // the record had left `from` before the call: nothing sent
+  Unconfirmed,   // 200, but the record was not found moved afterwards
+  Withheld,      // not sent: the LSP would apply it to another row, or behind a dead job
+  Ignored,       // 200 {"ignored": true}: the LSP says neither flow owns the hash
+  Refused,       // a 4xx other than 401/403/429, or the LSP's own 500 error after every
+                 // attempt: its rules or its state refused it; a divergence
+  Deferred,      // 503: the LSP cannot act yet; left to the next run
+  Failed,        // 401/403, or no answer of the LSP's after every attempt: the run ends
 };
 std::string_view to_string(DeliveryOutcome o);
 
@@ -50,6 +52,9 @@ struct Delivery {
   std::string answer;    // the LSP's message ("error" of its JSON, else the body), printable
                          // and at most 200 bytes
   int attempts = 0;      // POSTs made
+  // Failed: another run may get through (no answer that could be retried, a proxy's 5xx,
+  // 429), as opposed to a refused token or a failure that repeats (a certificate, a redirect).
+  bool retryable = false;
   bool operator==(const Delivery&) const = default;
 };
 

@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "lsp_sweeper/lsp/callbacks.hpp"
 #include "lsp_sweeper/plan/plan.hpp"
@@ -33,12 +34,16 @@ class Replayer {
   Replayer(lsp::CallbackEndpoints& lsp, store::LspRecords& records, ReplayOptions options)
       : lsp_(lsp), records_(records), options_(options) {}
 
-  // Delivers a MissedClaimable or MissedPaymentSent repair and sets its `delivery` and
-  // `applied`. Nothing is sent when the record's row has left `from` since the plan
-  // (AlreadyMoved). After a 200, the row is read again: `applied` only when it has left `from`
-  // for `to` or a later live state, i.e. when it moved while this run's call was answered.
-  // Throws StoreError only for the reads.
-  void deliver(plan::Repair& repair);
+  // Delivers a MissedClaimable or MissedPaymentSent repair, sets its `delivery` and
+  // `applied`, and returns the divergence the outcome calls for, if any. The hash's rows are
+  // read just before the POST, and nothing is sent (AlreadyMoved) when the repair's row has
+  // left `from`, nor (Withheld, a divergence) when the transition's job is done or failed (the
+  // LSP would keep it, and the record would wait on it for ever) or when an APay repair's hash
+  // also has a relay row (the LSP hands every callback of a hash to its relay record first, so
+  // the APay row's guards would be judged on another record). After a 200 the row is read
+  // again: `applied` only when it has left `from` for `to` or a later live state, i.e. moved
+  // while this run's call was answered. Throws StoreError only for the reads.
+  std::optional<plan::Divergence> deliver(plan::Repair& repair);
 
  private:
   lsp::Answer post(const plan::Repair& repair);
@@ -49,13 +54,8 @@ class Replayer {
   ReplayOptions options_;
 };
 
-// The divergence a delivered repair calls for: one for an answer that refused (4xx), ignored or
-// did not apply it; nothing for one applied, already moved, deferred (503) or failed (the run
-// says that one).
-std::optional<plan::Divergence> divergence_for(const plan::Repair& repair);
-
 // The error that ends the run after this delivery, if any: the token refused (401, 403), or no
-// usable answer after every attempt (Failed).
+// answer of the LSP's after every attempt (Failed): for a later run when it may get through.
 std::optional<LspError> run_ending_error(const plan::Repair& repair);
 
 // In --apply lsp-callbacks a missing outbox job is reported, never written: no endpoint of the
