@@ -426,12 +426,14 @@ class PgRecords final : public LspRecords {
              ", 0::bigint FROM async_rotating_invoice_outbox o WHERE o.status = 'processing' "
              "AND o.locked_until < " +
              cutoff + limit},
+        // One ordered pass over the pending jobs, each with the count of failing ones before
+        // it (a correlated count per job grew as pending jobs x outbox rows).
         {JobStuckReason::HeadOfLine,
-         "SELECT * FROM (SELECT " + columns +
-             ", (SELECT count(*) FROM async_rotating_invoice_outbox b WHERE b.status = "
-             "'pending' AND b.attempts > 0 AND b.id < o.id) AS blocked_by FROM "
-             "async_rotating_invoice_outbox o WHERE o.status = 'pending' AND o.attempts = 0) o "
-             "WHERE o.blocked_by >= $1::bigint" +
+         "SELECT " + columns +
+             ", o.blocked_by FROM (SELECT p.*, count(*) FILTER (WHERE p.attempts > 0) OVER "
+             "(ORDER BY p.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS blocked_by "
+             "FROM async_rotating_invoice_outbox p WHERE p.status = 'pending') o WHERE "
+             "o.attempts = 0 AND o.blocked_by >= $1::bigint" +
              limit},
     };
     std::vector<StuckJob> jobs;

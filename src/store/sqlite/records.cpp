@@ -114,13 +114,15 @@ class SqliteRecords final : public LspRecords {
              "o.locked_until < datetime('now', ?)" +
              limit,
          true},
+        // One ordered pass over the pending jobs, each with the count of failing ones before
+        // it: a correlated count per job grew as pending jobs x outbox rows and held the read
+        // for seconds, which the LSP's writes waited behind.
         {JobStuckReason::HeadOfLine,
-         "SELECT * FROM (SELECT " + columns + ", (SELECT count(*) FROM " + table +
-             " b WHERE b.status = 'pending' AND b.attempts > 0 AND b.id < o.id) AS blocked_by "
+         "SELECT " + columns +
+             ", o.blocked_by FROM (SELECT p.*, count(*) FILTER (WHERE p.attempts > 0) OVER "
+             "(ORDER BY p.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS blocked_by "
              "FROM " +
-             table +
-             " o WHERE o.status = 'pending' AND o.attempts = 0) o WHERE "
-             "o.blocked_by >= " +
+             table + " p WHERE p.status = 'pending') o WHERE o.attempts = 0 AND o.blocked_by >= " +
              std::to_string(kHeadOfLineSlots) + limit,
          false},
     };
