@@ -271,7 +271,7 @@ $(calc %.0f "$(med 3 "$f") / 1024") | $(med 4 "$f") | exit $(col 7 "$f" | sort -
 $(calc %.0f "$(med 3 "$f") / 1024") |")
     done
     # Every steady sweep makes the same requests: the floor replays the first one's.
-    tail -n +"$first_from" "$work/requests.log" | head -n "$first_count" >"$work/one-run.log"
+    sed -n "$first_from,$((first_from + first_count - 1))p" "$work/requests.log" >"$work/one-run.log"
     log "$size, $backend: floor and peer, $runs times each"
     read -r floor_s floor_curl floor_db floor_n < <(floor "$backend" "$work/one-run.log")
     read -r peer_wall peer_cpu peer_rss peer_requests missed_c missed_s < <(peer "$backend")
