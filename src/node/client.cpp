@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <future>
 #include <limits>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string_view>
@@ -146,6 +148,9 @@ struct NodeClient::Impl {
                                                                            curl_slist_free_all};
   BodySink sink;
   char curl_error[CURL_ERROR_SIZE] = {};
+  // One request at a time on the handle (with sink and curl_error): a scan fetches its next
+  // page on another thread while the caller's page callback runs, which may ask the node too.
+  std::mutex handle_mutex;
 
   explicit Impl(NodeClientOptions opts) : options(std::move(opts)) {
     if (const auto problem = base_url_problem(options.base_url)) {
@@ -314,6 +319,7 @@ struct NodeClient::Impl {
   // changing state has its own budget: it is not a transport fault, and it is not final.
   std::string request(const std::string& path, const std::string& what,
                       const std::string* post_body = nullptr) {
+    const std::lock_guard lock(handle_mutex);
     const int attempts = std::max(1, options.max_attempts);
     const int changing_attempts = std::max(1, options.changing_state_attempts);
     auto backoff = options.first_backoff;
@@ -374,8 +380,13 @@ ScanStats NodeClient::scan(const PaymentQuery& query, std::uint32_t page_size,
   if (page_size == 0) throw std::invalid_argument("page_size must be positive");
   ScanStats stats;
   std::optional<std::uint64_t> cursor;  // absent: start from the newest payment
+  // The next page, asked for while on_page handles this one: at most one page ahead, and only
+  // once this page's cursor says the scan goes on. Its error, if any, surfaces from get(),
+  // where fetching it serially would have thrown.
+  std::future<PaymentPage> ahead;
   for (int number = 1;; ++number) {
-    PaymentPage page = impl_->fetch_page(query, page_size, cursor, number);
+    PaymentPage page =
+        ahead.valid() ? ahead.get() : impl_->fetch_page(query, page_size, cursor, number);
     // Counts every page fetched, the empty one that ends a scan included: it is a request
     // the node answered.
     ++stats.pages;
@@ -404,6 +415,12 @@ ScanStats NodeClient::scan(const PaymentQuery& query, std::uint32_t page_size,
                         page_context(impl_->prefix, number, cursor) + ": last_index_offset " +
                             std::to_string(next) + " is not below index_offset " +
                             std::to_string(*cursor) + "; stopping rather than looping");
+    }
+    if (next != 0) {
+      // If on_page throws, the future's destructor waits for this request and drops its result.
+      ahead = std::async(std::launch::async, [this, &query, page_size, next, number] {
+        return impl_->fetch_page(query, page_size, next, number + 1);
+      });
     }
     on_page(page);
     if (next == 0) {

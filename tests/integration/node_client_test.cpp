@@ -374,6 +374,106 @@ TEST_F(NodeClientSimulator, ServiceUnavailableIsRetriedThenGivenUp) {
   EXPECT_EQ(sim_->request_count("/listpayments"), 4u);
 }
 
+// --- Prefetch: the next page is fetched while the caller handles this one ---
+
+// Waits (`patience` at most) until the simulator has received `n` listing requests; their
+// count then.
+std::uint64_t listing_requests_reach(const sim::NodeSimulator& node, std::uint64_t n,
+                                     std::chrono::milliseconds patience = std::chrono::seconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  while (node.request_count("/listpayments") < n && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return node.request_count("/listpayments");
+}
+
+sim::Fault fault(sim::FaultKind kind, int status = 500) {
+  sim::Fault f;
+  f.kind = kind;
+  f.status = status;
+  return f;
+}
+
+TEST_F(NodeClientSimulator, NextPageIsAskedForWhileThisOneIsHandledAndPagesStayInOrder) {
+  serve(thirty_mixed_payments());
+  NodeClient client(options());
+  std::vector<std::string> hashes;
+  std::vector<std::uint64_t> requests_seen;  // by each page's callback, page k waiting for k + 1
+  const ScanStats stats = client.scan({}, 4, [&](PaymentPage& page) {
+    requests_seen.push_back(listing_requests_reach(*sim_, requests_seen.size() + 2));
+    // The callback may use the client meanwhile: the two requests take turns.
+    EXPECT_EQ(client.current_height(), 800000);
+    for (const auto& p : page.payments) hashes.push_back(p.payment_hash);
+  });
+
+  std::vector<std::string> newest_first;
+  for (int i = 30; i >= 1; --i) newest_first.push_back(hash_of(i));
+  EXPECT_EQ(hashes, newest_first);
+  // Pages of 4 (seven) and 2, then the empty page that ends the scan; each page's successor
+  // was asked for during its callback, and not one request more than a serial scan makes.
+  EXPECT_EQ(stats.pages, 9);
+  EXPECT_EQ(requests_seen, (std::vector<std::uint64_t>{2, 3, 4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(sim_->request_count("/listpayments"), 9u);
+}
+
+TEST_F(NodeClientSimulator, NoPageIsAskedForPastACursorThatEndsTheScan) {
+  serve_file("index_zero.json");
+  NodeClient client(options());
+  // Pages of 4: the second ends on index 0, which ends the scan: nothing is fetched after it,
+  // however long its callback takes.
+  int handled = 0;
+  const ScanStats stats =
+      client.scan({NodeStatus::Claimable, Direction::Inbound, std::nullopt}, 4, [&](PaymentPage&) {
+        if (++handled == 2) listing_requests_reach(*sim_, 3, std::chrono::milliseconds(300));
+      });
+  EXPECT_EQ(handled, 2);
+  EXPECT_TRUE(stats.stopped_at_unindexed);
+  EXPECT_EQ(sim_->request_count("/listpayments"), 2u);
+}
+
+TEST_F(NodeClientSimulator, FaultOnAPrefetchedPageSurfacesAfterThePagesBeforeIt) {
+  serve(thirty_mixed_payments());
+  NodeClient client(options());
+  // Page 3 comes back cut: a protocol error, not retried, reported once pages 1 and 2 are
+  // handled, naming page 3 and its cursor exactly as a serial scan does.
+  sim_->inject("/listpayments", 3, fault(sim::FaultKind::TruncatedBody));
+  int handled = 0;
+  try {
+    client.scan({}, 4, [&](PaymentPage&) { ++handled; });
+    ADD_FAILURE() << "no NodeError";
+  } catch (const NodeError& e) {
+    EXPECT_EQ(e.kind, NodeErrorKind::Protocol);
+    EXPECT_TRUE(std::string(e.what()).starts_with("GET /listpayments page 3 (index_offset=23): "))
+        << e.what();
+  }
+  EXPECT_EQ(handled, 2);
+  EXPECT_EQ(sim_->request_count("/listpayments"), 3u);
+
+  // A transient fault on a prefetched page is retried as before, and the scan completes.
+  sim_->inject("/listpayments", 6, fault(sim::FaultKind::Status, 503));
+  std::size_t payments = 0;
+  const ScanStats stats =
+      client.scan({}, 4, [&](PaymentPage& page) { payments += page.payments.size(); });
+  EXPECT_EQ(payments, 30u);
+  EXPECT_EQ(stats.pages, 9);
+  EXPECT_EQ(sim_->request_count("/listpayments"), 3u + 9u + 1u);  // one retry
+}
+
+TEST_F(NodeClientSimulator, ACallbackErrorWinsOverThePrefetchedPage) {
+  serve(thirty_mixed_payments());
+  NodeClient client(options());
+  sim_->inject("/listpayments", 3, fault(sim::FaultKind::TruncatedBody));
+  struct StoreDown {};
+  int handled = 0;
+  EXPECT_THROW(client.scan({}, 4,
+                           [&](PaymentPage&) {
+                             if (++handled == 2) throw StoreDown{};
+                           }),
+               StoreDown);
+  // Page 3 had been asked for while page 2 was handled; nothing after it.
+  EXPECT_EQ(sim_->request_count("/listpayments"), 3u);
+}
+
 // --- The simulator's own contract, seen through plain HTTP requests ---
 
 struct Reply {

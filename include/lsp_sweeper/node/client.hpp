@@ -104,6 +104,11 @@ class NodeClient final : public PaymentSource {
   NodeClient& operator=(const NodeClient&) = delete;
 
   std::int64_t current_height() override;
+  // While on_page handles a page (on the calling thread), the next one is already being
+  // fetched and decoded on another: one page ahead at most, and only when this page's cursor
+  // says the scan goes on, so the requests are those of a serial scan, in the same order. If
+  // on_page throws, its exception surfaces once that one request is over. Requests never
+  // overlap: on_page may use this client too, it then waits its turn for the connection.
   ScanStats scan(const PaymentQuery& query, std::uint32_t page_size,
                  const PageSink& on_page) override;
   std::optional<SinglePayment> get_payment(const std::string& payment_hash,
