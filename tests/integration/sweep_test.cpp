@@ -1273,9 +1273,10 @@ class CallbackLandsMidSweep : public store::LspRecords {
                                   const store::RecordSink& on_page) override {
     inner_.records_lacking_outbox_job(flow, jobs, page_size, on_page);
   }
-  std::int64_t count_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
-                                   std::int64_t limit) override {
-    return inner_.count_awaiting_node(flow, quiet, limit);
+  std::vector<store::AwaitingSince> awaiting_node_since(
+      Flow flow, const std::vector<std::vector<std::string>>& quiet,
+      const std::vector<std::string>& open_hashes) override {
+    return inner_.awaiting_node_since(flow, quiet, open_hashes);
   }
   std::vector<StuckJob> stuck_jobs(std::int64_t stuck_after_seconds) override {
     return inner_.stuck_jobs(stuck_after_seconds);
