@@ -198,6 +198,14 @@ class Sweep {
       }
     }
     any_open_ = unbound > 0 || !open_hashes_.empty();
+    // Live twins are reported by whichever payment of their hash is planned, so they are
+    // looked at as an open divergence's records are.
+    for (Flow flow : flows_) {
+      for (std::string& hash :
+           records_.live_twin_hashes(flow, plan::terminal_states(flow), kMalformedHashLimit)) {
+        open_hashes_.insert(std::move(hash));
+      }
+    }
     for (const auto& q : queries(now - options_.lookback)) listings_.push_back({q, q});
     // [0]: any listing (every record awaiting the node), then each listing's own.
     std::vector<store::AwaitingSince> need(listings_.size() + 1);
@@ -626,7 +634,7 @@ class Sweep {
   std::unordered_set<std::string> unmatchable_;   // lowercase forms of records' mixed-case hashes
   std::vector<std::string> deferred_;
   std::vector<Listing> listings_;           // in the order they run (queries())
-  std::set<std::string> open_hashes_;       // of the open divergences of a record's flow
+  std::set<std::string> open_hashes_;  // of open divergences of a record's flow, and live twins
   bool any_open_ = false;                   // any divergence open, malformed payments included
   std::set<std::pair<std::optional<Flow>, std::string>> duplicate_rows_reported_;
   bool saw_everything_ = true;

@@ -1285,6 +1285,10 @@ class CallbackLandsMidSweep : public store::LspRecords {
                              const store::RecordSink& sink) override {
     inner_.records_awaiting_node(flow, quiet, batch, sink);
   }
+  std::vector<std::string> live_twin_hashes(Flow flow, const std::vector<std::string>& terminal,
+                                            std::int64_t limit) override {
+    return inner_.live_twin_hashes(flow, terminal, limit);
+  }
   std::vector<LspRecord> records_with_malformed_hash(Flow flow,
                                                      const std::vector<std::string>& terminal,
                                                      std::int64_t limit) override {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -190,6 +191,20 @@ class FakeRecords final : public store::LspRecords {
     page_by_id(
         db_, flow, batch, false, [&](const FakeRow& row) { return !contains(quiet, row.status); },
         sink);
+  }
+
+  std::vector<std::string> live_twin_hashes(Flow flow, const std::vector<std::string>& terminal,
+                                            std::int64_t limit) override {
+    require_table(flow);
+    std::map<std::string, int> live;
+    for (const FakeRow& row : db_.rows(flow)) {
+      if (!contains(terminal, row.status)) ++live[row.payment_hash];
+    }
+    std::vector<std::string> out;
+    for (const auto& [hash, n] : live) {
+      if (n > 1 && std::ssize(out) < limit) out.push_back(hash);
+    }
+    return out;
   }
 
   std::vector<LspRecord> records_with_malformed_hash(Flow flow,

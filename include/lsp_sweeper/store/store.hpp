@@ -95,6 +95,13 @@ class LspRecords {
   virtual void records_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
                                      std::size_t batch, const RecordSink& sink) = 0;
 
+  // The hashes with two or more rows of `flow` whose status is not one of `terminal` (live
+  // twins: whichever payment of the hash is planned reports them), at most `limit`, in hash
+  // order. One short query.
+  virtual std::vector<std::string> live_twin_hashes(Flow flow,
+                                                    const std::vector<std::string>& terminal,
+                                                    std::int64_t limit) = 0;
+
   // The rows of `flow` whose status is not one of `terminal` and whose payment_hash is not 64
   // lowercase hex digits (the form the LSP writes and every lookup by hash uses), at most
   // `limit`, in row order. outbox_jobs is left empty. One scan of the table a run.

@@ -188,6 +188,11 @@ void prepare_record_statements(pqxx::connection& conn, const RecordTable& t) {
                                " async_rotating_invoice_outbox o WHERE o.payment_hash ="
                                " r.payment_hash AND o.action = need.action)",
                            3));
+  // $1: the terminal states; $2: the most hashes.
+  conn.prepare(statement_name("live_twin_hashes", t.flow),
+               "SELECT payment_hash FROM " + table +
+                   " WHERE NOT (status = ANY($1::text[])) GROUP BY payment_hash HAVING count(*) > "
+                   "1 ORDER BY payment_hash LIMIT $2");
   // $1: the terminal states; $2: the most rows. `!~` is case-sensitive, as the lookups are.
   conn.prepare(statement_name("records_with_malformed_hash", t.flow),
                "SELECT " + columns + " FROM " + table +
@@ -492,6 +497,22 @@ class PgRecords final : public LspRecords {
     s_->page_by_id(
         statement_name("records_awaiting_node", table_of(flow).flow), batch,
         [&](const pqxx::result& rows) { return on_page_of(flow, rows, sink); }, text_array(quiet));
+  }
+
+  std::vector<std::string> live_twin_hashes(Flow flow, const std::vector<std::string>& terminal,
+                                            std::int64_t limit) override {
+    std::vector<std::string> hashes;
+    try {
+      pqxx::read_transaction txn(*s_->conn);
+      for (const pqxx::row& row :
+           txn.exec_prepared(statement_name("live_twin_hashes", table_of(flow).flow),
+                             text_array(terminal), limit)) {
+        hashes.push_back(row[0].as<std::string>());
+      }
+    } catch (const std::exception& e) {
+      throw StoreError("live_twin_hashes: " + detail::one_line(e.what()));
+    }
+    return hashes;
   }
 
   std::vector<LspRecord> records_with_malformed_hash(Flow flow,

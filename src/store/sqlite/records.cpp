@@ -223,6 +223,25 @@ class SqliteRecords final : public LspRecords {
                batch, false, sink);
   }
 
+  std::vector<std::string> live_twin_hashes(Flow flow, const std::vector<std::string>& terminal,
+                                            std::int64_t limit) override {
+    const RecordTable& t = record_table(flow);
+    Db& db = session_->db;
+    const std::string step = "live_twin_hashes " + std::string(to_string(flow));
+    Stmt rows(db,
+              "SELECT payment_hash FROM " + std::string(t.table) +
+                  " WHERE status NOT IN (SELECT value FROM json_each(?)) GROUP BY payment_hash "
+                  "HAVING count(*) > 1 ORDER BY payment_hash LIMIT ?",
+              step);
+    std::vector<std::string> hashes;
+    Transaction txn(db, Transaction::Kind::Deferred, step);
+    rows.bind(1, json_array(terminal)).bind(2, limit);
+    while (rows.step()) hashes.push_back(rows.text(0));
+    rows.reset();
+    txn.commit();
+    return hashes;
+  }
+
   std::vector<LspRecord> records_with_malformed_hash(Flow flow,
                                                      const std::vector<std::string>& terminal,
                                                      std::int64_t limit) override {
