@@ -78,6 +78,7 @@ struct RunFlags {
   std::uint32_t page_size = 1000;
   std::string lookup = "auto";
   std::int64_t targeted_max = 200;
+  bool whole_window = false;
   double timeout_seconds = 30;
   std::uint64_t max_response_bytes = 64ull * 1024 * 1024;
   std::vector<std::string> alert_webhooks;
@@ -189,6 +190,7 @@ int run_command(const RunFlags& flags) {
                    : flags.lookup == "targeted" ? run::LookupMode::Targeted
                                                 : run::LookupMode::Auto;
   options.targeted_max = flags.targeted_max;
+  options.narrow = !flags.whole_window;
   options.alert_webhooks = flags.alert_webhooks;
   options.realert_after = seconds_of(flags.realert_after);
   // Only for a person watching: under cron stderr is a file or a pipe, and stays clean.
@@ -337,8 +339,8 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
       ->check(CLI::Range(1u, 100000u));
   run->add_option("--lookup", run_flags.lookup,
                   "How to ask the node: list (filtered listings), targeted (POST /getpayment per "
-                  "record awaiting the node), or auto (targeted when at most --targeted-max "
-                  "records await it)")
+                  "record awaiting the node), or auto (per listing: targeted when at most "
+                  "--targeted-max records can need it)")
       ->envname("LSP_SWEEPER_LOOKUP")
       ->check(CLI::IsMember({"auto", "list", "targeted"}));
   run->add_option("--targeted-max", run_flags.targeted_max,
@@ -346,6 +348,10 @@ Run `lsp-sweeper COMMAND --help` for a command's options and examples.)");
                   "one by one instead of listing")
       ->envname("LSP_SWEEPER_TARGETED_MAX")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1000000}));
+  run->add_flag("--whole-window", run_flags.whole_window,
+                "List every listing over its whole window (--lookback; held HODL payments "
+                "unbounded) and skip none, instead of only back to the oldest record that can "
+                "need it: the full scan a narrowed run must agree with");
   run->add_option("--max-response-bytes", run_flags.max_response_bytes,
                   "Largest node response accepted")
       ->envname("LSP_SWEEPER_MAX_RESPONSE_BYTES")

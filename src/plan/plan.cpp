@@ -568,13 +568,30 @@ std::vector<RequiredJob> jobs_required_by_state(Flow flow) {
   return jobs;
 }
 
+Legs legs_to_look_up(Flow flow, std::string_view status, NodeStatus node_status) {
+  switch (node_status) {
+    case NodeStatus::Claimable:
+      return {callback_may_act(RepairKind::MissedClaimable, flow, status), false};
+    case NodeStatus::Succeeded:
+      return {false, callback_may_act(RepairKind::MissedPaymentSent, flow, status)};
+    case NodeStatus::Failed:
+    case NodeStatus::Cancelled:
+      return {contains(in_flight_states(flow, Direction::Inbound), status),
+              contains(in_flight_states(flow, Direction::Outbound), status)};
+    case NodeStatus::Pending:
+    case NodeStatus::Claiming: return {};
+  }
+  return {};
+}
+
 Legs legs_to_look_up(Flow flow, std::string_view status) {
-  const auto leg = [&](RepairKind callback, Direction direction) {
-    return callback_may_act(callback, flow, status) ||
-           contains(in_flight_states(flow, direction), status);
-  };
-  return {leg(RepairKind::MissedClaimable, Direction::Inbound),
-          leg(RepairKind::MissedPaymentSent, Direction::Outbound)};
+  Legs any;
+  for (int st = 0; st <= static_cast<int>(NodeStatus::Failed); ++st) {
+    const Legs legs = legs_to_look_up(flow, status, static_cast<NodeStatus>(st));
+    any.inbound = any.inbound || legs.inbound;
+    any.outbound = any.outbound || legs.outbound;
+  }
+  return any;
 }
 
 std::vector<std::string> known_states(Flow flow) {
@@ -584,13 +601,26 @@ std::vector<std::string> known_states(Flow flow) {
   return all;
 }
 
-std::vector<std::string> states_needing_no_lookup(Flow flow) {
+namespace {
+
+std::vector<std::string> quiet_states(Flow flow, const std::function<Legs(std::string_view)>& legs_of) {
   std::vector<std::string> quiet;
   for (const std::string& status : known_states(flow)) {
-    const Legs legs = legs_to_look_up(flow, status);
+    const Legs legs = legs_of(status);
     if (!legs.inbound && !legs.outbound) quiet.push_back(status);
   }
   return quiet;
+}
+
+}  // namespace
+
+std::vector<std::string> states_needing_no_lookup(Flow flow) {
+  return quiet_states(flow, [&](std::string_view s) { return legs_to_look_up(flow, s); });
+}
+
+std::vector<std::string> states_needing_no_lookup(Flow flow, NodeStatus node_status) {
+  return quiet_states(flow,
+                      [&](std::string_view s) { return legs_to_look_up(flow, s, node_status); });
 }
 
 NodeAnswer answer_of(const NodePayment& p) { return {p.type, p.status, p.amt_msat}; }

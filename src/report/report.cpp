@@ -58,6 +58,24 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
   return std::string(buf, n) + frac;
 }
 
+std::string_view to_string(ListingWay w) {
+  switch (w) {
+    case ListingWay::Skipped: return "skipped";
+    case ListingWay::Listed: return "list";
+    case ListingWay::LookedUp: return "targeted";
+  }
+  return "?";
+}
+
+std::string_view lookup_mode(const LookupSummary& lookup) {
+  const auto any = [&](ListingWay way) {
+    return std::any_of(lookup.listings.begin(), lookup.listings.end(),
+                       [&](const ListingLookup& l) { return l.way == way; });
+  };
+  if (!any(ListingWay::Listed)) return "targeted";
+  return any(ListingWay::LookedUp) ? "mixed" : "list";
+}
+
 int exit_code(const RunResult& r) {
   if (!r.complete) return r.retry_later ? kExitBusy : kExitIncomplete;
   if (!r.output_failures.empty()) return kExitIncomplete;
@@ -75,11 +93,21 @@ nlohmann::ordered_json to_json(const RunResult& r) {
             {"payments_rejected", r.node.payments_rejected},
             {"height", r.node.height ? json(*r.node.height) : json(nullptr)}};
 
+  json listings = json::array();
+  for (const ListingLookup& l : r.lookup.listings) {
+    listings.push_back(
+        {{"status", to_string(l.status)},
+         {"mode", to_string(l.way)},
+         {"created_after", l.created_after ? json(*l.created_after) : json(nullptr)},
+         {"records_awaiting_node", l.records_awaiting_node},
+         {"reason", l.reason}});
+  }
   const json lookup{
-      {"mode", r.lookup.targeted ? "targeted" : "list"},
+      {"mode", lookup_mode(r.lookup)},
       {"reason", r.lookup.reason},
       {"records_awaiting_node",
        r.lookup.records_awaiting_node ? json(*r.lookup.records_awaiting_node) : json(nullptr)},
+      {"listings", std::move(listings)},
       {"getpayment_requests", r.lookup.requests},
       {"not_found", r.lookup.not_found}};
 
@@ -148,7 +176,7 @@ std::string summary_line(const RunResult& r) {
   std::string line = "sweep ";
   line += r.complete ? "complete" : "INCOMPLETE";
   if (r.dry_run) line += " (dry run)";
-  line += std::string(": lookup=") + (r.lookup.targeted ? "targeted" : "list") +
+  line += std::string(": lookup=") + std::string(lookup_mode(r.lookup)) +
           " scanned=" + std::to_string(r.node.payments_scanned) +
           " rejected=" + std::to_string(r.node.payments_rejected) +
           " repairs_planned=" + std::to_string(r.repairs.size()) +

@@ -22,9 +22,12 @@ std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
-// The listings that can hold a missed callback or a failed leg. Held HODL payments have no
-// time bound (they stay Claimable until claimed or timed out); the rest are bounded by the
-// lookback window so a steady-state sweep does not walk the whole history.
+// The listings that can hold a missed callback or a failed leg, in the order they run (held
+// HODL payments first, so a claimable repair lands before the same hash's outbound leg is
+// judged), over their whole window: held HODL payments have no time bound (they stay
+// Claimable until claimed or timed out); the rest are bounded by the lookback window so a
+// steady-state sweep does not walk the whole history. The run narrows each further
+// (Sweep::plan_listings).
 std::vector<node::PaymentQuery> queries(std::int64_t created_after) {
   return {
       {NodeStatus::Claimable, Direction::Inbound, std::nullopt},
@@ -34,6 +37,16 @@ std::vector<node::PaymentQuery> queries(std::int64_t created_after) {
   };
 }
 
+// How long before the oldest record a listing still needs its payments are still listed. A
+// node payment of a hash is newer than the LSP's first record of it: the LSP writes the record
+// and then asks the node for the invoice (or pays), and the payer can only pay an invoice it
+// was given. The LSP's database and the node stamp the two with their own clocks, so the margin
+// covers the skew between them (and a record committed a moment after its invoice): an hour is
+// far more than NTP-kept clocks drift, and small against a lookback of days. A record stamped
+// more than this past the run's start shows a skew it does not cover: the run then narrows
+// nothing.
+constexpr std::int64_t kSkewMargin = 3600;
+
 // Records per batch of targeted lookups: each batch is then planned like a page of a listing.
 constexpr std::size_t kLookupBatch = 100;
 
@@ -42,6 +55,15 @@ constexpr std::size_t kLookupBatch = 100;
 constexpr std::int64_t kMalformedHashLimit = 1000;
 
 class Sweep {
+  using Way = report::ListingWay;
+
+  // One of the node's listings: what a listing of it asks (narrowed), and its whole window,
+  // which payments looked up one by one are held to.
+  struct Listing {
+    node::PaymentQuery query;
+    node::PaymentQuery window;
+  };
+
  public:
   Sweep(node::PaymentSource& node, store::Backend& db, const SweepOptions& options,
         report::RunResult& result, lsp::CallbackEndpoints* lsp)
@@ -73,7 +95,7 @@ class Sweep {
     }
 
     check_record_hashes();
-    if (!look_up_targeted(now)) list(now);
+    ask_node(now);
 
     for (Flow flow : flows_) {
       records_.records_lacking_outbox_job(
@@ -117,103 +139,233 @@ class Sweep {
     }
   }
 
-  void list(std::int64_t now) {
-    for (const auto& query : queries(now - options_.lookback)) {
-      listing_pages_ = 0;
-      const node::ScanStats stats =
-          node_.scan(query, options_.page_size, [this](node::PaymentPage& page) { on_page(page); });
-      result_.node.dialect = stats.dialect;
-      result_.node.pages += stats.pages;
-      if (stats.stopped_at_unindexed) {
-        saw_everything_ = false;
-        note(
-            "the node's cursor reached payments stored before it had an index (index 0); "
-            "older payments of this listing cannot be paged and were not checked");
+  // Decides how each listing runs (plan_listings), then runs them in order: a listed one page
+  // by page, consecutive looked-up ones in one pass of targeted lookups. A legacy node, found
+  // by either, is listed once, whole, as it ignores every filter.
+  void ask_node(std::int64_t now) {
+    plan_listings(now);
+    for (std::size_t i = 0; i < listings_.size();) {
+      const Way way = result_.lookup.listings[i].way;
+      if (way == Way::Skipped) {
+        ++i;
+        continue;
       }
-      if (stats.dialect == node::Dialect::Legacy) {
-        saw_everything_ = false;
-        // The legacy node ignores every filter and returned its whole history at once.
-        note(
-            "legacy node API: it has no Claimable status, so missed claimable callbacks "
-            "cannot be checked; payment_sent and failed legs were checked");
-        break;
+      if (way == Way::Listed) {
+        if (!list_one(listings_[i].query)) {
+          all_listed();
+          return;
+        }
+        ++i;
+        continue;
+      }
+      std::vector<std::size_t> group;
+      for (; i < listings_.size() && result_.lookup.listings[i].way != Way::Listed; ++i) {
+        if (result_.lookup.listings[i].way == Way::LookedUp) group.push_back(i);
+      }
+      if (!look_up_targeted(group)) {
+        result_.lookup.reason =
+            "the node speaks the legacy dialect, whose getpayment cannot tell a hash's inbound "
+            "and outbound legs apart";
+        list_one(listings_.front().window);
+        all_listed();
+        return;
       }
     }
   }
 
-  // Asks the node about each record awaiting it instead of listing, when the lookup mode and
-  // the count of such records say so. False: the listings must run instead (chosen so, or the
-  // node speaks the legacy dialect, whose getpayment cannot tell a hash's two legs apart).
-  //
-  // Same repairs and divergences as the listings: a record left out is one no node payment
-  // can change (plan::legs_to_look_up), each payment found is held to the listings' own
-  // filters (node::matches, --lookback included) and then planned exactly as a listed one,
-  // deferral included; records with an open divergence are looked up too, so a deferred
-  // payment keeps it open as a listing would. A listing alone sees malformed payments of other
-  // traffic: auto mode lists while such a divergence is open, forced targeted leaves it open.
-  bool look_up_targeted(std::int64_t now) {
-    auto& lookup = result_.lookup;
-    if (options_.lookup == LookupMode::List) {
-      lookup.reason = "--lookup list";
-      return false;
+  // A legacy node was listed whole: that answered every listing.
+  void all_listed() {
+    for (auto& l : result_.lookup.listings) {
+      l.way = Way::Listed;
+      l.created_after.reset();
     }
+  }
+
+  // Each listing's way and bound, from one read of the records per flow. A listing asks only
+  // for what can still matter: a node payment concerns a record created before it, so a
+  // listing reaches back no further than the oldest record a payment of its status could
+  // change (plan::legs_to_look_up, per status), or of an open divergence, less kSkewMargin,
+  // and within the lookback; one that no record can need is skipped. Records in an unreadable
+  // (or future) created_at, an open malformed_payment divergence (only a listing of the whole
+  // window sees it again) or SweepOptions::narrow off: the whole window. Then, per listing, as
+  // auto mode chose for the whole run before: targeted lookups for at most --targeted-max
+  // records, else the listing; --lookup list and targeted force one way for every listing.
+  void plan_listings(std::int64_t now) {
+    auto& lookup = result_.lookup;
     // Open divergences keep their records looked at (a deferred payment keeps one open, as a
     // listing would); one that belongs to no record (a malformed payment) only a listing sees.
-    std::set<std::string> open_hashes;
     std::int64_t unbound = 0;
     for (const StoredDivergence& d : ledger_.open_divergences()) {
       if (d.divergence.flow) {
-        open_hashes.insert(d.divergence.payment_hash);
+        open_hashes_.insert(d.divergence.payment_hash);
       } else if (d.divergence.kind == plan::DivergenceKind::MalformedPayment) {
         ++unbound;
       }
     }
-    const std::int64_t limit = options_.targeted_max + 1;
-    std::int64_t awaiting = static_cast<std::int64_t>(open_hashes.size());
+    any_open_ = unbound > 0 || !open_hashes_.empty();
+    // Live twins are reported by whichever payment of their hash is planned, so they are
+    // looked at as an open divergence's records are.
     for (Flow flow : flows_) {
-      if (awaiting >= limit) break;
-      awaiting += records_.count_awaiting_node(flow, plan::states_needing_no_lookup(flow),
-                                               limit - awaiting);
+      for (std::string& hash :
+           records_.live_twin_hashes(flow, plan::terminal_states(flow), kMalformedHashLimit)) {
+        open_hashes_.insert(std::move(hash));
+      }
     }
+    for (const auto& q : queries(now - options_.lookback)) listings_.push_back({q, q});
+    // [0]: any listing (every record awaiting the node), then each listing's own.
+    std::vector<store::AwaitingSince> need(listings_.size() + 1);
+    const std::vector<std::string> open(open_hashes_.begin(), open_hashes_.end());
+    for (Flow flow : flows_) {
+      std::vector<std::vector<std::string>> quiet{plan::states_needing_no_lookup(flow)};
+      for (const Listing& l : listings_) {
+        quiet.push_back(plan::states_needing_no_lookup(flow, *l.window.status));
+      }
+      const auto found = records_.awaiting_node_since(flow, quiet, open);
+      for (std::size_t i = 0; i < need.size(); ++i) {
+        store::AwaitingSince& n = need[i];
+        const store::AwaitingSince& f = found[i];
+        n.records += f.records;
+        if (f.oldest) n.oldest = std::min(n.oldest.value_or(*f.oldest), *f.oldest);
+        if (f.newest) n.newest = std::max(n.newest.value_or(*f.newest), *f.newest);
+        n.unreadable = n.unreadable || f.unreadable;
+      }
+    }
+    const auto open_count = static_cast<std::int64_t>(open_hashes_.size());
+    lookup.records_awaiting_node = open_count + need[0].records;
+
     const std::string max = std::to_string(options_.targeted_max);
-    if (awaiting <= options_.targeted_max) lookup.records_awaiting_node = awaiting;
-    if (options_.lookup == LookupMode::Targeted) {
+    const bool whole_window = !options_.narrow || unbound > 0;
+    if (options_.lookup == LookupMode::List) {
+      lookup.reason = "--lookup list";
+    } else if (options_.lookup == LookupMode::Targeted) {
       lookup.reason = "--lookup targeted";
-    } else if (awaiting > options_.targeted_max) {
-      lookup.reason = "more than --targeted-max " + max + " records await the node";
-      return false;
     } else if (unbound > 0) {
       lookup.reason = "a malformed_payment divergence is open: only a listing sees it again";
-      return false;
     } else {
-      lookup.reason = std::to_string(awaiting) + " record(s) await the node, at most " +
-                      "--targeted-max " + max;
+      lookup.reason = "each listing looked up when at most --targeted-max " + max +
+                      " records can need it, else listed";
     }
-    if (unbound > 0) {
+    if (unbound > 0 && options_.lookup == LookupMode::Targeted) {
       saw_everything_ = false;
       note(
           "targeted lookups cannot see malformed payments of other traffic; open divergences "
           "were left open");
     }
-    lookup.targeted = true;
+    for (std::size_t i = 0; i < listings_.size(); ++i) {
+      const store::AwaitingSince& n = need[i + 1];
+      Listing& listing = listings_[i];
+      report::ListingLookup entry;
+      entry.status = *listing.window.status;
+      entry.records_awaiting_node = open_count + n.records;
+      if (options_.lookup == LookupMode::Targeted) {
+        entry.way = Way::LookedUp;
+      } else if (options_.lookup == LookupMode::List || unbound > 0) {
+        entry.way = Way::Listed;
+      } else {
+        entry.way = entry.records_awaiting_node <= options_.targeted_max ? Way::LookedUp
+                                                                         : Way::Listed;
+      }
+      if (whole_window) {
+        entry.reason = options_.narrow ? "the whole window: a malformed_payment divergence is open"
+                                       : "the whole window: narrowing is off";
+      } else if (n.unreadable || (n.newest && *n.newest > now + kSkewMargin)) {
+        entry.reason =
+            "the whole window: a record it may need has a created_at that cannot be read, or one "
+            "later than now by more than the clock-skew margin";
+      } else if (!n.oldest) {
+        entry.way = Way::Skipped;
+        entry.reason = "no record can need a payment of this status";
+      } else {
+        // Looked up payments are held to the whole window: narrowing saves them nothing.
+        const std::int64_t from = *n.oldest - kSkewMargin;
+        if (!listing.window.created_after || from > *listing.window.created_after) {
+          listing.query.created_after = from;
+        }
+        entry.reason = "from the oldest record that can need it, less " +
+                       std::to_string(kSkewMargin) + " s for clock skew";
+      }
+      if (entry.way == Way::Listed) entry.created_after = listing.query.created_after;
+      lookup.listings.push_back(std::move(entry));
+    }
+  }
 
-    const auto listings = queries(now - options_.lookback);
+  // Lists one query, page by page. False when the node speaks the legacy dialect: it ignores
+  // every filter and returned its whole history at once, which is then read in full (a page cut
+  // by a narrowed bound is read again without it), and no other listing is needed.
+  bool list_one(const node::PaymentQuery& query) {
+    listing_pages_ = 0;
+    bool cut_legacy_page = false;
+    node::ScanStats stats =
+        node_.scan(query, options_.page_size, [&](node::PaymentPage& page) {
+          if (page.dialect == node::Dialect::Legacy && query.created_after) {
+            cut_legacy_page = true;
+          } else {
+            on_page(page);
+          }
+        });
+    result_.node.pages += stats.pages;
+    if (cut_legacy_page) {
+      node::PaymentQuery whole = query;
+      whole.created_after.reset();
+      stats = node_.scan(whole, options_.page_size, [this](node::PaymentPage& page) { on_page(page); });
+      result_.node.pages += stats.pages;
+    }
+    result_.node.dialect = stats.dialect;
+    if (stats.stopped_at_unindexed) {
+      saw_everything_ = false;
+      note(
+          "the node's cursor reached payments stored before it had an index (index 0); "
+          "older payments of this listing cannot be paged and were not checked");
+    }
+    if (stats.dialect == node::Dialect::Legacy) {
+      saw_everything_ = false;
+      // The legacy node ignores every filter and returned its whole history at once.
+      note(
+          "legacy node API: it has no Claimable status, so missed claimable callbacks "
+          "cannot be checked; payment_sent and failed legs were checked");
+      return false;
+    }
+    return true;
+  }
+
+  // Asks the node about each record awaiting a payment of the listings `group` (consecutive
+  // ones, by index) instead of listing them. False: the node speaks the legacy dialect, whose
+  // getpayment cannot tell a hash's two legs apart; the run lists instead.
+  //
+  // Same repairs and divergences as those listings: a record left out is one no payment of
+  // their statuses can change (plan::legs_to_look_up per status), each payment found is held
+  // to the listings' own filters over their whole window (node::matches, --lookback included)
+  // and then planned exactly as a listed one, deferral included; records with an open
+  // divergence are looked up too, so a deferred payment keeps it open as a listing would. A
+  // listing alone sees malformed payments of other traffic: auto mode lists while such a
+  // divergence is open, forced targeted leaves it open.
+  bool look_up_targeted(const std::vector<std::size_t>& group) {
+    std::vector<node::PaymentQuery> windows;
+    for (std::size_t i : group) windows.push_back(listings_[i].window);
+    const auto legs_of = [&](Flow flow, std::string_view status) {
+      plan::Legs any;
+      for (const auto& w : windows) {
+        const plan::Legs legs = plan::legs_to_look_up(flow, status, *w.status);
+        any.inbound = any.inbound || legs.inbound;
+        any.outbound = any.outbound || legs.outbound;
+      }
+      return any;
+    };
     bool legacy = false;
     std::set<std::string> looked_up;  // the open-divergence hashes met among awaiting records
-    // One page per listing, planned in the listings' order: a claimable repair lands before
-    // the same hash's outbound leg is judged, as when the listings run.
+    // One page per listing, planned in the listings' order.
     const auto look_up_batch = [&](std::vector<LspRecord>& batch, bool open_divergence) {
-      std::vector<node::PaymentPage> pages(listings.size());
+      std::vector<node::PaymentPage> pages(windows.size());
       for (const LspRecord& record : batch) {
         // A RecordHashMalformed divergence already: the node's answer could not be matched.
         if (!plan::is_lookup_hash(record.payment_hash)) continue;
-        const bool open = open_divergence || open_hashes.contains(record.payment_hash);
+        const bool open = open_divergence || open_hashes_.contains(record.payment_hash);
         if (open) looked_up.insert(record.payment_hash);
         const plan::Legs legs =
-            open ? plan::Legs{true, true} : plan::legs_to_look_up(record.flow, record.status);
+            open ? plan::Legs{true, true} : legs_of(record.flow, record.status);
         for (const auto& [needed, leg] : {std::pair{legs.inbound, Direction::Inbound},
                                           std::pair{legs.outbound, Direction::Outbound}}) {
-          if (needed && !look_up(record.payment_hash, leg, listings, pages)) {
+          if (needed && !look_up(record.payment_hash, leg, windows, pages)) {
             legacy = true;
             return false;
           }
@@ -226,14 +378,20 @@ class Sweep {
     };
     for (Flow flow : flows_) {
       if (legacy) break;
+      // The known states in which no listing of the group needs either leg.
+      std::vector<std::string> quiet;
+      for (const std::string& status : plan::known_states(flow)) {
+        const plan::Legs legs = legs_of(flow, status);
+        if (!legs.inbound && !legs.outbound) quiet.push_back(status);
+      }
       records_.records_awaiting_node(
-          flow, plan::states_needing_no_lookup(flow), kLookupBatch,
+          flow, quiet, kLookupBatch,
           [&](std::vector<LspRecord>& batch) { return look_up_batch(batch, false); });
     }
     // The records of open divergences that no payment can change any more: one batch, since
     // open divergences are few.
     std::vector<std::string> rest;
-    for (const std::string& hash : open_hashes) {
+    for (const std::string& hash : open_hashes_) {
       if (!looked_up.contains(hash)) rest.push_back(hash);
     }
     if (!legacy && !rest.empty()) {
@@ -242,15 +400,9 @@ class Sweep {
     }
     // No payment found, so no answer told the dialect; it matters only to open divergences,
     // which a legacy node's listing would leave open.
-    if (!legacy && !result_.node.dialect && (unbound > 0 || !open_hashes.empty())) {
+    if (!legacy && !result_.node.dialect && any_open_) {
       result_.node.dialect = node_.dialect();
       legacy = result_.node.dialect == node::Dialect::Legacy;
-    }
-    if (legacy) {
-      lookup.targeted = false;
-      lookup.reason =
-          "the node speaks the legacy dialect, whose getpayment cannot tell a "
-          "hash's inbound and outbound legs apart";
     }
     return !legacy;
   }
@@ -549,6 +701,9 @@ class Sweep {
   std::unordered_set<std::string> contradicted_;  // hashes the node contradicted itself about
   std::unordered_set<std::string> unmatchable_;   // lowercase forms of records' mixed-case hashes
   std::vector<std::string> deferred_;
+  std::vector<Listing> listings_;           // in the order they run (queries())
+  std::set<std::string> open_hashes_;  // of open divergences of a record's flow, and live twins
+  bool any_open_ = false;                   // any divergence open, malformed payments included
   std::set<std::pair<std::optional<Flow>, std::string>> duplicate_rows_reported_;
   std::optional<Replayer> replayer_;  // --apply lsp-callbacks
   bool saw_everything_ = true;

@@ -421,9 +421,8 @@ TEST_F(SqliteStore, RecordsAwaitingNodeCountsAndPagesWithoutQuietStates) {
   }
   Backend backend = open_backend(url_, Access::ReadOnly);
   const std::vector<std::string> quiet{"inbound_claimed", "failed"};
-  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Apay, quiet, 100), 5);
-  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Apay, quiet, 3), 3);
-  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Relay, quiet, 100), 0);
+  EXPECT_EQ(backend.records->awaiting_node_since(Flow::Apay, {quiet}, {})[0].records, 5);
+  EXPECT_EQ(backend.records->awaiting_node_since(Flow::Relay, {quiet}, {})[0].records, 0);
   std::vector<std::int64_t> seen;
   int pages = 0;
   backend.records->records_awaiting_node(Flow::Apay, quiet, 2, [&](std::vector<LspRecord>& p) {
@@ -738,7 +737,7 @@ TEST_F(SqliteStore, ReadOnlyLeavesTheFileBytesUnchanged) {
   {
     Backend backend = open_backend(url_, Access::ReadOnly);
     EXPECT_EQ(backend.records->records_for({h}).size(), 1u);
-    EXPECT_EQ(backend.records->count_awaiting_node(Flow::Apay, {}, 10), 1);
+    EXPECT_EQ(backend.records->awaiting_node_since(Flow::Apay, {{}}, {})[0].records, 1);
     backend.records->records_awaiting_node(Flow::Apay, {}, 10,
                                            [](std::vector<LspRecord>&) { return true; });
     backend.records->records_lacking_outbox_job(Flow::Apay,

@@ -542,10 +542,12 @@ TEST_F(StoreRecords, RecordsAwaitingNodeCountsAndPagesWithoutQuietStates) {
   seed_relay(hash_of("relay quiet"), "failed");
   Backend backend = open_backend(db().uri_as_sweeper(), Access::ReadOnly);
   const std::vector<std::string> quiet{"inbound_claimed", "failed"};
-  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Apay, quiet, 100), 5);
-  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Apay, quiet, 3), 3);
-  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Apay, {}, 100), 10);
-  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Relay, quiet, 100), 0);
+  const auto awaiting_of = [&](Flow flow, const std::vector<std::string>& q) {
+    return backend.records->awaiting_node_since(flow, {q}, {})[0].records;
+  };
+  EXPECT_EQ(awaiting_of(Flow::Apay, quiet), 5);
+  EXPECT_EQ(awaiting_of(Flow::Apay, {}), 10);
+  EXPECT_EQ(awaiting_of(Flow::Relay, quiet), 0);
   std::vector<std::int64_t> seen;
   int pages = 0;
   backend.records->records_awaiting_node(Flow::Apay, quiet, 2, [&](std::vector<LspRecord>& p) {
@@ -576,7 +578,8 @@ TEST_F(StoreWithoutRelay, RelayFlowAbsentIsApayAloneAndNothingFails) {
   Backend backend = open_with_run();
   EXPECT_EQ(backend.records->flows(), std::vector<Flow>{Flow::Apay});
   EXPECT_EQ(sorted(backend.records->records_for({active, claimable, hash_of("x")})).size(), 2u);
-  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Apay, {"inbound_claimed"}, 10), 2);
+  EXPECT_EQ(backend.records->awaiting_node_since(Flow::Apay, {{"inbound_claimed"}}, {})[0].records,
+            2);
   std::vector<std::int64_t> lacking;
   backend.records->records_lacking_outbox_job(Flow::Apay, kApayJobs, 10,
                                               [&](std::vector<LspRecord>& page) {
@@ -1132,7 +1135,7 @@ TEST_F(StoreReadOnly, ReadsEverythingAndRefusesEveryWrite) {
 
   Backend backend = open_backend(db().uri_as_sweeper(), Access::ReadOnly);
   EXPECT_EQ(backend.records->records_for({h}).size(), 1u);
-  EXPECT_EQ(backend.records->count_awaiting_node(Flow::Apay, {}, 10), 1);
+  EXPECT_EQ(backend.records->awaiting_node_since(Flow::Apay, {{}}, {})[0].records, 1);
   int pages = 0;
   backend.records->records_awaiting_node(Flow::Apay, {}, 10, [&](std::vector<LspRecord>&) {
     ++pages;

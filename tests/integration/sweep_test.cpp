@@ -1273,9 +1273,10 @@ class CallbackLandsMidSweep : public store::LspRecords {
                                   const store::RecordSink& on_page) override {
     inner_.records_lacking_outbox_job(flow, jobs, page_size, on_page);
   }
-  std::int64_t count_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
-                                   std::int64_t limit) override {
-    return inner_.count_awaiting_node(flow, quiet, limit);
+  std::vector<store::AwaitingSince> awaiting_node_since(
+      Flow flow, const std::vector<std::vector<std::string>>& quiet,
+      const std::vector<std::string>& open_hashes) override {
+    return inner_.awaiting_node_since(flow, quiet, open_hashes);
   }
   std::vector<StuckJob> stuck_jobs(std::int64_t stuck_after_seconds) override {
     return inner_.stuck_jobs(stuck_after_seconds);
@@ -1283,6 +1284,10 @@ class CallbackLandsMidSweep : public store::LspRecords {
   void records_awaiting_node(Flow flow, const std::vector<std::string>& quiet, std::size_t batch,
                              const store::RecordSink& sink) override {
     inner_.records_awaiting_node(flow, quiet, batch, sink);
+  }
+  std::vector<std::string> live_twin_hashes(Flow flow, const std::vector<std::string>& terminal,
+                                            std::int64_t limit) override {
+    return inner_.live_twin_hashes(flow, terminal, limit);
   }
   std::vector<LspRecord> records_with_malformed_hash(Flow flow,
                                                      const std::vector<std::string>& terminal,

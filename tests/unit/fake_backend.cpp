@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -157,12 +158,31 @@ class FakeRecords final : public store::LspRecords {
     return out;
   }
 
-  std::int64_t count_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
-                                   std::int64_t limit) override {
+  std::vector<store::AwaitingSince> awaiting_node_since(
+      Flow flow, const std::vector<std::vector<std::string>>& quiet,
+      const std::vector<std::string>& open_hashes) override {
     require_table(flow);
-    std::int64_t n = 0;
-    for (const FakeRow& row : db_.rows(flow)) n += contains(quiet, row.status) ? 0 : 1;
-    return std::min(n, limit);
+    std::vector<store::AwaitingSince> out(quiet.size());
+    for (std::size_t i = 0; i < quiet.size(); ++i) {
+      store::AwaitingSince& a = out[i];
+      for (const FakeRow& row : db_.rows(flow)) {
+        const bool awaits = !contains(quiet[i], row.status);
+        a.records += awaits ? 1 : 0;
+        if (!awaits && !contains(open_hashes, row.payment_hash)) continue;
+        for (const Flow f : flows()) {
+          for (const FakeRow& twin : db_.rows(f)) {
+            if (twin.payment_hash != row.payment_hash) continue;
+            if (!twin.created_at) {
+              a.unreadable = true;
+              continue;
+            }
+            a.oldest = std::min(a.oldest.value_or(*twin.created_at), *twin.created_at);
+            a.newest = std::max(a.newest.value_or(*twin.created_at), *twin.created_at);
+          }
+        }
+      }
+    }
+    return out;
   }
 
   void records_awaiting_node(Flow flow, const std::vector<std::string>& quiet, std::size_t batch,
@@ -171,6 +191,20 @@ class FakeRecords final : public store::LspRecords {
     page_by_id(
         db_, flow, batch, false, [&](const FakeRow& row) { return !contains(quiet, row.status); },
         sink);
+  }
+
+  std::vector<std::string> live_twin_hashes(Flow flow, const std::vector<std::string>& terminal,
+                                            std::int64_t limit) override {
+    require_table(flow);
+    std::map<std::string, int> live;
+    for (const FakeRow& row : db_.rows(flow)) {
+      if (!contains(terminal, row.status)) ++live[row.payment_hash];
+    }
+    std::vector<std::string> out;
+    for (const auto& [hash, n] : live) {
+      if (n > 1 && std::ssize(out) < limit) out.push_back(hash);
+    }
+    return out;
   }
 
   std::vector<LspRecord> records_with_malformed_hash(Flow flow,

@@ -31,6 +31,9 @@ struct FakeRow {
   std::optional<std::int64_t> claim_deadline_height;
   std::optional<std::string> preimage;
   bool claimable_at_set = false;
+  // Unix seconds; none stands for a created_at that cannot be read (the run then narrows no
+  // listing), which is what rows that do not set it get.
+  std::optional<std::int64_t> created_at;
   bool operator==(const FakeRow&) const = default;
 };
 

@@ -886,6 +886,14 @@ TEST(LegsToLookUp, NoPaymentOnALegLeftOutIsEverActedOn) {
           const bool looked_up = type == PaymentType::Outbound ? legs.outbound : legs.inbound;
           EXPECT_TRUE(looked_up || !acts) << to_string(flow) << " " << status << " "
                                           << to_string(type) << " " << to_string(p.status);
+          // The narrowing of one listing by its status leans on the same predicate per status.
+          const Legs of_status = legs_to_look_up(flow, status, p.status);
+          const auto quiet_for = states_needing_no_lookup(flow, p.status);
+          const bool needed = type == PaymentType::Outbound ? of_status.outbound : of_status.inbound;
+          EXPECT_TRUE(needed || !acts) << to_string(flow) << " " << status << " "
+                                       << to_string(type) << " " << to_string(p.status);
+          EXPECT_EQ(std::find(quiet_for.begin(), quiet_for.end(), status) != quiet_for.end(),
+                    status != "bogus" && !of_status.inbound && !of_status.outbound);
         }
       }
     }

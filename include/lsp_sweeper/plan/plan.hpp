@@ -205,6 +205,13 @@ struct Legs {
 };
 Legs legs_to_look_up(Flow flow, std::string_view status);
 
+// The same, for node payments of one status only (a listing's): a Claimable payment matters
+// to the inbound leg of a record the claimable callback may still move, a Succeeded one to the
+// outbound leg of a record the payment_sent callback may still move, a Failed or Cancelled one
+// to a leg in flight; Pending and Claiming ones to none. legs_to_look_up(flow, status) is the
+// union of these over every node status.
+Legs legs_to_look_up(Flow flow, std::string_view status, NodeStatus node_status);
+
 // Every state of `flow` the planner knows: its ordered states, then its terminal ones.
 std::vector<std::string> known_states(Flow flow);
 
@@ -212,6 +219,9 @@ std::vector<std::string> known_states(Flow flow);
 // store's lookup of the records the targeted lookups ask the node about. Unknown states are
 // never in it: the planner reports them.
 std::vector<std::string> states_needing_no_lookup(Flow flow);
+// The known states of `flow` in which no payment of `node_status` matters, for the run's
+// narrowing of the listing of that status (README, "Targeted lookups").
+std::vector<std::string> states_needing_no_lookup(Flow flow, NodeStatus node_status);
 
 // What a run keeps of a node answer, to compare a later answer about the same (hash,
 // direction) with it.

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lsp_sweeper/node/decode.hpp"
@@ -36,16 +37,33 @@ struct NodeSummary {
   std::optional<std::int64_t> height;
 };
 
-// How the run asked the node: the filtered listings, or one POST /getpayment per leg of each
-// record awaiting the node (README, "Targeted lookups"). In targeted mode payments_scanned
-// counts the payments the lookups returned, and orphans stay 0: every lookup is for a record.
+// How the run asked the node for the payments of one listing (README, "Targeted lookups").
+enum class ListingWay { Skipped, Listed, LookedUp };
+std::string_view to_string(ListingWay w);
+
+struct ListingLookup {
+  NodeStatus status = NodeStatus::Claimable;  // the listing's: Claimable, Succeeded, ...
+  ListingWay way = ListingWay::Listed;
+  std::optional<std::int64_t> created_after;  // a listing's bound, unix seconds; none: no bound
+  std::int64_t records_awaiting_node = 0;     // records a payment of this status may change
+  std::string reason;                         // why this bound, or why skipped
+};
+
+// How the run asked the node: per listing, the filtered listing or one POST /getpayment per
+// leg of each record awaiting it (README, "Targeted lookups"). For the looked-up listings,
+// payments_scanned counts the payments the lookups returned and no orphan is counted: every
+// lookup is for a record.
 struct LookupSummary {
-  bool targeted = false;
-  std::string reason;
-  std::optional<std::int64_t> records_awaiting_node;  // when counted: exact up to the limit
+  std::string reason;  // how the ways were chosen: forced, or by the counts
+  std::optional<std::int64_t> records_awaiting_node;  // by any listing, open divergences' too
+  std::vector<ListingLookup> listings;                // in the order they ran
   std::int64_t requests = 0;                          // POST /getpayment requests
   std::int64_t not_found = 0;                         // of those, answered "not found"
 };
+
+// "list" when some listing was listed and none looked up, "targeted" when none was listed
+// (the node then saw lookups only, or nothing but the height request), "mixed" otherwise.
+std::string_view lookup_mode(const LookupSummary& lookup);
 
 struct RunResult {
   std::string run_id;

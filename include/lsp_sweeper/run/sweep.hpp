@@ -18,8 +18,8 @@
 
 namespace lsp_sweeper::run {
 
-// How a run asks the node (README, "Targeted lookups"): Auto looks payments up one by one
-// when at most targeted_max records await the node, and lists them otherwise.
+// How a run asks the node (README, "Targeted lookups"): Auto looks the payments of a listing
+// up one by one when at most targeted_max records can need one, and lists them otherwise.
 enum class LookupMode { Auto, List, Targeted };
 
 struct SweepOptions {
@@ -38,6 +38,10 @@ struct SweepOptions {
   std::uint32_t page_size = 1000;
   LookupMode lookup = LookupMode::Auto;
   std::int64_t targeted_max = 200;          // records awaiting the node
+  // Each listing reaches back only to the oldest record that can need it, and is skipped when
+  // none can (README, "Targeted lookups"); false (--whole-window): the whole window, the full
+  // scan the narrowed run is tested against.
+  bool narrow = true;
   std::vector<std::string> alert_webhooks;  // full URLs; never logged as such
   std::int64_t realert_after = 6 * 3600;    // seconds
   report::WebhookOptions webhook;

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -33,6 +34,15 @@ struct StoreError : std::runtime_error {
 // nothing of the failing step was written; the next run does it.
 struct StoreBusy : StoreError {
   using StoreError::StoreError;
+};
+
+// What awaiting_node_since finds for one listing.
+struct AwaitingSince {
+  std::int64_t records = 0;            // rows not in a quiet state
+  std::optional<std::int64_t> oldest;  // unix seconds; none when no row counts
+  std::optional<std::int64_t> newest;
+  bool unreadable = false;  // a counted row's created_at is not a time (the table is untrusted)
+  bool operator==(const AwaitingSince&) const = default;
 };
 
 // Receives one page of records; returns false to stop.
@@ -61,10 +71,16 @@ class LspRecords {
   virtual void records_lacking_outbox_job(Flow flow, const std::vector<RequiredJob>& jobs,
                                           std::uint32_t page_size, const RecordSink& on_page) = 0;
 
-  // The rows of `flow` whose status is not one of `quiet` (states no node payment can change),
-  // counted up to `limit`.
-  virtual std::int64_t count_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
-                                           std::int64_t limit) = 0;
+  // How far back each of the node's listings must reach for `flow`, one entry per entry of
+  // `quiet` (the states no payment of that listing can change): the rows of `flow` not in one
+  // of them, counted; and over those rows, the rows of `open_hashes` (open divergences), and
+  // every row of any flow sharing a hash with one of them (a payment of the hash may be older
+  // than its live row: a released reservation's hash goes back to the pool), the oldest and
+  // newest created_at in unix seconds, and whether one of them cannot be read as a time. One
+  // short read.
+  virtual std::vector<AwaitingSince> awaiting_node_since(
+      Flow flow, const std::vector<std::vector<std::string>>& quiet,
+      const std::vector<std::string>& open_hashes) = 0;
 
   // The outbox jobs that look stuck, in one short read transaction, each reason's in id order
   // and at most kMaxStuckJobs of each: pending ones with attempts >= 3 created more than
@@ -78,6 +94,13 @@ class LspRecords {
   // query per batch and no transaction open while `sink` runs. outbox_jobs is left empty.
   virtual void records_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
                                      std::size_t batch, const RecordSink& sink) = 0;
+
+  // The hashes with two or more rows of `flow` whose status is not one of `terminal` (live
+  // twins: whichever payment of the hash is planned reports them), at most `limit`, in hash
+  // order. One short query.
+  virtual std::vector<std::string> live_twin_hashes(Flow flow,
+                                                    const std::vector<std::string>& terminal,
+                                                    std::int64_t limit) = 0;
 
   // The rows of `flow` whose status is not one of `terminal` and whose payment_hash is not 64
   // lowercase hex digits (the form the LSP writes and every lookup by hash uses), at most

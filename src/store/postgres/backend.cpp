@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "../backends.hpp"
 #include "connection.hpp"
 #include "lsp_sweeper/store/store.hpp"
@@ -191,11 +193,11 @@ void prepare_record_statements(pqxx::connection& conn, const RecordTable& t) {
                                " async_rotating_invoice_outbox o WHERE o.payment_hash ="
                                " r.payment_hash AND o.action = need.action)",
                            3));
-  // $1: the states no node payment can change; LIMIT stops the scan once the count is known
-  // to be over it.
-  conn.prepare(statement_name("count_awaiting_node", t.flow),
-               "SELECT count(*) FROM (SELECT 1 FROM " + table +
-                   " r WHERE NOT (r.status = ANY($1::text[])) LIMIT $2) a");
+  // $1: the terminal states; $2: the most hashes.
+  conn.prepare(statement_name("live_twin_hashes", t.flow),
+               "SELECT payment_hash FROM " + table +
+                   " WHERE NOT (status = ANY($1::text[])) GROUP BY payment_hash HAVING count(*) > "
+                   "1 ORDER BY payment_hash LIMIT $2");
   // $1: the terminal states; $2: the most rows. `!~` is case-sensitive, as the lookups are.
   conn.prepare(statement_name("records_with_malformed_hash", t.flow),
                "SELECT " + columns + " FROM " + table +
@@ -464,17 +466,51 @@ class PgRecords final : public LspRecords {
     return jobs;
   }
 
-  std::int64_t count_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
-                                   std::int64_t limit) override {
+  std::vector<AwaitingSince> awaiting_node_since(
+      Flow flow, const std::vector<std::vector<std::string>>& quiet,
+      const std::vector<std::string>& open_hashes) override {
+    if (quiet.empty()) return {};
+    // An infinite timestamptz has no unix seconds: unreadable, as NULL is.
+    std::string stamps;
+    for (Flow f : s_->flows) {
+      stamps += std::string(stamps.empty() ? "" : " UNION ALL ") +
+                "SELECT payment_hash, CASE WHEN isfinite(created_at) THEN floor(EXTRACT(EPOCH "
+                "FROM created_at))::bigint END AS at FROM " +
+                std::string(table_of(f).table);
+    }
+    // $1: the quiet states of each listing, as a JSON [[...], ...]; $2: the open hashes.
+    std::string columns;
+    std::string select;
+    std::string any;
+    for (std::size_t i = 0; i < quiet.size(); ++i) {
+      const std::string n = std::to_string(i);
+      const std::string counts = "(r.s" + n + " OR r.open)";
+      columns += ", NOT (r.status IN (SELECT jsonb_array_elements_text($1::jsonb -> " + n +
+                 "))) AS s" + n;
+      select += std::string(select.empty() ? "" : ", ") + "count(DISTINCT r.id) FILTER (WHERE r.s" +
+                n + "), min(u.at) FILTER (WHERE " + counts + "), max(u.at) FILTER (WHERE " +
+                counts + "), bool_or(u.at IS NULL) FILTER (WHERE " + counts + ")";
+      any += std::string(any.empty() ? "" : " OR ") + "r.s" + n;
+    }
+    const std::string sql = "WITH stamps AS (" + stamps + "), r AS (SELECT r.id, r.payment_hash" +
+                            columns + ", r.payment_hash IN (SELECT unnest($2::text[])) AS open FROM " +
+                            std::string(table_of(flow).table) + " r) SELECT " + select +
+                            " FROM r JOIN stamps u ON u.payment_hash = r.payment_hash WHERE " +
+                            any + " OR r.open";
+    std::vector<AwaitingSince> out(quiet.size());
     try {
       pqxx::read_transaction txn(*s_->conn);
-      return txn
-          .exec_prepared1(statement_name("count_awaiting_node", table_of(flow).flow),
-                          text_array(quiet), limit)[0]
-          .as<std::int64_t>();
+      const nlohmann::json quiet_sets = quiet;
+      const pqxx::row row = txn.exec_params1(sql, quiet_sets.dump(), text_array(open_hashes));
+      for (std::size_t i = 0; i < quiet.size(); ++i) {
+        const auto c = static_cast<pqxx::row::size_type>(4 * i);
+        out[i] = {row[c].as<std::int64_t>(), optional_int(row[c + 1]), optional_int(row[c + 2]),
+                  !row[c + 3].is_null() && row[c + 3].as<bool>()};
+      }
     } catch (const std::exception& e) {
-      throw StoreError("count_awaiting_node: " + detail::one_line(e.what()));
+      throw StoreError("awaiting_node_since: " + detail::one_line(e.what()));
     }
+    return out;
   }
 
   void records_awaiting_node(Flow flow, const std::vector<std::string>& quiet, std::size_t batch,
@@ -482,6 +518,22 @@ class PgRecords final : public LspRecords {
     s_->page_by_id(
         statement_name("records_awaiting_node", table_of(flow).flow), batch,
         [&](const pqxx::result& rows) { return on_page_of(flow, rows, sink); }, text_array(quiet));
+  }
+
+  std::vector<std::string> live_twin_hashes(Flow flow, const std::vector<std::string>& terminal,
+                                            std::int64_t limit) override {
+    std::vector<std::string> hashes;
+    try {
+      pqxx::read_transaction txn(*s_->conn);
+      for (const pqxx::row& row :
+           txn.exec_prepared(statement_name("live_twin_hashes", table_of(flow).flow),
+                             text_array(terminal), limit)) {
+        hashes.push_back(row[0].as<std::string>());
+      }
+    } catch (const std::exception& e) {
+      throw StoreError("live_twin_hashes: " + detail::one_line(e.what()));
+    }
+    return hashes;
   }
 
   std::vector<LspRecord> records_with_malformed_hash(Flow flow,

@@ -158,20 +158,60 @@ class SqliteRecords final : public LspRecords {
                step, flow, need_array, page_size, true, on_page);
   }
 
-  std::int64_t count_awaiting_node(Flow flow, const std::vector<std::string>& quiet,
-                                   std::int64_t limit) override {
+  std::vector<AwaitingSince> awaiting_node_since(
+      Flow flow, const std::vector<std::vector<std::string>>& quiet,
+      const std::vector<std::string>& open_hashes) override {
+    if (quiet.empty()) return {};
     const RecordTable& t = record_table(flow);
     Db& db = session_->db;
-    // LIMIT stops the scan once the count is known to be over it.
-    Stmt count(db,
-               "SELECT count(*) FROM (SELECT 1 FROM " + std::string(t.table) +
-                   " r WHERE r.status NOT IN (SELECT value FROM json_each(?)) LIMIT ?)",
-               "count_awaiting_node " + std::string(to_string(flow)));
-    count.bind(1, json_array(quiet)).bind(2, limit);
-    count.step();
-    const std::int64_t n = count.int64(0);
-    count.reset();
-    return n;
+    const std::string step = "awaiting_node_since " + std::string(to_string(flow));
+    // A created_at that is not exactly the 'YYYY-MM-DD HH:MM:SS' CURRENT_TIMESTAMP writes
+    // (a number SQLite would read as a Julian day, another form, a date it would roll over)
+    // reads as NULL: unreadable.
+    const std::string at =
+        "CASE WHEN typeof(created_at) = 'text' AND created_at = strftime('%Y-%m-%d %H:%M:%S', "
+        "created_at) THEN CAST(strftime('%s', created_at) AS INTEGER) END";
+    std::string stamps;
+    for (Flow f : flows()) {
+      stamps += std::string(stamps.empty() ? "" : " UNION ALL ") + "SELECT payment_hash, " + at +
+                " AS at FROM " + std::string(record_table(f).table);
+    }
+    // Parameter 1: the quiet states of each listing, as [[...], ...]; 2: the open hashes.
+    std::string columns;
+    std::string any;
+    for (std::size_t i = 0; i < quiet.size(); ++i) {
+      const std::string n = std::to_string(i);
+      columns += ", r.status NOT IN (SELECT value FROM json_each(?1, '$[" + n + "]')) AS s" + n;
+    }
+    std::string select;
+    for (std::size_t i = 0; i < quiet.size(); ++i) {
+      const std::string n = std::to_string(i);
+      const std::string counts = "(r.s" + n + " OR r.open)";
+      select += std::string(select.empty() ? "" : ", ") + "count(DISTINCT CASE WHEN r.s" + n +
+                " THEN r.id END), min(CASE WHEN " + counts + " THEN u.at END), max(CASE WHEN " +
+                counts + " THEN u.at END), max(" + counts + " AND u.at IS NULL)";
+      any += std::string(any.empty() ? "" : " OR ") + "r.s" + n;
+    }
+    Stmt row(db,
+             "WITH stamps AS (" + stamps + "), r AS (SELECT r.id, r.payment_hash" + columns +
+                 ", r.payment_hash IN (SELECT value FROM json_each(?2)) AS open FROM " +
+                 std::string(t.table) + " r) SELECT " + select +
+                 " FROM r JOIN stamps u ON u.payment_hash = r.payment_hash WHERE " + any +
+                 " OR r.open",
+             step);
+    nlohmann::json quiet_sets = quiet;
+    std::vector<AwaitingSince> out(quiet.size());
+    Transaction txn(db, Transaction::Kind::Deferred, step);
+    row.bind(1, quiet_sets.dump()).bind(2, json_array(open_hashes));
+    row.step();
+    for (std::size_t i = 0; i < quiet.size(); ++i) {
+      const int c = static_cast<int>(4 * i);
+      out[i] = {row.int64(c), row.optional_int64(c + 1), row.optional_int64(c + 2),
+                row.optional_int64(c + 3).value_or(0) != 0};
+    }
+    row.reset();
+    txn.commit();
+    return out;
   }
 
   void records_awaiting_node(Flow flow, const std::vector<std::string>& quiet, std::size_t batch,
@@ -183,6 +223,25 @@ class SqliteRecords final : public LspRecords {
                    "ORDER BY r.id LIMIT ?",
                "records_awaiting_node " + std::string(to_string(flow)), flow, json_array(quiet),
                batch, false, sink);
+  }
+
+  std::vector<std::string> live_twin_hashes(Flow flow, const std::vector<std::string>& terminal,
+                                            std::int64_t limit) override {
+    const RecordTable& t = record_table(flow);
+    Db& db = session_->db;
+    const std::string step = "live_twin_hashes " + std::string(to_string(flow));
+    Stmt rows(db,
+              "SELECT payment_hash FROM " + std::string(t.table) +
+                  " WHERE status NOT IN (SELECT value FROM json_each(?)) GROUP BY payment_hash "
+                  "HAVING count(*) > 1 ORDER BY payment_hash LIMIT ?",
+              step);
+    std::vector<std::string> hashes;
+    Transaction txn(db, Transaction::Kind::Deferred, step);
+    rows.bind(1, json_array(terminal)).bind(2, limit);
+    while (rows.step()) hashes.push_back(rows.text(0));
+    rows.reset();
+    txn.commit();
+    return hashes;
   }
 
   std::vector<LspRecord> records_with_malformed_hash(Flow flow,
