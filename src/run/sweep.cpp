@@ -262,8 +262,8 @@ class Sweep {
       } else if (options_.lookup == LookupMode::List || unbound > 0) {
         entry.way = Way::Listed;
       } else {
-        entry.way = entry.records_awaiting_node <= options_.targeted_max ? Way::LookedUp
-                                                                         : Way::Listed;
+        entry.way =
+            entry.records_awaiting_node <= options_.targeted_max ? Way::LookedUp : Way::Listed;
       }
       if (whole_window) {
         entry.reason = options_.narrow ? "the whole window: a malformed_payment divergence is open"
@@ -272,6 +272,10 @@ class Sweep {
         entry.reason =
             "the whole window: a record it may need has a created_at that cannot be read, or one "
             "later than now by more than the clock-skew margin";
+      } else if (entry.status == NodeStatus::Claimable) {
+        // Held HODL payments are few (each a locked HTLC) and every one is worth seeing: an
+        // answer of the node about one that contradicts another is found only if it is read.
+        entry.reason = "the whole window: held HODL payments are always read in full";
       } else if (!n.oldest) {
         entry.way = Way::Skipped;
         entry.reason = "no record can need a payment of this status";
@@ -295,19 +299,19 @@ class Sweep {
   bool list_one(const node::PaymentQuery& query) {
     listing_pages_ = 0;
     bool cut_legacy_page = false;
-    node::ScanStats stats =
-        node_.scan(query, options_.page_size, [&](node::PaymentPage& page) {
-          if (page.dialect == node::Dialect::Legacy && query.created_after) {
-            cut_legacy_page = true;
-          } else {
-            on_page(page);
-          }
-        });
+    node::ScanStats stats = node_.scan(query, options_.page_size, [&](node::PaymentPage& page) {
+      if (page.dialect == node::Dialect::Legacy && query.created_after) {
+        cut_legacy_page = true;
+      } else {
+        on_page(page);
+      }
+    });
     result_.node.pages += stats.pages;
     if (cut_legacy_page) {
       node::PaymentQuery whole = query;
       whole.created_after.reset();
-      stats = node_.scan(whole, options_.page_size, [this](node::PaymentPage& page) { on_page(page); });
+      stats =
+          node_.scan(whole, options_.page_size, [this](node::PaymentPage& page) { on_page(page); });
       result_.node.pages += stats.pages;
     }
     result_.node.dialect = stats.dialect;
@@ -361,8 +365,7 @@ class Sweep {
         if (!plan::is_lookup_hash(record.payment_hash)) continue;
         const bool open = open_divergence || open_hashes_.contains(record.payment_hash);
         if (open) looked_up.insert(record.payment_hash);
-        const plan::Legs legs =
-            open ? plan::Legs{true, true} : legs_of(record.flow, record.status);
+        const plan::Legs legs = open ? plan::Legs{true, true} : legs_of(record.flow, record.status);
         for (const auto& [needed, leg] : {std::pair{legs.inbound, Direction::Inbound},
                                           std::pair{legs.outbound, Direction::Outbound}}) {
           if (needed && !look_up(record.payment_hash, leg, windows, pages)) {
@@ -384,9 +387,9 @@ class Sweep {
         const plan::Legs legs = legs_of(flow, status);
         if (!legs.inbound && !legs.outbound) quiet.push_back(status);
       }
-      records_.records_awaiting_node(
-          flow, quiet, kLookupBatch,
-          [&](std::vector<LspRecord>& batch) { return look_up_batch(batch, false); });
+      records_.records_awaiting_node(flow, quiet, kLookupBatch, [&](std::vector<LspRecord>& batch) {
+        return look_up_batch(batch, false);
+      });
     }
     // The records of open divergences that no payment can change any more: one batch, since
     // open divergences are few.
@@ -701,9 +704,9 @@ class Sweep {
   std::unordered_set<std::string> contradicted_;  // hashes the node contradicted itself about
   std::unordered_set<std::string> unmatchable_;   // lowercase forms of records' mixed-case hashes
   std::vector<std::string> deferred_;
-  std::vector<Listing> listings_;           // in the order they run (queries())
+  std::vector<Listing> listings_;      // in the order they run (queries())
   std::set<std::string> open_hashes_;  // of open divergences of a record's flow, and live twins
-  bool any_open_ = false;                   // any divergence open, malformed payments included
+  bool any_open_ = false;              // any divergence open, malformed payments included
   std::set<std::pair<std::optional<Flow>, std::string>> duplicate_rows_reported_;
   std::optional<Replayer> replayer_;  // --apply lsp-callbacks
   bool saw_everything_ = true;

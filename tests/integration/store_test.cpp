@@ -1456,7 +1456,7 @@ void expect_every_read_and_ledger_call_works(TestDatabase& db, const std::string
                                                   lacking += static_cast<int>(page.size());
                                                   return true;
                                                 });
-    EXPECT_GE(backend.records->count_awaiting_node(flow, {"failed"}, 10), 1);
+    EXPECT_GE(backend.records->awaiting_node_since(flow, {{"failed"}}, {}).at(0).records, 1);
     backend.records->records_awaiting_node(flow, {"failed"}, 10, [&](std::vector<LspRecord>& p) {
       awaiting += static_cast<int>(p.size());
       return true;
