@@ -24,6 +24,7 @@
 #include "lsp_sweeper/embedded_sql.hpp"
 #include "lsp_sweeper/store/store.hpp"
 #include "lsp_sweeper/util/hex.hpp"
+#include "support/store_error.hpp"
 
 namespace lsp_sweeper::store {
 namespace {
@@ -221,14 +222,7 @@ class SqliteStore : public ::testing::Test {
   std::string url_;
 };
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const StoreError& e) {
-    return e.what();
-  }
-  return "(no StoreError)";
-}
+using testing::message_of;
 
 // --- The schema -------------------------------------------------------------------------------
 

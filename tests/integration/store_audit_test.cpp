@@ -15,6 +15,7 @@
 #include "lsp_sweeper/embedded_sql.hpp"
 #include "lsp_sweeper/store/store.hpp"
 #include "lsp_sweeper/util/hex.hpp"
+#include "support/store_error.hpp"
 
 namespace lsp_sweeper::store {
 namespace {
@@ -27,14 +28,7 @@ using plan::RepairKind;
 
 std::string hash_of(const std::string& seed) { return util::sha256_hex(seed); }
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const StoreError& e) {
-    return e.what();
-  }
-  return "(no StoreError)";
-}
+using testing::message_of;
 
 // A missed callback of `flow`'s table as the planner builds it (the fields an audit row keeps),
 // with what the LSP answered when it was replayed, if it was.

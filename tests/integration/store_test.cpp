@@ -27,6 +27,7 @@
 #include "integration/test_db.hpp"
 #include "lsp_sweeper/util/file.hpp"
 #include "lsp_sweeper/util/hex.hpp"
+#include "support/store_error.hpp"
 
 namespace lsp_sweeper::store {
 namespace {
@@ -94,14 +95,7 @@ Repair missing_job(Flow flow, std::int64_t row, const std::string& hash, const s
   return r;
 }
 
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const StoreError& e) {
-    return e.what();
-  }
-  return "(no StoreError)";
-}
+using testing::message_of;
 
 const std::vector<RequiredJob> kApayJobs{{"claimable", "request_outbound_invoice"},
                                          {"outbound_claimed", "claim_inbound_invoice"}};
