@@ -25,6 +25,7 @@ PostgreSQL). Only the LSP's tables are written.
 import hashlib
 import random
 import sys
+import time
 
 HEIGHT = 800000
 DAY = 86400
@@ -75,16 +76,29 @@ def orders(n, argv):
     return out
 
 
-def node(n, argv):
+def order_agos(n, argv):
+    """Seconds ago each order's inbound payment was created; None when the node has none."""
     rng = random.Random(13)
+    agos = {}
+    for kind, k, _, h, _ in orders(n, argv):
+        if kind == "unpaid":
+            agos[h] = rng.randrange(60, 2 * DAY) if k % 4 < 2 else None
+        else:
+            agos[h] = rng.randrange(7200, MONTH) if kind == "finished" else rng.randrange(600, 7200)
+    return agos
+
+
+def node(n, argv):
+    rng = random.Random(17)
+    agos = order_agos(n, argv)
     pays = []  # (created_ago, payment_type, status, hash, amt_msat, preimage or None)
     for kind, k, _, h, pre in orders(n, argv):
         amt = inbound_amount(k)
         if kind == "unpaid":
-            if k % 4 < 2:
-                pays.append((rng.randrange(60, 2 * DAY), "InboundHodl", "Pending", h, amt, None))
+            if agos[h] is not None:
+                pays.append((agos[h], "InboundHodl", "Pending", h, amt, None))
             continue
-        ago = rng.randrange(7200, MONTH) if kind == "finished" else rng.randrange(600, 7200)
+        ago = agos[h]
         inbound = "Succeeded" if kind == "finished" else "Claimable"
         pays.append((ago, "InboundHodl", inbound, h, amt, pre if inbound == "Succeeded" else None))
         pays.append((ago - 300, "Outbound", "Succeeded", h, amt - 10000, pre))
@@ -128,28 +142,37 @@ def insert(out, head, rows):
 
 def lsp(n, argv):
     apay, relay, jobs = [], [], []
+    agos = order_agos(n, argv)
+    now = int(time.time())
     for kind, k, flow, h, pre in orders(n, argv):
         status, actions = STATE[(kind, flow)]
+        # The LSP writes the record before its invoice is paid: 10 minutes before the payment
+        # (a day ago for an invoice never paid), in SQLite's UTC text form.
+        created = time.strftime("%Y-%m-%d %H:%M:%S",
+                                time.gmtime(now - (agos[h] if agos[h] is not None else DAY) - 600))
         amt = inbound_amount(k)
         known = "'%s'" % pre if kind == "finished" else "NULL"
         deadline = "NULL" if kind == "unpaid" else str(HEIGHT + 144)
         if flow == "apay":
-            apay.append("(1, %d, %d, '%s', %d, %s, %s, '2030-01-01 00:00:00', '%s')"
-                        % (len(apay) + 1, len(apay) + 1, h, amt, deadline, known, status))
+            apay.append("(1, %d, %d, '%s', %d, %s, %s, '2030-01-01 00:00:00', '%s', '%s')"
+                        % (len(apay) + 1, len(apay) + 1, h, amt, deadline, known, status,
+                           created))
         else:
             relay.append("('%s', 'lnbc-out-%s', %d, '%s', 'lnbc-in-%s', %d, %s, %s, "
-                         "'2030-01-01 00:00:00', '%s')"
-                         % (h, h[:16], amt - 10000, PAYEE, h[:16], amt, deadline, known, status))
+                         "'2030-01-01 00:00:00', '%s', '%s')"
+                         % (h, h[:16], amt - 10000, PAYEE, h[:16], amt, deadline, known, status,
+                            created))
         jobs += ["('%s', '%s', 'done')" % (h, a) for a in actions]
     out = sys.stdout
     out.write("BEGIN;\nINSERT INTO async_orders (peer_pubkey, status) VALUES ('%s', 'active');\n"
               % PAYEE.replace("02", "03", 1))
     insert(out, "INSERT INTO async_rotating_invoices (order_id, invoice_slot, hash_index, "
-           "payment_hash, amount_msat, claim_deadline_height, payment_preimage, expires_at, status)",
+           "payment_hash, amount_msat, claim_deadline_height, payment_preimage, expires_at, status, "
+           "created_at)",
            apay)
     insert(out, "INSERT INTO lightning_send_mappings (payment_hash, outbound_invoice, "
            "outbound_amount_msat, payee_pubkey, inbound_invoice, inbound_amount_msat, "
-           "claim_deadline_height, payment_preimage, expires_at, status)", relay)
+           "claim_deadline_height, payment_preimage, expires_at, status, created_at)", relay)
     insert(out, "INSERT INTO async_rotating_invoice_outbox (payment_hash, action, status)", jobs)
     out.write("COMMIT;\n")
 
