@@ -151,12 +151,20 @@ sweep() {
 # "total curl_s db_s requests".
 floor() {
   local backend=$1 n=0 curl_times=() db_times=()
-  cp "$work/auth.curl" "$work/floor.curl"
-  while read -r method target; do
-    # A steady sweep in list mode makes GETs only; anything else would not be replayed.
-    [ "$method" = GET ] || { log "floor: not replaying $method $target"; continue; }
+  : >"$work/floor.curl"
+  # One section per request, `next` between them (curl keeps the connection across them).
+  while read -r method target body; do
+    [ "$n" -eq 0 ] || echo next >>"$work/floor.curl"
     n=$((n + 1))
+    cat "$work/auth.curl" >>"$work/floor.curl"
     printf 'url = "%s%s"\noutput = "/dev/null"\n' "$node_url" "$target" >>"$work/floor.curl"
+    case $method in
+      GET) ;;
+      POST)
+        printf 'header = "Content-Type: application/json"\ndata = "%s"\n' \
+          "$(printf %s "$body" | sed 's/\\/\\\\/g; s/"/\\"/g')" >>"$work/floor.curl" ;;
+      *) log "floor: cannot replay $method $target"; exit 1 ;;
+    esac
   done <"$2"
   # The tables the sweep reads: both record tables and the outbox, each read once whole.
   local read="SELECT id, payment_hash, status, amount_msat, claim_deadline_height, payment_preimage

@@ -152,6 +152,11 @@ class Sweep {
       }
       if (way == Way::Listed) {
         if (!list_one(listings_[i].query)) {
+          if (options_.lookup == LookupMode::Auto) {
+            result_.lookup.reason =
+                "the node speaks the legacy dialect, which ignores every filter: its whole "
+                "history was listed once";
+          }
           all_listed();
           return;
         }
@@ -259,7 +264,9 @@ class Sweep {
       entry.records_awaiting_node = open_count + n.records;
       if (options_.lookup == LookupMode::Targeted) {
         entry.way = Way::LookedUp;
-      } else if (options_.lookup == LookupMode::List || unbound > 0) {
+      } else if (options_.lookup == LookupMode::List || unbound > 0 ||
+                 entry.status == NodeStatus::Claimable) {
+        // Auto lists the held HODL payments whatever the count (the reason below says why).
         entry.way = Way::Listed;
       } else {
         entry.way =

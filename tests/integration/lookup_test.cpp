@@ -100,11 +100,13 @@ class Lookup : public SweepFixture {
     node_->start();
   }
 
-  // The requests made since the last call, each "METHOD /path" without the query.
+  // The requests made since the last call, each "METHOD /path" without the query or body.
   std::vector<std::string> take_requests() {
     std::lock_guard lock(log_mutex_);
     std::vector<std::string> out;
-    for (const auto& r : requests_) out.push_back(r.substr(0, r.find('?')));
+    for (const auto& r : requests_) {
+      out.push_back(r.substr(0, std::min(r.find('?'), r.find(' ', r.find(' ') + 1))));
+    }
     requests_.clear();
     return out;
   }
@@ -333,12 +335,14 @@ TEST_F(Lookup, AutoLooksUpUnderTheThresholdAndListsOverIt) {
       "(SELECT count(*) FROM lightning_send_mappings WHERE status <> 'settled')");
 
   const json dry = run_on(db_, {"--dry-run"});
-  EXPECT_EQ(dry["lookup"]["mode"], "targeted");
+  // The held HODL payments listed, whatever the count; the rest looked up.
+  EXPECT_EQ(dry["lookup"]["mode"], "mixed");
   EXPECT_EQ(dry["lookup"]["records_awaiting_node"], awaiting);
   EXPECT_NE(dry["lookup"]["reason"].get<std::string>().find("--targeted-max 200"),
             std::string::npos);
   auto requests = take_requests();
-  EXPECT_EQ(count_of(requests, "GET /listpayments"), 0);
+  EXPECT_GE(count_of(requests, "GET /listpayments"), 1);
+  EXPECT_EQ(count_of(requests, "GET /listpayments"), dry["node"]["pages"]);
   EXPECT_EQ(count_of(requests, "POST /getpayment"), dry["lookup"]["getpayment_requests"]);
   EXPECT_GE(count_of(requests, "POST /getpayment"), awaiting);
 
@@ -358,15 +362,21 @@ TEST_F(Lookup, AutoLooksUpUnderTheThresholdAndListsOverIt) {
   EXPECT_EQ(repairs_of(dry), repairs_of(over));
   EXPECT_EQ(divergences_of(dry["divergences"]), divergences_of(over["divergences"]));
 
-  // A real run, then one with nothing awaiting the node: targeted, and it asks the node nothing
-  // but its height.
+  // A real run, then one with nothing awaiting the node: it asks the node nothing but its
+  // height and its held HODL payments.
   db_.exec("UPDATE async_rotating_invoices SET status = 'inbound_claimed'");
   db_.exec("UPDATE lightning_send_mappings SET status = 'settled'");
   take_requests();
   const json idle = run_on(db_, {});
-  EXPECT_EQ(idle["lookup"]["mode"], "targeted");
+  EXPECT_EQ(idle["lookup"]["mode"], "list");
   EXPECT_EQ(idle["lookup"]["records_awaiting_node"], 0);
-  EXPECT_EQ(take_requests(), std::vector<std::string>{"GET /networkinfo"});
+  requests = take_requests();
+  EXPECT_EQ(requests.front(), "GET /networkinfo");
+  EXPECT_EQ(count_of(requests, "GET /listpayments"), idle["node"]["pages"]);
+  EXPECT_EQ(count_of(requests, "GET /listpayments") + 1, requests.size());
+  for (const auto& l : idle["lookup"]["listings"]) {
+    EXPECT_EQ(l["mode"], l["status"] == "Claimable" ? "list" : "skipped") << l;
+  }
 }
 
 TEST_F(Lookup, AutoListsWhileAMalformedPaymentOfOtherTrafficIsOpen) {
@@ -734,7 +744,7 @@ TEST_F(Lookup, GetPaymentFaultsEndOrRetryTheRun) {
   node_->fail_next("/getpayment", 503, 2);
   const ProcessResult retried = sweep();
   EXPECT_EQ(retried.exit_code, 0) << retried.err;
-  EXPECT_EQ(report(retried)["lookup"]["mode"], "targeted");
+  EXPECT_EQ(report(retried)["lookup"]["mode"], "mixed");
   EXPECT_EQ(apay_status(s.hash), "outbound_claimed");
 }
 

@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "Address to listen on")->capture_default_str();
   std::string request_log;
   app.add_option("--request-log", request_log,
-                 "Append one line per answered request (method and target) to this file");
+                 "Append one line per answered request (method, target, body) to this file");
   app.add_option("--token-file", token_file,
                  "File holding the bearer token (default: $NODE_SIMULATOR_TOKEN)")
       ->check(CLI::ExistingFile);

@@ -513,7 +513,10 @@ NodeSimulator::NodeSimulator(Scenario scenario, std::string token,
   svr.set_logger([impl](const httplib::Request& req, const httplib::Response&) {
     if (!impl->request_log) return;
     std::lock_guard lock(impl->mu);  // server threads answer requests concurrently
-    impl->request_log(req.method + " " + req.target);
+    // A body is one line of JSON (the clients' compact dump); a line break would split it.
+    std::string body = req.body;
+    std::replace(body.begin(), body.end(), '\n', ' ');
+    impl->request_log(req.method + " " + req.target + (body.empty() ? "" : " " + body));
   });
   // A response leaves in several writes (headers, then body); with Nagle's algorithm on, the
   // second waits for the client's delayed ACK, up to 40 ms per keep-alive request.

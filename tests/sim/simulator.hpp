@@ -131,8 +131,9 @@ class NodeSimulator {
   // A later injection for the same request replaces an earlier one.
   void inject(const std::string& path, std::uint64_t request, Fault fault);
 
-  // Called after each answered request with its method and target ("GET /listpayments?..."),
-  // so a benchmark can replay exactly the requests a client made. Set before start().
+  // Called after each answered request with its method, target and body, if any, on one line
+  // ("GET /listpayments?...", "POST /getpayment {...}"), so a benchmark can replay exactly the
+  // requests a client made. Set before start().
   void set_request_log(std::function<void(const std::string&)> log);
 
   // Requests received since start, in total or for one path, whatever their answer.

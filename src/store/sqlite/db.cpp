@@ -1,8 +1,13 @@
 #include "db.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <thread>
 #include <utility>
 
@@ -27,7 +32,21 @@ std::string one_line(std::string text) {
   throw StoreError(one_line(message));
 }
 
+// SQLite's lock bytes in the unix VFS (sqlite3.c: PENDING_BYTE, RESERVED_BYTE, SHARED_FIRST,
+// SHARED_SIZE): the pending byte at 1 GiB, the reserved byte after it, then 510 shared bytes.
+// Every lock a connection takes in the rollback journal lies in this range.
+constexpr off_t kPendingByte = 0x40000000;
+constexpr off_t kLockBytes = 2 + 510;
+
 }  // namespace
+
+struct Db::ProbeFile {
+  explicit ProbeFile(int descriptor) : fd(descriptor) {}
+  ~ProbeFile() { ::close(fd); }
+  ProbeFile(const ProbeFile&) = delete;
+  ProbeFile& operator=(const ProbeFile&) = delete;
+  int fd;
+};
 
 Db::Db(const std::string& path, OpenMode mode) : path_(path) {
   int flags = SQLITE_OPEN_NOMUTEX;
@@ -47,7 +66,43 @@ Db::Db(const std::string& path, OpenMode mode) : path_(path) {
   sqlite3_busy_timeout(db_, kBusyTimeoutMs);
 }
 
-Db::~Db() { sqlite3_close_v2(db_); }
+Db::~Db() { sqlite3_close_v2(db_); }  // then probe_ goes, after the connection's own locks
+
+bool Db::wal() {
+  Stmt mode(*this, "PRAGMA journal_mode", "reading the journal mode");
+  mode.step();
+  const bool wal = mode.text(0) == "wal";
+  mode.reset();
+  return wal;
+}
+
+bool Db::another_process_holds_a_lock() {
+  if (!probe_) {
+    // One descriptor per file for the whole process, found by device and inode.
+    static std::mutex mutex;
+    static std::map<std::pair<dev_t, ino_t>, std::weak_ptr<const ProbeFile>> open_files;
+    const std::lock_guard lock(mutex);
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) != 0) return false;
+    auto& slot = open_files[{st.st_dev, st.st_ino}];
+    probe_ = slot.lock();
+    if (!probe_) {
+      const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return false;
+      probe_ = std::make_shared<const ProbeFile>(fd);
+      slot = probe_;
+    }
+  }
+  // The lock an EXCLUSIVE needs conflicts with every lock of another process in the range; the
+  // kernel names one if any is held, and never this process's own.
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = kPendingByte;
+  lock.l_len = kLockBytes;
+  if (::fcntl(probe_->fd, F_GETLK, &lock) != 0) return false;
+  return lock.l_type != F_UNLCK;
+}
 
 void Db::exec_script(std::string_view sql, const std::string& step) {
   const std::string text(sql);
@@ -158,13 +213,20 @@ Transaction::Transaction(Db& db, Kind kind, std::string step) : db_(db), step_(s
   // Each attempt fails at once instead of waiting in SQLite's busy handler, which would hold
   // the PENDING lock across the wait (see Kind::Write); between attempts no lock is held.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  const bool ask_first = !db.wal();
   sqlite3_busy_timeout(db.handle(), 0);
   for (;;) {
-    const int rc = sqlite3_exec(db.handle(), "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr);
-    if (rc == SQLITE_OK) break;
-    if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline) {
+    if (!ask_first || !db.another_process_holds_a_lock()) {
+      ++attempts_;
+      const int rc = sqlite3_exec(db.handle(), "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr);
+      if (rc == SQLITE_OK) break;
+      if ((rc & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline) {
+        sqlite3_busy_timeout(db.handle(), kBusyTimeoutMs);
+        db.fail(rc, step_ + ": begin");
+      }
+    } else if (std::chrono::steady_clock::now() >= deadline) {
       sqlite3_busy_timeout(db.handle(), kBusyTimeoutMs);
-      db.fail(rc, step_ + ": begin");
+      throw_for(SQLITE_BUSY, step_ + ": begin: another process holds the database locked");
     }
     std::this_thread::sleep_for(kWriteRetryInterval);
   }

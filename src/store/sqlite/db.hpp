@@ -49,9 +49,23 @@ class Db {
   // Throws StoreError (StoreBusy for SQLITE_BUSY or SQLITE_LOCKED) for result code `rc`.
   [[noreturn]] void fail(int rc, const std::string& step) const;
 
+  // Whether the file is in WAL mode (the LSP's choice; the sweeper never changes it).
+  bool wal();
+
+  // Whether a connection of another process holds any of SQLite's locks on this file, i.e. is
+  // inside a transaction. Asked of the kernel (fcntl F_GETLK) without taking a lock. False when
+  // the file cannot be opened for asking: the caller then behaves as if it had not asked.
+  bool another_process_holds_a_lock();
+
  private:
+  struct ProbeFile;
+
   sqlite3* db_ = nullptr;
   std::string path_;
+  // Opened at the first question and shared by every Db of this process on the same file: a
+  // close() drops all of a process's POSIX locks on a file, SQLite's included, so it is closed
+  // only after the last such Db has closed its connection.
+  std::shared_ptr<const ProbeFile> probe_;
 };
 
 // A prepared statement. Parameters are 1-based, columns 0-based. The statement is reset when a
@@ -99,7 +113,8 @@ constexpr std::chrono::milliseconds kWriteRetryInterval{2};
 class Transaction {
  public:
   // Deferred: reads only. Write: BEGIN EXCLUSIVE, tried again every kWriteRetryInterval with no
-  // lock held in between, for at most kBusyTimeoutMs (then StoreBusy).
+  // lock held in between, for at most kBusyTimeoutMs (then StoreBusy); in the rollback journal
+  // tried only while no other process holds a lock on the file.
   //
   // Why not BEGIN IMMEDIATE: the LSP's claimable callback reads the record, then updates it, in
   // one deferred transaction. SQLite refuses that upgrade at once, without a busy wait (it could
@@ -110,6 +125,12 @@ class Transaction {
   // refuses the same upgrade, from being held across the wait. In WAL mode EXCLUSIVE is
   // IMMEDIATE; there any commit between the LSP's read and its write fails that transaction
   // (RELIABILITY.md has the figures).
+  //
+  // Why ask the kernel first: an attempt that meets the LSP inside a read still takes RESERVED
+  // and PENDING for a moment before it finds the LSP's SHARED lock and lets go, and an LSP
+  // UPDATE in that moment fails at once. While any other process holds a lock the attempt
+  // cannot succeed anyway, so it is not made; what is left is an LSP transaction starting in
+  // the microseconds between the question and the attempt.
   enum class Kind { Deferred, Write };
   Transaction(Db& db, Kind kind, std::string step);
   ~Transaction();
@@ -118,9 +139,13 @@ class Transaction {
 
   void commit();
 
+  // BEGIN EXCLUSIVE statements this write transaction sent before it began (0 for Deferred).
+  int attempts() const { return attempts_; }
+
  private:
   Db& db_;
   std::string step_;
+  int attempts_ = 0;
 };
 
 }  // namespace lsp_sweeper::store::sqlite

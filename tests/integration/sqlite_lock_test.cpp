@@ -1,0 +1,197 @@
+// The SQLite backend's write transaction against a second process holding the file's locks, as
+// the LSP does from its own process: the kernel's answer about other processes' locks, and a
+// write that makes no attempt (takes no lock) while another process is inside a transaction.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "store/sqlite/db.hpp"
+
+namespace lsp_sweeper::store::sqlite {
+namespace {
+
+namespace fs = std::filesystem;
+
+void exec(sqlite3* db, const char* sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    const std::string text = message ? message : "?";
+    sqlite3_free(message);
+    throw std::runtime_error(std::string(sql) + ": " + text);
+  }
+}
+
+// A second process on the file, driven over two pipes: each command byte runs one step of
+// the transaction the test names, and the child answers one byte per step (1 done, 0 failed).
+class OtherProcess {
+ public:
+  // `steps`: the SQL of each step, run on the child's own connection with SQLite's busy wait.
+  OtherProcess(const std::string& path, std::vector<std::string> steps) {
+    int to_child[2];
+    int to_parent[2];
+    if (::pipe(to_child) != 0 || ::pipe(to_parent) != 0) throw std::runtime_error("pipe");
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork");
+    if (pid_ == 0) {
+      ::close(to_child[1]);
+      ::close(to_parent[0]);
+      sqlite3* db = nullptr;
+      sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
+      sqlite3_busy_timeout(db, 5000);
+      char command = 0;
+      for (const std::string& step : steps) {
+        if (::read(to_child[0], &command, 1) != 1) ::_exit(2);
+        const char ok = sqlite3_exec(db, step.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
+        if (::write(to_parent[1], &ok, 1) != 1) ::_exit(2);
+      }
+      ::read(to_child[0], &command, 1);  // stay, idle, until told to go
+      sqlite3_close(db);
+      ::_exit(0);
+    }
+    ::close(to_child[0]);
+    ::close(to_parent[1]);
+    command_ = to_child[1];
+    answer_ = to_parent[0];
+  }
+
+  ~OtherProcess() {
+    const char go = 0;
+    ::write(command_, &go, 1);
+    ::close(command_);
+    ::close(answer_);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+
+  // Runs the next step; whether it succeeded.
+  bool step() {
+    const char go = 1;
+    char ok = 0;
+    if (::write(command_, &go, 1) != 1 || ::read(answer_, &ok, 1) != 1) {
+      throw std::runtime_error("the other process is gone");
+    }
+    return ok == 1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int command_ = -1;
+  int answer_ = -1;
+};
+
+class SqliteLock : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("lsp-sweeper-lock-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+    path_ = (dir_ / "lsp.db").string();
+    sqlite3* db = nullptr;
+    sqlite3_open(path_.c_str(), &db);
+    exec(db, "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER); INSERT INTO t VALUES (1, 0)");
+    sqlite3_close(db);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  fs::path dir_;
+  std::string path_;
+};
+
+// The LSP's claimable callback: a deferred transaction that reads, then writes.
+const std::vector<std::string> kReadThenWrite{"BEGIN", "SELECT v FROM t WHERE id = 1",
+                                              "UPDATE t SET v = v + 1 WHERE id = 1", "COMMIT"};
+
+TEST_F(SqliteLock, AnotherProcessInsideATransactionIsSeenAndThisProcessNever) {
+  Db db(path_, OpenMode::ReadWrite);
+  EXPECT_FALSE(db.another_process_holds_a_lock());
+  {
+    // This process's own locks, another connection's included, are not another process's.
+    sqlite3* own = nullptr;
+    sqlite3_open(path_.c_str(), &own);
+    exec(own, "BEGIN IMMEDIATE");
+    EXPECT_FALSE(db.another_process_holds_a_lock());
+    exec(own, "COMMIT");
+    sqlite3_close(own);
+  }
+  OtherProcess lsp(path_, kReadThenWrite);
+  EXPECT_FALSE(db.another_process_holds_a_lock()) << "idle, with its connection open";
+  ASSERT_TRUE(lsp.step());  // BEGIN: deferred, no lock yet
+  EXPECT_FALSE(db.another_process_holds_a_lock());
+  ASSERT_TRUE(lsp.step());  // its read holds SHARED
+  EXPECT_TRUE(db.another_process_holds_a_lock());
+  ASSERT_TRUE(lsp.step());  // its write holds RESERVED
+  EXPECT_TRUE(db.another_process_holds_a_lock());
+  ASSERT_TRUE(lsp.step());  // COMMIT lets go
+  EXPECT_FALSE(db.another_process_holds_a_lock());
+}
+
+TEST_F(SqliteLock, AWriteMakesNoAttemptWhileAnotherProcessIsInsideARead) {
+  Db db(path_, OpenMode::ReadWrite);
+  OtherProcess lsp(path_, kReadThenWrite);
+  ASSERT_TRUE(lsp.step());
+  ASSERT_TRUE(lsp.step());  // inside its read
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // Its upgrade to a write, then its commit: an attempt of ours in between would fail it.
+    EXPECT_TRUE(lsp.step()) << "the LSP's UPDATE after its read";
+    EXPECT_TRUE(lsp.step()) << "the LSP's COMMIT";
+  });
+  {
+    Transaction txn(db, Transaction::Kind::Write, "test write");
+    // About 150 attempts in 300 ms without asking first; one, after the LSP let go, with.
+    EXPECT_EQ(txn.attempts(), 1);
+    Stmt(db, "UPDATE t SET v = v + 10 WHERE id = 1", "test update").run();
+    txn.commit();
+  }
+  release.join();
+  Stmt read(db, "SELECT v FROM t WHERE id = 1", "test read");
+  ASSERT_TRUE(read.step());
+  EXPECT_EQ(read.int64(0), 11);
+}
+
+TEST_F(SqliteLock, AWriteBehindAnotherProcessHoldingTheFileFailsBusyAfterTheBoundedWait) {
+  Db db(path_, OpenMode::ReadWrite);
+  OtherProcess lsp(path_, {"BEGIN IMMEDIATE", "ROLLBACK"});
+  ASSERT_TRUE(lsp.step());
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    Transaction txn(db, Transaction::Kind::Write, "test write");
+    FAIL() << "began while another process held the file";
+  } catch (const StoreBusy& e) {
+    EXPECT_NE(std::string(e.what()).find("test write: begin: another process holds the database "
+                                         "locked (still locked after 5000 ms)"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(kBusyTimeoutMs));
+  ASSERT_TRUE(lsp.step());
+  Transaction txn(db, Transaction::Kind::Write, "test write");
+  EXPECT_EQ(txn.attempts(), 1);
+}
+
+TEST_F(SqliteLock, InWalModeAWriteDoesNotAsk) {
+  {
+    Db setup(path_, OpenMode::ReadWrite);
+    setup.exec_script("PRAGMA journal_mode = WAL", "test: WAL");  // the test's choice
+  }
+  Db db(path_, OpenMode::ReadWrite);
+  EXPECT_TRUE(db.wal());
+  OtherProcess reader(path_, {"BEGIN", "SELECT v FROM t", "COMMIT"});
+  ASSERT_TRUE(reader.step());
+  ASSERT_TRUE(reader.step());  // a WAL reader does not keep a writer out
+  Transaction txn(db, Transaction::Kind::Write, "test write");
+  EXPECT_EQ(txn.attempts(), 1);
+  txn.commit();
+  EXPECT_TRUE(reader.step());
+}
+
+}  // namespace
+}  // namespace lsp_sweeper::store::sqlite
