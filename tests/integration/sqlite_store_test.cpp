@@ -14,16 +14,20 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "lsp_sweeper/embedded_sql.hpp"
 #include "lsp_sweeper/store/store.hpp"
 #include "lsp_sweeper/util/hex.hpp"
+#include "support/other_process.hpp"
 #include "support/store_error.hpp"
 
 namespace lsp_sweeper::store {
@@ -747,6 +751,47 @@ TEST_F(SqliteStore, ReadOnlyLeavesTheFileBytesUnchanged) {
     (void)check_database(url_);
   }
   EXPECT_EQ(read_file(path_), before);
+}
+
+// The LSP's claimable callback (a deferred read, then its UPDATE) in another process, inside its
+// read while each write of the backend is called: the write waits for it holding no lock, so
+// the LSP's UPDATE meets none. A write in autocommit would wait in SQLite's busy handler
+// holding RESERVED, and SQLite fails the LSP's upgrade at once.
+TEST_F(SqliteStore, NoWriteFailsAnotherProcessesReadThenWrite) {
+  make_lsp_db();
+  const std::string h = hash_of("shared");
+  const std::int64_t id = add_apay(h, "active");
+  Backend backend = open_backend(url_, Access::ReadWrite);
+  std::vector<Repair> repairs{missed_claimable(Flow::Apay, id, h)};
+  std::vector<Repair> delivered = repairs;
+  delivered[0].delivery = plan::Delivery{plan::DeliveryOutcome::Applied, 200, "", 1};
+  const plan::Divergence seen{plan::DivergenceKind::AmountMismatch, Flow::Apay, h, "differs", true};
+  std::vector<std::int64_t> opened;
+  const std::vector<std::pair<std::string, std::function<void()>>> writes{
+      {"begin_run", [&] { backend.ledger->begin_run("run-1", false); }},
+      {"apply", [&] { backend.applier->apply(repairs, "run-1"); }},
+      {"record_deliveries", [&] { backend.ledger->record_deliveries(delivered, "run-1"); }},
+      {"record_divergences",
+       [&] { opened.push_back(backend.ledger->record_divergences({seen}, true, {}).seen.at(0).id); }},
+      {"mark_alerted", [&] { backend.ledger->mark_alerted(opened); }},
+      {"finish_run", [&] { backend.ledger->finish_run({"run-1", "ok", 0, ""}); }},
+  };
+  for (const auto& [name, write] : writes) {
+    testing::OtherProcess lsp(path_, {"BEGIN", "SELECT count(*) FROM async_rotating_invoices",
+                                      "UPDATE async_orders SET status = status", "COMMIT"});
+    ASSERT_TRUE(lsp.step());
+    ASSERT_TRUE(lsp.step());  // inside its read
+    auto done = std::async(std::launch::async, write);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the write waits for the LSP
+    EXPECT_TRUE(lsp.step()) << name << ": the LSP's UPDATE failed behind the sweeper's write";
+    EXPECT_TRUE(lsp.step()) << name << ": the LSP's COMMIT";
+    done.get();
+  }
+  EXPECT_TRUE(repairs[0].applied);
+  EXPECT_EQ(q("SELECT status FROM async_rotating_invoices"), "claimable");
+  EXPECT_EQ(q("SELECT count(*) FROM lsp_sweeper_actions"), "2");
+  EXPECT_EQ(q("SELECT last_alerted_at IS NOT NULL FROM lsp_sweeper_divergences"), "1");
+  EXPECT_EQ(q("SELECT status FROM lsp_sweeper_runs"), "ok");
 }
 
 // --- The ledger -------------------------------------------------------------------------------

@@ -87,12 +87,18 @@ class SqliteLedger final : public Ledger {
     session_->lock_fd = -1;
   }
 
+  // Every write here is its own Transaction::Kind::Write, never an autocommit statement: one
+  // of those meeting the LSP inside a read would wait for it in SQLite's busy handler holding
+  // RESERVED, and fail the LSP's UPDATE (db.hpp, Transaction).
   void begin_run(const std::string& run_id, bool dry_run) override {
+    const std::string step = "begin run " + run_id;
+    Transaction txn(session_->db, Transaction::Kind::Write, step);
     Stmt insert(session_->db,
                 "INSERT INTO lsp_sweeper_runs (run_id, started_at, dry_run, status) VALUES (?, " +
                     std::string(kNow) + ", ?, 'running')",
-                "begin run " + run_id);
+                step);
     insert.bind(1, run_id).bind(2, std::int64_t{dry_run ? 1 : 0}).run();
+    txn.commit();
   }
 
   // One write transaction (Transaction::Kind::Write says why not BEGIN IMMEDIATE): the rows of
@@ -130,6 +136,7 @@ class SqliteLedger final : public Ledger {
     const std::string step = "finish run " + run.run_id;
     // An empty report (a run that failed before it had one) is stored as NULL; json() refuses
     // one that is not JSON.
+    Transaction txn(session_->db, Transaction::Kind::Write, step);
     Stmt update(session_->db,
                 "UPDATE lsp_sweeper_runs SET finished_at = " + std::string(kNow) +
                     ", status = ?, exit_code = ?, report = json(NULLIF(?, '')) WHERE run_id = ?",
@@ -139,6 +146,7 @@ class SqliteLedger final : public Ledger {
         .bind(3, run.report_json)
         .bind(4, run.run_id);
     if (update.run() != 1) throw StoreError(step + ": no such run was begun");
+    txn.commit();
   }
 
   DivergenceUpdate record_divergences(const std::vector<plan::Divergence>& seen,
@@ -207,11 +215,14 @@ class SqliteLedger final : public Ledger {
 
   void mark_alerted(const std::vector<std::int64_t>& ids) override {
     if (ids.empty()) return;
+    const std::string step = "mark divergences alerted";
+    Transaction txn(session_->db, Transaction::Kind::Write, step);
     Stmt update(session_->db,
                 "UPDATE lsp_sweeper_divergences SET last_alerted_at = " + std::string(kNow) +
                     " WHERE id IN (SELECT value FROM json_each(?))",
-                "mark divergences alerted");
+                step);
     update.bind(1, json_array(ids)).run();
+    txn.commit();
   }
 
   std::vector<StoredDivergence> open_divergences() override {
