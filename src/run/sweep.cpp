@@ -264,9 +264,7 @@ class Sweep {
       entry.records_awaiting_node = open_count + n.records;
       if (options_.lookup == LookupMode::Targeted) {
         entry.way = Way::LookedUp;
-      } else if (options_.lookup == LookupMode::List || unbound > 0 ||
-                 entry.status == NodeStatus::Claimable) {
-        // Auto lists the held HODL payments whatever the count (the reason below says why).
+      } else if (options_.lookup == LookupMode::List || unbound > 0) {
         entry.way = Way::Listed;
       } else {
         entry.way =
@@ -282,7 +280,8 @@ class Sweep {
       } else if (entry.status == NodeStatus::Claimable) {
         // Held HODL payments are few (each a locked HTLC) and every one is worth seeing: an
         // answer of the node about one that contradicts another is found only if it is read.
-        entry.reason = "the whole window: held HODL payments are always read in full";
+        // Looked up, they are held to the whole window as every looked-up payment is.
+        entry.reason = "the whole window: held HODL payments are never narrowed";
       } else if (!n.oldest) {
         entry.way = Way::Skipped;
         entry.reason = "no record can need a payment of this status";

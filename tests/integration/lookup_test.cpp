@@ -335,14 +335,12 @@ TEST_F(Lookup, AutoLooksUpUnderTheThresholdAndListsOverIt) {
       "(SELECT count(*) FROM lightning_send_mappings WHERE status <> 'settled')");
 
   const json dry = run_on(db_, {"--dry-run"});
-  // The held HODL payments listed, whatever the count; the rest looked up.
-  EXPECT_EQ(dry["lookup"]["mode"], "mixed");
+  EXPECT_EQ(dry["lookup"]["mode"], "targeted");
   EXPECT_EQ(dry["lookup"]["records_awaiting_node"], awaiting);
   EXPECT_NE(dry["lookup"]["reason"].get<std::string>().find("--targeted-max 200"),
             std::string::npos);
   auto requests = take_requests();
-  EXPECT_GE(count_of(requests, "GET /listpayments"), 1);
-  EXPECT_EQ(count_of(requests, "GET /listpayments"), dry["node"]["pages"]);
+  EXPECT_EQ(count_of(requests, "GET /listpayments"), 0);
   EXPECT_EQ(count_of(requests, "POST /getpayment"), dry["lookup"]["getpayment_requests"]);
   EXPECT_GE(count_of(requests, "POST /getpayment"), awaiting);
 
@@ -362,21 +360,15 @@ TEST_F(Lookup, AutoLooksUpUnderTheThresholdAndListsOverIt) {
   EXPECT_EQ(repairs_of(dry), repairs_of(over));
   EXPECT_EQ(divergences_of(dry["divergences"]), divergences_of(over["divergences"]));
 
-  // A real run, then one with nothing awaiting the node: it asks the node nothing but its
-  // height and its held HODL payments.
+  // A real run, then one with nothing awaiting the node: targeted, and it asks the node nothing
+  // but its height.
   db_.exec("UPDATE async_rotating_invoices SET status = 'inbound_claimed'");
   db_.exec("UPDATE lightning_send_mappings SET status = 'settled'");
   take_requests();
   const json idle = run_on(db_, {});
-  EXPECT_EQ(idle["lookup"]["mode"], "list");
+  EXPECT_EQ(idle["lookup"]["mode"], "targeted");
   EXPECT_EQ(idle["lookup"]["records_awaiting_node"], 0);
-  requests = take_requests();
-  EXPECT_EQ(requests.front(), "GET /networkinfo");
-  EXPECT_EQ(count_of(requests, "GET /listpayments"), idle["node"]["pages"]);
-  EXPECT_EQ(count_of(requests, "GET /listpayments") + 1, requests.size());
-  for (const auto& l : idle["lookup"]["listings"]) {
-    EXPECT_EQ(l["mode"], l["status"] == "Claimable" ? "list" : "skipped") << l;
-  }
+  EXPECT_EQ(take_requests(), std::vector<std::string>{"GET /networkinfo"});
 }
 
 TEST_F(Lookup, AutoListsWhileAMalformedPaymentOfOtherTrafficIsOpen) {
@@ -390,7 +382,7 @@ TEST_F(Lookup, AutoListsWhileAMalformedPaymentOfOtherTrafficIsOpen) {
   const json narrowed = run_on(db_, {"--lookup", "list"});
   EXPECT_EQ(narrowed["summary"]["divergences"], 0);
   for (const auto& l : narrowed["lookup"]["listings"]) {
-    // Held HODL payments are always read in full; the others are not needed.
+    // Held HODL payments are never narrowed nor skipped; the others are not needed.
     EXPECT_EQ(l["mode"], l["status"] == "Claimable" ? "list" : "skipped") << l;
   }
   EXPECT_EQ(run_on(db_, {"--lookup", "list", "--whole-window"})["summary"]["divergences"], 1);
@@ -744,7 +736,7 @@ TEST_F(Lookup, GetPaymentFaultsEndOrRetryTheRun) {
   node_->fail_next("/getpayment", 503, 2);
   const ProcessResult retried = sweep();
   EXPECT_EQ(retried.exit_code, 0) << retried.err;
-  EXPECT_EQ(report(retried)["lookup"]["mode"], "mixed");
+  EXPECT_EQ(report(retried)["lookup"]["mode"], "targeted");
   EXPECT_EQ(apay_status(s.hash), "outbound_claimed");
 }
 
