@@ -171,10 +171,13 @@ class SqliteRecords final : public LspRecords {
     const std::string at =
         "CASE WHEN typeof(created_at) = 'text' AND created_at = strftime('%Y-%m-%d %H:%M:%S', "
         "created_at) THEN CAST(strftime('%s', created_at) AS INTEGER) END";
+    // The stamps of every row of any flow sharing a hash with a counted row (w): only those
+    // rows are stamped, as the LSP's tables have no index on payment_hash to join them by.
     std::string stamps;
     for (Flow f : flows()) {
       stamps += std::string(stamps.empty() ? "" : " UNION ALL ") + "SELECT payment_hash, " + at +
-                " AS at FROM " + std::string(record_table(f).table);
+                " AS at FROM " + std::string(record_table(f).table) +
+                " WHERE payment_hash IN (SELECT payment_hash FROM w)";
     }
     // Parameter 1: the quiet states of each listing, as [[...], ...]; 2: the open hashes.
     std::string columns;
@@ -193,11 +196,11 @@ class SqliteRecords final : public LspRecords {
       any += std::string(any.empty() ? "" : " OR ") + "r.s" + n;
     }
     Stmt row(db,
-             "WITH stamps AS (" + stamps + "), r AS (SELECT r.id, r.payment_hash" + columns +
+             "WITH w AS MATERIALIZED (SELECT * FROM (SELECT r.id, r.payment_hash" + columns +
                  ", r.payment_hash IN (SELECT value FROM json_each(?2)) AS open FROM " +
-                 std::string(t.table) + " r) SELECT " + select +
-                 " FROM r JOIN stamps u ON u.payment_hash = r.payment_hash WHERE " + any +
-                 " OR r.open",
+                 std::string(t.table) + " r) r WHERE " + any + " OR r.open), stamps AS (" +
+                 stamps + ") SELECT " + select +
+                 " FROM w r JOIN stamps u ON u.payment_hash = r.payment_hash",
              step);
     nlohmann::json quiet_sets = quiet;
     std::vector<AwaitingSince> out(quiet.size());
