@@ -410,6 +410,20 @@ TEST_F(Lookup, LegacyNodeIsListedEvenWhenFewRecordsAwaitIt) {
   EXPECT_EQ(autom["notes"], listed["notes"]);
 }
 
+TEST_F(Lookup, LegacyNodeFoundByAListingInAutoSaysSo) {
+  serve_scenario(sim::load_scenario(kScenarios / "legacy.json", sim::unix_now()));
+  seed_both(read_text(kScenarios / scenario_sql("lost_callbacks")));
+  // More records than --targeted-max 0: auto lists, and the first listing meets the legacy node.
+  const json autom = run_on(db_, {"--dry-run", "--targeted-max", "0"});
+  EXPECT_EQ(autom["node"]["dialect"], "legacy");
+  EXPECT_EQ(autom["lookup"]["mode"], "list");
+  EXPECT_NE(autom["lookup"]["reason"].get<std::string>().find("legacy dialect, which ignores every "
+                                                              "filter"),
+            std::string::npos)
+      << autom["lookup"];
+  for (const auto& l : autom["lookup"]["listings"]) EXPECT_EQ(l["mode"], "list") << l;
+}
+
 // --- Narrowed listings against the full scan --------------------------------------------------
 
 // Sets the created_at of a record to `ago` seconds before now, in the backend's own form.
