@@ -4,11 +4,13 @@
 #
 #   bench/run.sh [--backend postgres|sqlite|both] [--sizes 10k,200k,1M] [--runs 5]
 #                [--repair-runs N] [--binary [LABEL=]PATH]... [--no-writer]
+#                [--records R [--lost L]]
 #
 # For each size: bench/gen.py makes N node payments over 30 days, served by node-simulator over
 # real HTTP on 127.0.0.1, and 20,000 LSP records in the LSP's own tables (17,800 finished
 # orders, 200 unpaid invoices, 2,000 lost payment_sent callbacks of the last two hours; scaled
-# down below 200k payments). For each backend, in the same run, medians of --runs:
+# down below 200k payments; --records and --lost set the two counts, as gen.py's arguments). For
+# each backend, in the same run, medians of --runs:
 # - the repair run (a fresh copy of the records each time; --repair-runs times, default
 #   --runs): wall, CPU, peak RSS, requests, repairs applied and repairs/s (repairs over the
 #   report's summary.repairs_apply_seconds);
@@ -29,7 +31,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-backends=both sizes=10k,200k,1M runs=5 repair_runs="" writer=1 binaries=()
+backends=both sizes=10k,200k,1M runs=5 repair_runs="" writer=1 binaries=() gen_records="" gen_lost=""
 while [ $# -gt 0 ]; do
   case $1 in
     --backend) backends=$2; shift 2 ;;
@@ -38,11 +40,15 @@ while [ $# -gt 0 ]; do
     --repair-runs) repair_runs=$2; shift 2 ;;
     --binary) binaries+=("$2"); shift 2 ;;
     --no-writer) writer=0; shift ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    --records) gen_records=$2; shift 2 ;;
+    --lost) gen_lost=$2; shift 2 ;;
+    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1 (see --help)" >&2; exit 64 ;;
   esac
 done
 repair_runs=${repair_runs:-$runs}
+if [ -n "$gen_lost" ] && [ -z "$gen_records" ]; then echo "bench/run.sh: --lost needs --records" >&2; exit 64; fi
+gen_counts=($gen_records $gen_lost)  # gen.py's optional RECORDS LOST
 case $backends in
   both) backends="sqlite postgres" ;;
   sqlite | postgres) ;;
@@ -223,9 +229,9 @@ rss_rows=()
 for size in ${sizes//,/ }; do
   n=$(count "$size")
   log "$size: generating $n node payments and the LSP's records"
-  python3 bench/gen.py node "$n" >"$work/node.json"
-  python3 bench/gen.py lsp "$n" >"$work/lsp.sql"
-  python3 bench/gen.py callbacks "$n" >"$work/callbacks.txt"
+  python3 bench/gen.py node "$n" "${gen_counts[@]}" >"$work/node.json"
+  python3 bench/gen.py lsp "$n" "${gen_counts[@]}" >"$work/lsp.sql"
+  python3 bench/gen.py callbacks "$n" "${gen_counts[@]}" >"$work/callbacks.txt"
 
   log "$size: starting the node simulator"
   : >"$work/requests.log"

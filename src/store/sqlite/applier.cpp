@@ -1,6 +1,7 @@
 // Applier on the LSP's SQLite file: each repair is the LSP's own conditional UPDATE and its own
 // INSERT OR IGNORE of the job, so the rows written are those its callback handler would write.
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -16,9 +17,13 @@ namespace lsp_sweeper::store::sqlite {
 
 namespace {
 
-// Repairs per write transaction. The LSP's writers wait at most about 5 s on a locked file and
-// should never wait more than ~100 ms behind the sweeper: a repair is three indexed statements
-// (tens of microseconds), so 500 hold the file for milliseconds plus the commit's fsync.
+// A write transaction takes repairs until its statements have run this long or it holds
+// kMaxRepairsPerTransaction, then commits. The LSP's writers should never wait more than
+// ~100 ms behind the sweeper, and its own payment_sent takes up to ~60 ms alone: a repair
+// dirties two or three pages at random places (the record, the job's index entry, the audit
+// row), and the commit writes each twice (journal and file), so the commit costs about as long
+// as the statements did. Measured on the bench's 200k seed (README "Performance").
+constexpr auto kStatementBudget = std::chrono::milliseconds(10);
 constexpr std::size_t kMaxRepairsPerTransaction = 500;
 
 // What each missed callback sets besides status and updated_at, in the LSP's own form
@@ -110,9 +115,8 @@ class SqliteApplier final : public Applier {
 
   void apply(std::vector<plan::Repair>& repairs, const std::string& run_id) override {
     for (const plan::Repair& repair : repairs) validate(repair);
-    for (std::size_t begin = 0; begin < repairs.size(); begin += kMaxRepairsPerTransaction) {
-      const std::size_t end = std::min(repairs.size(), begin + kMaxRepairsPerTransaction);
-      apply_batch(repairs, begin, end, run_id);
+    for (std::size_t begin = 0; begin < repairs.size();) {
+      begin = apply_batch(repairs, begin, run_id);
     }
   }
 
@@ -122,27 +126,33 @@ class SqliteApplier final : public Applier {
     std::optional<Stmt> enqueue, audit;
   };
 
-  // Repairs [begin, end) in one BEGIN IMMEDIATE transaction; `applied` is set only once it
-  // committed.
-  void apply_batch(std::vector<plan::Repair>& repairs, std::size_t begin, std::size_t end,
-                   const std::string& run_id) {
+  // Repairs from `begin` on in one write transaction, within its budget; `applied` is set only
+  // once it committed. Returns where the next transaction starts.
+  std::size_t apply_batch(std::vector<plan::Repair>& repairs, std::size_t begin,
+                          const std::string& run_id) {
     Db& db = session_->db;
-    std::vector<bool> applied(end - begin, false);
+    const std::size_t last = std::min(repairs.size(), begin + kMaxRepairsPerTransaction);
+    std::vector<bool> applied;
     std::size_t current = begin;
     try {
       Statements statements;
       Transaction txn(db, Transaction::Kind::Write, "update, outbox job and audit row");
-      for (; current < end; ++current) {
-        applied[current - begin] = apply_one(statements, repairs[current], run_id);
-      }
+      const auto started = std::chrono::steady_clock::now();
+      do {
+        applied.push_back(apply_one(statements, repairs[current], run_id));
+        ++current;
+      } while (current < last && std::chrono::steady_clock::now() - started < kStatementBudget);
+      const std::size_t end = current;
       current = begin;  // a failed commit is the whole batch's
       txn.commit();
+      current = end;
     } catch (const StoreBusy& e) {
       throw StoreBusy(repair_context(repairs[current]) + ": " + e.what());
     } catch (const StoreError& e) {
       throw StoreError(repair_context(repairs[current]) + ": " + e.what());
     }
-    for (std::size_t i = begin; i < end; ++i) repairs[i].applied = applied[i - begin];
+    for (std::size_t i = begin; i < current; ++i) repairs[i].applied = applied[i - begin];
+    return current;
   }
 
   bool apply_one(Statements& s, const plan::Repair& r, const std::string& run_id) {

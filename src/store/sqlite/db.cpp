@@ -205,11 +205,13 @@ std::optional<std::string> Stmt::optional_text(int column) const {
   return text(column);
 }
 
-Transaction::Transaction(Db& db, Kind kind, std::string step) : db_(db), step_(std::move(step)) {
+Transaction::Transaction(Db& db, Kind kind, std::string step)
+    : db_(db), kind_(kind), step_(std::move(step)) {
   if (kind == Kind::Deferred) {
     db.exec_script("BEGIN DEFERRED", step_ + ": begin");
     return;
   }
+  std::this_thread::sleep_until(db.last_write_ended() + kWriteGap);
   // Each attempt fails at once instead of waiting in SQLite's busy handler, which would hold
   // the PENDING lock across the wait (see Kind::Write); between attempts no lock is held.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
@@ -237,9 +239,13 @@ Transaction::~Transaction() {
   // Still open unless committed; a failed COMMIT (e.g. SQLITE_BUSY) leaves it open too.
   if (sqlite3_get_autocommit(db_.handle()) == 0) {
     sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    if (kind_ == Kind::Write) db_.write_ended();
   }
 }
 
-void Transaction::commit() { db_.exec_script("COMMIT", step_ + ": commit"); }
+void Transaction::commit() {
+  db_.exec_script("COMMIT", step_ + ": commit");
+  if (kind_ == Kind::Write) db_.write_ended();
+}
 
 }  // namespace lsp_sweeper::store::sqlite

@@ -57,6 +57,10 @@ class Db {
   // the file cannot be opened for asking: the caller then behaves as if it had not asked.
   bool another_process_holds_a_lock();
 
+  // When the last write transaction on this connection ended (committed or rolled back).
+  std::chrono::steady_clock::time_point last_write_ended() const { return last_write_ended_; }
+  void write_ended() { last_write_ended_ = std::chrono::steady_clock::now(); }
+
  private:
   struct ProbeFile;
 
@@ -66,6 +70,7 @@ class Db {
   // close() drops all of a process's POSIX locks on a file, SQLite's included, so it is closed
   // only after the last such Db has closed its connection.
   std::shared_ptr<const ProbeFile> probe_;
+  std::chrono::steady_clock::time_point last_write_ended_{};
 };
 
 // A prepared statement. Parameters are 1-based, columns 0-based. The statement is reset when a
@@ -109,12 +114,20 @@ class Stmt {
 // How often a write transaction tries again for its lock (Transaction::Kind::Write).
 constexpr std::chrono::milliseconds kWriteRetryInterval{2};
 
+// How long the file is left free after a write transaction of the sweeper before its next one
+// begins. A writer of the LSP that met the sweeper's lock sleeps in its driver's busy handler
+// (SQLite's default: 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, ... ms between tries) and holds no
+// lock meanwhile, so back-to-back writes would keep it out across all of them; a gap longer
+// than its tries are apart in its first 100 ms lets it in after the first.
+constexpr std::chrono::milliseconds kWriteGap{30};
+
 // BEGIN ... COMMIT, rolled back by the destructor unless commit() ran.
 class Transaction {
  public:
-  // Deferred: reads only. Write: BEGIN EXCLUSIVE, tried again every kWriteRetryInterval with no
-  // lock held in between, for at most kBusyTimeoutMs (then StoreBusy); in the rollback journal
-  // tried only while no other process holds a lock on the file.
+  // Deferred: reads only. Write: begins no sooner than kWriteGap after this connection's last
+  // write ended, then BEGIN EXCLUSIVE, tried again every kWriteRetryInterval with no lock held
+  // in between, for at most kBusyTimeoutMs (then StoreBusy); in the rollback journal tried only
+  // while no other process holds a lock on the file.
   //
   // Why not BEGIN IMMEDIATE: the LSP's claimable callback reads the record, then updates it, in
   // one deferred transaction. SQLite refuses that upgrade at once, without a busy wait (it could
@@ -144,6 +157,7 @@ class Transaction {
 
  private:
   Db& db_;
+  Kind kind_;
   std::string step_;
   int attempts_ = 0;
 };
