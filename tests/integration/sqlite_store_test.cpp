@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -368,6 +370,50 @@ TEST_F(SqliteStore, RecordsForReturnsEveryRowOfAHashWithItsJobs) {
   EXPECT_EQ(records[2].amount_msat, 4100);  // inbound_amount_msat
   EXPECT_EQ(records[2].outbox_jobs,
             (std::vector<OutboxJob>{{"lightning_send_pay_outbound", "done"}}));
+}
+
+// The APay table has no index on payment_hash: records_for reads where each hash's rows are
+// once, in chunks of 5,000 rows, and then reads rows by id. What the LSP adds or deletes after
+// that must still be seen as it is, and a hash compared as the text it is.
+TEST_F(SqliteStore, RecordsForSeesRowsAddedAndDeletedSinceItsFirstLookup) {
+  make_lsp_db();
+  Raw(path_).exec(
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10001) "
+      "INSERT INTO async_rotating_invoices (order_id, invoice_slot, hash_index, payment_hash, "
+      "amount_msat, expires_at, status) SELECT 1, i, 0, printf('%064x', i), 5000, "
+      "'2099-01-01 00:00:00', 'inbound_claimed' FROM n");
+  const auto numbered = [](int i) {
+    char hex[65];
+    std::snprintf(hex, sizeof hex, "%064x", i);
+    return std::string(hex);
+  };
+  const std::string a = hash_of("a"), b = hash_of("b");
+  std::string upper = hash_of("upper");
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const std::int64_t first = add_apay(a, "failed");
+  add_apay(upper, "active");
+  Backend backend = open_backend(url_, Access::ReadOnly);
+  ASSERT_EQ(backend.records->records_for({a}).size(), 1u);
+  // Rows on either side of the chunks' edges.
+  for (const int i : {1, 5000, 5001, 10000, 10001}) {
+    const auto found = backend.records->records_for({numbered(i)});
+    ASSERT_EQ(found.size(), 1u) << i;
+    EXPECT_EQ(found[0].row_id, i);
+  }
+
+  const std::int64_t twin = add_apay(a, "active");  // the hash back from the pool
+  const std::int64_t added = add_apay(b, "active");
+  Raw(path_).exec("DELETE FROM async_rotating_invoices WHERE id = " + std::to_string(first));
+  const auto records = backend.records->records_for({a, b});
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].row_id, twin);
+  EXPECT_EQ(records[0].payment_hash, a);
+  EXPECT_EQ(records[1].row_id, added);
+  EXPECT_EQ(records[1].payment_hash, b);
+  EXPECT_TRUE(backend.records->records_for({hash_of("upper")}).empty());
+  const auto exact = backend.records->records_for({upper});
+  ASSERT_EQ(exact.size(), 1u);
+  EXPECT_EQ(exact[0].payment_hash, upper);
 }
 
 TEST_F(SqliteStore, RelayFlowOnlyWhereItsTableExists) {

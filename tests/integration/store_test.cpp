@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <ctime>
@@ -426,6 +427,32 @@ TEST_F(StoreRecords, RecordsForNothingOrUnknownIsEmpty) {
   EXPECT_TRUE(backend.records->records_for({}).empty());
   EXPECT_TRUE(backend.records->records_for({hash_of("unknown")}).empty());
   EXPECT_EQ(backend.records->records_for({hash_of("apay")}).size(), 1u);
+}
+
+// SQLite reads where each APay hash's rows are once per run (the LSP's table has no index on
+// payment_hash); rows the LSP adds or deletes after that must still be seen as they are.
+TEST_F(StoreRecords, RecordsForSeesRowsAddedAndDeletedSinceItsFirstLookup) {
+  const std::string a = hash_of("a"), b = hash_of("b");
+  std::string upper = hash_of("upper");
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const std::int64_t first = seed_apay(a, "failed");
+  seed_apay(upper, "active");
+  Backend backend = open_backend(db().uri_as_sweeper(), Access::ReadOnly);
+  ASSERT_EQ(backend.records->records_for({a}).size(), 1u);
+
+  const std::int64_t twin = seed_apay(a, "active");  // the hash back from the pool
+  const std::int64_t added = seed_apay(b, "active");
+  db().exec("DELETE FROM async_rotating_invoices WHERE id = $1", first);
+  const auto records = sorted(backend.records->records_for({a, b}));
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].row_id, twin);
+  EXPECT_EQ(records[0].payment_hash, a);
+  EXPECT_EQ(records[1].row_id, added);
+  EXPECT_EQ(records[1].payment_hash, b);
+  // A hash is compared as the text it is, as `=` does.
+  EXPECT_TRUE(backend.records->records_for({hash_of("upper")}).empty());
+  ASSERT_EQ(backend.records->records_for({upper}).size(), 1u);
+  EXPECT_EQ(backend.records->records_for({upper}).at(0).payment_hash, upper);
 }
 
 TEST_F(StoreRecords, RecordsForTreatsHashesAsData) {

@@ -1,18 +1,101 @@
 // LspRecords on the LSP's SQLite file. Every read is its own short transaction: a live LSP
 // shares the file, and a read transaction left open would hold back its writers (rollback
 // journal) or its checkpoints (WAL).
+#include <algorithm>
+#include <array>
+#include <limits>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "lsp_sweeper/util/hex.hpp"
 #include "sqlite_store.hpp"
 
 namespace lsp_sweeper::store::sqlite {
 
 namespace {
+
+// Rows read per transaction while a HashIndex is built: each read stays short.
+constexpr std::int64_t kIndexChunk = 5000;
+
+// The row ids of each payment_hash in a record table the LSP gave no index on it, read once
+// per run: without it every page's lookup scanned the whole table (CPU 8.9 s of a 12.6 s
+// steady sweep with 200,000 records). A row's hash never changes (the LSP writes it only in
+// its INSERT) and ids only grow (AUTOINCREMENT), so the rows after `through()` are the only
+// ones the index can lack, and each lookup reads those too; a deleted row is simply not found.
+class HashIndex {
+ public:
+  HashIndex(Db& db, const RecordTable& t) {
+    Stmt chunk(db,
+               "SELECT id, payment_hash FROM " + std::string(t.table) +
+                   " WHERE id > ? ORDER BY id LIMIT ?",
+               "hash index " + std::string(t.table));
+    for (std::int64_t read = kIndexChunk; read == kIndexChunk;) {
+      Transaction txn(db, Transaction::Kind::Deferred, "hash index " + std::string(t.table));
+      chunk.bind(1, through_).bind(2, kIndexChunk);
+      for (read = 0; chunk.step(); ++read) {
+        through_ = chunk.int64(0);
+        add(chunk.text(1), through_);
+      }
+      chunk.reset();
+      txn.commit();
+    }
+    std::sort(hex_.begin(), hex_.end());
+    std::sort(other_.begin(), other_.end());
+  }
+
+  std::int64_t through() const { return through_; }
+
+  // The ids of the rows whose hash is exactly one of `hashes`, as a JSON array.
+  std::string ids_of(const std::vector<std::string>& hashes) const {
+    nlohmann::json ids = nlohmann::json::array();
+    for (const std::string& hash : hashes) {
+      if (const auto key = key_of(hash)) {
+        for (auto it = std::lower_bound(hex_.begin(), hex_.end(), std::pair{*key, kNoId});
+             it != hex_.end() && it->first == *key; ++it) {
+          ids.push_back(it->second);
+        }
+      } else {
+        for (auto it = std::lower_bound(other_.begin(), other_.end(), std::pair{hash, kNoId});
+             it != other_.end() && it->first == hash; ++it) {
+          ids.push_back(it->second);
+        }
+      }
+    }
+    return ids.dump();
+  }
+
+ private:
+  using Key = std::array<unsigned char, 32>;
+  // Below every id: where lower_bound starts a hash's ids.
+  static constexpr std::int64_t kNoId = std::numeric_limits<std::int64_t>::min();
+
+  // 32 bytes for the usual 64 lowercase hex digits; any other text (the LSP's table is
+  // untrusted: another case, another length) is kept as it is, since `=` compares text.
+  static std::optional<Key> key_of(const std::string& hash) {
+    const bool lowercase_hex =
+        hash.size() == 64 && std::all_of(hash.begin(), hash.end(), [](char c) {
+          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+        });
+    return lowercase_hex ? util::decode_hex32(hash) : std::nullopt;
+  }
+
+  void add(const std::string& hash, std::int64_t id) {
+    if (const auto key = key_of(hash)) {
+      hex_.emplace_back(*key, id);
+    } else {
+      other_.emplace_back(hash, id);
+    }
+  }
+
+  std::vector<std::pair<Key, std::int64_t>> hex_;
+  std::vector<std::pair<std::string, std::int64_t>> other_;
+  std::int64_t through_ = kNoId;  // the last id read
+};
 
 // Columns 0-4 of every record statement.
 std::string record_columns(const RecordTable& t) {
@@ -71,15 +154,30 @@ class SqliteRecords final : public LspRecords {
     Db& db = session_->db;
     const std::string hash_array = json_array(hashes);
     std::vector<LspRecord> records;
+    for (Flow flow : present) {
+      const RecordTable& t = record_table(flow);
+      if (!t.hash_indexed && !hash_index_) hash_index_.emplace(db, t);
+    }
     // One read transaction, so both tables and the outbox are read in the same state.
     Transaction txn(db, Transaction::Kind::Deferred, "records_for");
     for (Flow flow : present) {
       const RecordTable& t = record_table(flow);
+      const std::string step = "records_for " + std::string(to_string(flow));
+      const std::string select =
+          "SELECT " + record_columns(t) + " FROM " + std::string(t.table) + " r WHERE ";
+      const std::string of_hashes = "r.payment_hash IN (SELECT value FROM json_each(?1))";
+      if (t.hash_indexed) {
+        Stmt rows(db, select + of_hashes + " ORDER BY r.id", step);
+        rows.bind(1, hash_array);
+        while (rows.step()) records.push_back(to_record(flow, rows));
+        continue;
+      }
+      // By id: the rows the index names, and those added since it was read.
       Stmt rows(db,
-                "SELECT " + record_columns(t) + " FROM " + std::string(t.table) +
-                    " r WHERE r.payment_hash IN (SELECT value FROM json_each(?)) ORDER BY r.id",
-                "records_for " + std::string(to_string(flow)));
-      rows.bind(1, hash_array);
+                select + "r.id IN (SELECT value FROM json_each(?2)) AND " + of_hashes +
+                    " UNION ALL " + select + "r.id > ?3 AND " + of_hashes + " ORDER BY 1",
+                step);
+      rows.bind(1, hash_array).bind(2, hash_index_->ids_of(hashes)).bind(3, hash_index_->through());
       while (rows.step()) records.push_back(to_record(flow, rows));
     }
     fill_outbox_jobs(db, records, "records_for");
@@ -198,8 +296,8 @@ class SqliteRecords final : public LspRecords {
     Stmt row(db,
              "WITH w AS MATERIALIZED (SELECT * FROM (SELECT r.id, r.payment_hash" + columns +
                  ", r.payment_hash IN (SELECT value FROM json_each(?2)) AS open FROM " +
-                 std::string(t.table) + " r) r WHERE " + any + " OR r.open), stamps AS (" +
-                 stamps + ") SELECT " + select +
+                 std::string(t.table) + " r) r WHERE " + any + " OR r.open), stamps AS (" + stamps +
+                 ") SELECT " + select +
                  " FROM w r JOIN stamps u ON u.payment_hash = r.payment_hash",
              step);
     nlohmann::json quiet_sets = quiet;
@@ -298,6 +396,7 @@ class SqliteRecords final : public LspRecords {
   }
 
   std::shared_ptr<Session> session_;
+  std::optional<HashIndex> hash_index_;  // of the one table without an index on payment_hash
 };
 
 }  // namespace

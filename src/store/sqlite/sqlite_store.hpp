@@ -31,11 +31,12 @@ struct RecordTable {
   Flow flow;
   std::string_view table;
   std::string_view amount_column;  // the inbound amount the node's amt_msat is checked against
+  bool hash_indexed;               // the LSP's DDL indexes payment_hash (UNIQUE)
 };
 
 inline constexpr RecordTable kRecordTables[] = {
-    {Flow::Apay, "async_rotating_invoices", "amount_msat"},
-    {Flow::Relay, "lightning_send_mappings", "inbound_amount_msat"},
+    {Flow::Apay, "async_rotating_invoices", "amount_msat", false},
+    {Flow::Relay, "lightning_send_mappings", "inbound_amount_msat", true},
 };
 
 inline constexpr std::string_view kOutboxTable = "async_rotating_invoice_outbox";
