@@ -391,7 +391,8 @@ TEST_F(SqliteStore, RecordsForSeesRowsAddedAndDeletedSinceItsFirstLookup) {
   std::string upper = hash_of("upper");
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   const std::int64_t first = add_apay(a, "failed");
-  add_apay(upper, "active");
+  const std::int64_t odd = add_apay(upper, "active");
+  add_apay("not-hex-and-terminal", "failed");
   Backend backend = open_backend(url_, Access::ReadOnly);
   ASSERT_EQ(backend.records->records_for({a}).size(), 1u);
   // Rows on either side of the chunks' edges.
@@ -414,6 +415,15 @@ TEST_F(SqliteStore, RecordsForSeesRowsAddedAndDeletedSinceItsFirstLookup) {
   const auto exact = backend.records->records_for({upper});
   ASSERT_EQ(exact.size(), 1u);
   EXPECT_EQ(exact[0].payment_hash, upper);
+
+  // The live rows no lookup can find, the one added since the index was read included.
+  const std::int64_t late = add_apay("not-hex", "active");
+  const auto unfindable =
+      backend.records->records_with_malformed_hash(Flow::Apay, {"failed"}, 10);
+  ASSERT_EQ(unfindable.size(), 2u);
+  EXPECT_EQ(unfindable[0].row_id, odd);
+  EXPECT_EQ(unfindable[1].row_id, late);
+  EXPECT_EQ(backend.records->records_with_malformed_hash(Flow::Apay, {"failed"}, 1).size(), 1u);
 }
 
 TEST_F(SqliteStore, RelayFlowOnlyWhereItsTableExists) {
