@@ -395,7 +395,7 @@ TEST_F(SqliteStore, RecordsForSeesRowsAddedAndDeletedSinceItsFirstLookup) {
   add_apay("not-hex-and-terminal", "failed");
   Backend backend = open_backend(url_, Access::ReadOnly);
   ASSERT_EQ(backend.records->records_for({a}).size(), 1u);
-  // Rows on either side of the chunks' edges.
+  // Rows on either side of the chunks' edges; their hashes share the index's 8-byte key.
   for (const int i : {1, 5000, 5001, 10000, 10001}) {
     const auto found = backend.records->records_for({numbered(i)});
     ASSERT_EQ(found.size(), 1u) << i;
