@@ -56,15 +56,9 @@ class HashIndex {
     nlohmann::json ids = nlohmann::json::array();
     for (const std::string& hash : hashes) {
       if (const auto key = key_of(hash)) {
-        for (auto it = std::lower_bound(hex_.begin(), hex_.end(), std::pair{*key, kNoId});
-             it != hex_.end() && it->first == *key; ++it) {
-          ids.push_back(it->second);
-        }
+        push_ids(hex_, *key, ids);
       } else {
-        for (auto it = std::lower_bound(other_.begin(), other_.end(), std::pair{hash, kNoId});
-             it != other_.end() && it->first == hash; ++it) {
-          ids.push_back(it->second);
-        }
+        push_ids(other_, hash, ids);
       }
     }
     return ids.dump();
@@ -84,14 +78,20 @@ class HashIndex {
   // Below every id: where lower_bound starts a hash's ids.
   static constexpr std::int64_t kNoId = std::numeric_limits<std::int64_t>::min();
 
+  // The ids `rows` (sorted) holds for `key`, appended to `ids`.
+  template <class K>
+  static void push_ids(const std::vector<std::pair<K, std::int64_t>>& rows, const K& key,
+                       nlohmann::json& ids) {
+    for (auto it = std::lower_bound(rows.begin(), rows.end(), std::pair{key, kNoId});
+         it != rows.end() && it->first == key; ++it) {
+      ids.push_back(it->second);
+    }
+  }
+
   // A key for the usual 64 lowercase hex digits; any other text (the LSP's table is
   // untrusted: another case, another length) is kept as it is, since `=` compares text.
   static std::optional<Key> key_of(const std::string& hash) {
-    const bool lowercase_hex =
-        hash.size() == 64 && std::all_of(hash.begin(), hash.end(), [](char c) {
-          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-        });
-    if (!lowercase_hex) return std::nullopt;
+    if (!plan::is_lookup_hash(hash)) return std::nullopt;
     const auto bytes = util::decode_hex32(hash).value();
     Key key = 0;
     for (int i = 0; i < 8; ++i) key = key << 8 | bytes[static_cast<std::size_t>(i)];
@@ -110,6 +110,14 @@ class HashIndex {
   std::vector<std::pair<std::string, std::int64_t>> other_;
   std::int64_t through_ = kNoId;  // the last id read
 };
+
+// `select` (a SELECT ... WHERE ...) of only the rows whose id is in the JSON array parameter
+// `ids`, or above the parameter `through`: what a HashIndex names, and what was added since.
+std::string by_index(const std::string& select, int ids, int through) {
+  return "SELECT * FROM (" + select + " AND r.id IN (SELECT value FROM json_each(?" +
+         std::to_string(ids) + ")) UNION ALL " + select + " AND r.id > ?" +
+         std::to_string(through) + ") ORDER BY 1";
+}
 
 // Columns 0-4 of every record statement.
 std::string record_columns(const RecordTable& t) {
@@ -176,22 +184,14 @@ class SqliteRecords final : public LspRecords {
     for (Flow flow : present) {
       const RecordTable& t = record_table(flow);
       const std::string step = "records_for " + std::string(to_string(flow));
-      const std::string select =
-          "SELECT " + record_columns(t) + " FROM " + std::string(t.table) + " r WHERE ";
-      const std::string of_hashes = "r.payment_hash IN (SELECT value FROM json_each(?1))";
-      if (t.hash_indexed) {
-        Stmt rows(db, select + of_hashes + " ORDER BY r.id", step);
-        rows.bind(1, hash_array);
-        while (rows.step()) records.push_back(to_record(flow, rows));
-        continue;
+      const std::string select = "SELECT " + record_columns(t) + " FROM " + std::string(t.table) +
+                                 " r WHERE r.payment_hash IN (SELECT value FROM json_each(?1))";
+      Stmt rows(db, t.hash_indexed ? select + " ORDER BY r.id" : by_index(select, 2, 3), step);
+      rows.bind(1, hash_array);
+      if (!t.hash_indexed) {
+        const HashIndex& index = hash_index(t);
+        rows.bind(2, index.ids_of(hashes)).bind(3, index.through());
       }
-      // By id: the rows the index names, and those added since it was read.
-      Stmt rows(db,
-                select + "r.id IN (SELECT value FROM json_each(?2)) AND " + of_hashes +
-                    " UNION ALL " + select + "r.id > ?3 AND " + of_hashes + " ORDER BY 1",
-                step);
-      const HashIndex& index = hash_index(t);
-      rows.bind(1, hash_array).bind(2, index.ids_of(hashes)).bind(3, index.through());
       while (rows.step()) records.push_back(to_record(flow, rows));
     }
     fill_outbox_jobs(db, records, "records_for");
@@ -374,13 +374,7 @@ class SqliteRecords final : public LspRecords {
     // Without an index on payment_hash, only the rows the hash index found odd, and those added
     // since it was read, can match: read by id, not by matching every finished order's hash.
     const HashIndex* index = t.hash_indexed ? nullptr : &hash_index(t);
-    Stmt rows(db,
-              index ? "SELECT * FROM (" + select +
-                          " AND r.id IN (SELECT value FROM json_each(?3)) "
-                          "UNION ALL " +
-                          select + " AND r.id > ?4) ORDER BY 1 LIMIT ?2"
-                    : select + " ORDER BY r.id LIMIT ?2",
-              step);
+    Stmt rows(db, (index ? by_index(select, 3, 4) : select + " ORDER BY r.id") + " LIMIT ?2", step);
     std::vector<LspRecord> records;
     Transaction txn(db, Transaction::Kind::Deferred, step);
     rows.bind(1, json_array(terminal)).bind(2, limit);
